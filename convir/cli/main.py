@@ -1,0 +1,91 @@
+"""`convir`: the user-facing command line.
+
+    convir import MODEL.onnx [-o OUT.mlir] [--batch N] [--keep-weights]
+    convir demo [--model NAME] [--size S]
+
+Every user error (unreadable file, malformed or unsupported model, bad option) prints one line on
+stderr and exits with status 1; argparse usage errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from convir.cli.demo import add_demo_command
+from convir.cli.errors import UserError
+
+
+def _import_command(args: argparse.Namespace) -> None:
+    from convir.dialects import make_context, module_to_text
+    from convir.importer.onnx import import_onnx
+
+    ctx = make_context(elide_weights=not args.keep_weights)
+    module = import_onnx(args.model, batch=args.batch, ctx=ctx)
+    text = module_to_text(module, ctx)
+    if args.output:
+        try:
+            with open(args.output, "w") as file:
+                file.write(text)
+        except OSError as error:
+            raise UserError(f"cannot write '{args.output}': {error.strerror}") from None
+    else:
+        sys.stdout.write(text)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `convir` with all its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="convir",
+        description="convir: a convolution compiler for CPUs (ONNX in, native code out).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    imp = commands.add_parser(
+        "import",
+        help="import an ONNX model and print it as conv-dialect IR",
+        description="Import an ONNX model and print it as conv-dialect IR. Weights are printed "
+        "as dense_resource handles; --keep-weights adds their blobs so the IR can be executed.",
+    )
+    imp.add_argument("model", help="path to an .onnx file")
+    imp.add_argument("-o", "--output", help="write the IR here instead of stdout")
+    imp.add_argument(
+        "--batch", type=_positive, default=None, help="batch size (default: the model's, else 1)"
+    )
+    imp.add_argument(
+        "--keep-weights",
+        action="store_true",
+        help="print the weight blobs in a dialect_resources section",
+    )
+    imp.set_defaults(run=_import_command)
+
+    add_demo_command(commands, _positive)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `convir`."""
+    args = build_parser().parse_args(argv)
+    from convir.importer.onnx import OnnxImportError
+
+    try:
+        args.run(args)
+    except (UserError, OnnxImportError) as error:
+        print(f"convir: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""ONNX -> conv dialect.
+
+`import_onnx` turns a `ModelProto` (or a path to one) into a module holding one
+`func.func @main`, whose arguments and results carry their ONNX names as `{onnx.name = ...}`.
+
+The walk over the graph keeps, for every ONNX tensor name, either a numpy array (a value known at
+import time: initializers, `Constant`, and every node whose inputs are all known, which is how the
+shape arithmetic of PyTorch and model-zoo exports folds away) or an SSA value of the module being
+built. Known float arrays become `conv.constant dense_resource<...>` ops, once each, when a runtime
+op first uses them. Shapes are static: the batch size is fixed at import and every other dimension
+must be known, so each op's result type is computed by its builder and checked by its verifier.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from xdsl.context import Context
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseResourceAttr,
+    DictionaryAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+)
+from xdsl.dialects.func import FuncOp, ReturnOp
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import VerifyException
+
+from convir.dialects import default_context
+from convir.dialects.conv import ConstantOp, f32_tensor, tensor_shape
+from convir.dialects.resources import resources_of
+
+MIN_OPSET = 7
+MAX_OPSET = 21
+
+
+class OnnxImportError(ValueError):
+    """The model cannot be imported; the message names the node, op type and the reason."""
+
+
+@dataclass
+class NodeContext:
+    """What an op handler sees of the importer: the node, its inputs, and a place to put ops."""
+
+    node: onnx.NodeProto
+    opset: int
+    builder: GraphBuilder
+
+    @property
+    def where(self) -> str:
+        name = self.node.name or (self.node.output[0] if self.node.output else "?")
+        return f"node '{name}' ({self.node.op_type})"
+
+    def error(self, reason: str) -> OnnxImportError:
+        """An import error naming this node."""
+        return OnnxImportError(f"{self.where}: {reason}")
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        """The value of attribute `name`, or `default` when the node does not set it."""
+        for attribute in self.node.attribute:
+            if attribute.name == name:
+                value = onnx.helper.get_attribute_value(attribute)
+                if isinstance(value, bytes):
+                    return value.decode()
+                if isinstance(value, onnx.TensorProto):
+                    return numpy_helper.to_array(value)
+                if isinstance(value, list):
+                    return [v.decode() if isinstance(v, bytes) else v for v in value]
+                return value
+        return default
+
+    def has_input(self, index: int) -> bool:
+        """True when optional input `index` is given (present and not the empty name)."""
+        return index < len(self.node.input) and self.node.input[index] != ""
+
+    def known(self, index: int, what: str) -> np.ndarray:
+        """Input `index`, which must be known at import time (a constant or folded value)."""
+        value = self.builder.lookup(self.node.input[index], self)
+        if not isinstance(value, np.ndarray):
+            raise self.error(f"{what} (input {index}) must be a constant, not computed at run time")
+        return value
+
+    def optional_known(self, index: int, what: str) -> np.ndarray | None:
+        """Like `known`, or None when the optional input is absent."""
+        return self.known(index, what) if self.has_input(index) else None
+
+    def value(self, index: int) -> SSAValue:
+        """Input `index` as an SSA value, materialising a constant if it is one."""
+        return self.builder.materialize(self.node.input[index], self)
+
+    def is_known(self, index: int) -> bool:
+        return isinstance(self.builder.lookup(self.node.input[index], self), np.ndarray)
+
+    def rank(self, index: int) -> int:
+        value = self.builder.lookup(self.node.input[index], self)
+        return value.ndim if isinstance(value, np.ndarray) else len(tensor_shape(value))
+
+    def shape(self, index: int) -> tuple[int, ...]:
+        value = self.builder.lookup(self.node.input[index], self)
+        return value.shape if isinstance(value, np.ndarray) else tensor_shape(value)
+
+    def add(self, op: Operation) -> SSAValue:
+        """Append `op` to the function body, verify it, return its single result."""
+        try:
+            op.verify()
+        except VerifyException as error:
+            raise self.error(str(error)) from None
+        self.builder.block.add_op(op)
+        return op.results[0]
+
+
+Value = np.ndarray | SSAValue
+Handler = Callable[[NodeContext], Sequence[Value]]
+
+
+@dataclass
+class GraphBuilder:
+    """Builds the body of `@main` while walking the ONNX graph in order."""
+
+    ctx: Context
+    block: Block
+    values: dict[str, Value | _Unavailable] = field(default_factory=dict)
+    materialized: dict[str, SSAValue] = field(default_factory=dict)
+
+    def lookup(self, name: str, node: NodeContext) -> Value:
+        if name not in self.values:
+            raise node.error(f"input '{name}' is not produced by any earlier node or initializer")
+        value = self.values[name]
+        if isinstance(value, _Unavailable):
+            raise node.error(f"input '{name}' is {value.message()}")
+        return value
+
+    def materialize(self, name: str, node: NodeContext) -> SSAValue:
+        value = self.lookup(name, node)
+        if isinstance(value, SSAValue):
+            return value
+        if name not in self.materialized:
+            self.materialized[name] = self.constant(name, value, node)
+        return self.materialized[name]
+
+    def constant(self, name: str, array: np.ndarray, node: NodeContext | None) -> SSAValue:
+        """A `conv.constant` holding `array` (float32) in the context's resource store."""
+        if array.dtype != np.float32:
+            if not np.issubdtype(array.dtype, np.floating):
+                where = f"{node.where}: " if node else ""
+                raise OnnxImportError(
+                    f"{where}tensor '{name}' of type {array.dtype} is used as data; only float32 "
+                    "data tensors are supported"
+                )
+            array = array.astype(np.float32)
+        handle = resources_of(self.ctx).add(name, array)
+        op = ConstantOp(DenseResourceAttr.from_params(handle, f32_tensor(array.shape)))
+        op.output.name_hint = _value_name(name)
+        self.block.add_op(op)
+        return op.output
+
+
+def import_onnx(
+    model: onnx.ModelProto | str | os.PathLike[str],
+    *,
+    batch: int | None = None,
+    ctx: Context | None = None,
+) -> ModuleOp:
+    """Import an ONNX model into a conv-dialect module with one function `@main`.
+
+    `batch` fixes the leading dimension of every graph input (default: the model's own when it is
+    static, else 1). Weights go into `ctx`'s resource store (default: `default_context()`).
+    Raises `OnnxImportError` naming the node, op type and reason for anything unsupported.
+    """
+    from convir.importer.onnx_ops import HANDLERS
+
+    model = _load(model)
+    opset = _default_opset(model)
+    ctx = ctx or default_context()
+    graph = model.graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+
+    inputs = [i for i in graph.input if i.name not in initializers]
+    input_types = [_input_type(i, batch) for i in inputs]
+    block = Block(arg_types=input_types)
+    builder = GraphBuilder(ctx, block, values=dict(initializers))
+    for info, arg in zip(inputs, block.args, strict=True):
+        arg.name_hint = _value_name(info.name)
+        builder.values[info.name] = arg
+
+    for node in graph.node:
+        node_ctx = NodeContext(node, opset, builder)
+        if node.domain not in ("", "ai.onnx"):
+            raise node_ctx.error(f"operator domain '{node.domain}' is not supported")
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            supported = ", ".join(sorted(HANDLERS))
+            raise node_ctx.error(
+                f"operator {node.op_type} is not supported; supported: {supported}"
+            )
+        try:
+            results = handler(node_ctx)
+        except OnnxImportError:
+            raise
+        except (ValueError, IndexError, KeyError, TypeError) as error:
+            raise node_ctx.error(str(error)) from None
+        _bind_outputs(node_ctx, results)
+
+    outputs = [_output_value(builder, info) for info in graph.output]
+    block.add_op(ReturnOp(*outputs))
+
+    def names(infos: Sequence[onnx.ValueInfoProto]) -> ArrayAttr[DictionaryAttr]:
+        return ArrayAttr([DictionaryAttr({"onnx.name": StringAttr(i.name)}) for i in infos])
+
+    func = FuncOp(
+        "main",
+        (input_types, [o.type for o in outputs]),
+        Region(block),
+        arg_attrs=names(inputs),
+        res_attrs=names(graph.output),
+    )
+    module = ModuleOp([func])
+    try:
+        module.verify()
+    except VerifyException as error:
+        raise OnnxImportError(f"the imported module does not verify: {error}") from None
+    return module
+
+
+def _load(model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = os.fspath(model)
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise OnnxImportError(f"cannot read '{path}': {error.strerror}") from None
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception:
+        raise OnnxImportError(f"'{path}' is not an ONNX model (malformed protobuf)") from None
+    if not proto.HasField("graph"):
+        raise OnnxImportError(f"'{path}' is not an ONNX model (no graph)")
+    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
+        onnx.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+    return proto
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise OnnxImportError("the model imports no version of the default ONNX operator set")
+    opset = versions[0]
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise OnnxImportError(
+            f"opset {opset} is not supported; convir imports opsets {MIN_OPSET} to {MAX_OPSET}"
+        )
+    return opset
+
+
+def _input_type(info: onnx.ValueInfoProto, batch: int | None) -> TensorType:
+    tensor = info.type.tensor_type
+    if not info.type.HasField("tensor_type"):
+        raise OnnxImportError(f"graph input '{info.name}' is not a tensor")
+    if tensor.elem_type != onnx.TensorProto.FLOAT:
+        dtype = onnx.TensorProto.DataType.Name(tensor.elem_type)
+        raise OnnxImportError(
+            f"graph input '{info.name}' has type {dtype}; only FLOAT is supported"
+        )
+    if not tensor.HasField("shape"):
+        raise OnnxImportError(f"graph input '{info.name}' has no shape")
+    shape = []
+    for axis, dim in enumerate(tensor.shape.dim):
+        static = dim.HasField("dim_value") and dim.dim_value > 0
+        if axis == 0 and (batch is not None or not static):
+            shape.append(batch or 1)
+        elif static:
+            shape.append(dim.dim_value)
+        else:
+            label = dim.dim_param or "?"
+            raise OnnxImportError(
+                f"graph input '{info.name}' has dynamic dimension '{label}' at axis {axis}; "
+                "only the batch (axis 0) may be dynamic"
+            )
+    return f32_tensor(shape)
+
+
+def _bind_outputs(node: NodeContext, results: Sequence[Value]) -> None:
+    for index, name in enumerate(node.node.output):
+        if name == "":
+            continue
+        if index >= len(results):
+            node.builder.values[name] = _Unavailable(node.where, index)
+            continue
+        result = results[index]
+        if isinstance(result, SSAValue):
+            if result.name_hint is None:
+                result.name_hint = _value_name(name)
+        else:
+            result = np.asarray(result)  # numpy folding may yield scalars
+        node.builder.values[name] = result
+
+
+@dataclass(frozen=True)
+class _Unavailable:
+    """An optional output (a Dropout mask, say) that convir does not compute."""
+
+    where: str
+    index: int
+
+    def message(self) -> str:
+        return f"output {self.index} of {self.where}, which convir does not compute"
+
+
+def _output_value(builder: GraphBuilder, info: onnx.ValueInfoProto) -> SSAValue:
+    if info.name not in builder.values:
+        raise OnnxImportError(f"graph output '{info.name}' is not produced by any node")
+    value = builder.values[info.name]
+    if isinstance(value, _Unavailable):
+        raise OnnxImportError(f"graph output '{info.name}' is {value.message()}")
+    if isinstance(value, np.ndarray):
+        return builder.constant(info.name, value, None)
+    return value
+
+
+def _value_name(name: str) -> str | None:
+    """A readable SSA name for an ONNX tensor name, or None when none can be made."""
+    cleaned = "".join(c if c.isalnum() or c in "_$.-" else "_" for c in name).strip("_")
+    if not cleaned:
+        return None
+    if cleaned[0].isdigit():
+        cleaned = "v" + cleaned
+    return cleaned

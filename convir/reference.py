@@ -1,0 +1,503 @@
+"""Numpy reference semantics of every conv-dialect op: the oracle for tests and tuning.
+
+Arrays are NCHW; compute kernels take float32 and return float32. Everything is computed in
+float64 and rounded to float32 once at the end, so the reference is at least as accurate as any
+compiled kernel compared against it. Spatial pads are always four values in ONNX order
+[top, left, bottom, right].
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from xdsl.context import Context
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.func import FuncOp, ReturnOp
+from xdsl.ir import Attribute, SSAValue
+
+from convir.dialects import conv, default_context
+from convir.dialects.conv import POOL_KINDS, window_output_size
+from convir.dialects.resources import constant_array
+
+
+def _check_kind(kind: str, known: Sequence[str], what: str) -> None:
+    """Raise ValueError naming `kind` and the known kinds if `kind` is not one of them."""
+    if kind not in known:
+        raise ValueError(f"unknown {what} kind {kind!r}; expected one of: {', '.join(known)}")
+
+
+def _check_window(
+    in_size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int
+) -> None:
+    """Raise ValueError unless a dilated window fits the padded input at least once."""
+    if in_size < 1 or kernel < 1 or stride < 1 or dilation < 1 or min(pad_begin, pad_end) < 0:
+        raise ValueError(
+            f"need in_size, kernel, stride, dilation >= 1 and pads >= 0; got in_size={in_size}, "
+            f"kernel={kernel}, stride={stride}, pads=({pad_begin}, {pad_end}), dilation={dilation}"
+        )
+    extent = dilation * (kernel - 1) + 1
+    padded = in_size + pad_begin + pad_end
+    if extent > padded:
+        raise ValueError(
+            f"dilated kernel extent {extent} exceeds padded input size {padded}: output would be "
+            "empty"
+        )
+
+
+def conv2d_output_size(
+    in_size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int
+) -> int:
+    """Return one spatial output size of a convolution: floor(room / stride) + 1.
+
+    Raises ValueError if the output would be smaller than 1 or a parameter is out of range.
+    """
+    _check_window(in_size, kernel, stride, pad_begin, pad_end, dilation)
+    return window_output_size(in_size, kernel, stride, pad_begin, pad_end, dilation, False)
+
+
+def pool2d_output_size(
+    in_size: int,
+    kernel: int,
+    stride: int,
+    pad_begin: int,
+    pad_end: int,
+    dilation: int,
+    ceil_mode: bool,
+) -> int:
+    """Return one spatial output size of MaxPool/AveragePool as ONNX Runtime and PyTorch compute it.
+
+    With `ceil_mode` the size is rounded up, then a last window that would start inside the end
+    padding is dropped. (ONNX shape inference omits that drop; ONNX Runtime applies it.)
+    Raises ValueError if the output would be smaller than 1 or a parameter is out of range.
+    """
+    _check_window(in_size, kernel, stride, pad_begin, pad_end, dilation)
+    return window_output_size(in_size, kernel, stride, pad_begin, pad_end, dilation, ceil_mode)
+
+
+def _windows(
+    padded: np.ndarray,
+    out_hw: tuple[int, int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+) -> np.ndarray:
+    """View [..., Hp, Wp] as [..., OH, OW, KH, KW] dilated, strided windows without copying."""
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True))
+    view = sliding_window_view(padded, extent, axis=(-2, -1))
+    (out_h, out_w), (stride_h, stride_w), (dil_h, dil_w) = out_hw, strides, dilations
+    return view[..., : out_h * stride_h : stride_h, : out_w * stride_w : stride_w, ::dil_h, ::dil_w]
+
+
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    dilations: Sequence[int] = (1, 1),
+    group: int = 1,
+) -> np.ndarray:
+    """ONNX Conv: x [N, C, H, W], w [O, C/group, KH, KW], b [O] or None -> [N, O, OH, OW].
+
+    Built as im2col (a strided window view, copied once into [N, group, C/group*KH*KW, OH*OW])
+    followed by one batched float64 matmul per image and group.
+    """
+    n, channels, height, width = x.shape
+    out_channels, group_channels, kernel_h, kernel_w = w.shape
+    if group < 1 or channels != group_channels * group or out_channels % group:
+        raise ValueError(
+            f"conv2d: input channels {channels} and weight shape {w.shape} do not fit group={group}"
+        )
+    top, left, bottom, right = pads
+    out_h = conv2d_output_size(height, kernel_h, strides[0], top, bottom, dilations[0])
+    out_w = conv2d_output_size(width, kernel_w, strides[1], left, right, dilations[1])
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    windows = _windows(padded, (out_h, out_w), (kernel_h, kernel_w), strides, dilations)
+    depth = group_channels * kernel_h * kernel_w
+    columns = (
+        windows.reshape(n, group, group_channels, out_h, out_w, kernel_h, kernel_w)
+        .transpose(0, 1, 2, 5, 6, 3, 4)
+        .reshape(n, group, depth, out_h * out_w)
+    )
+    weights = w.astype(np.float64).reshape(group, out_channels // group, depth)
+    y = np.matmul(weights, columns).reshape(n, out_channels, out_h, out_w)
+    if b is not None:
+        y += b.reshape(1, out_channels, 1, 1)
+    return y.astype(np.float32)
+
+
+def pool2d(
+    x: np.ndarray,
+    *,
+    kind: str,
+    kernel: tuple[int, int],
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    dilations: Sequence[int] = (1, 1),
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+) -> np.ndarray:
+    """ONNX MaxPool ("max") or AveragePool ("avg") on x [N, C, H, W] -> [N, C, OH, OW].
+
+    Padding never wins a max. An average divides by the number of input elements in the window,
+    or with `count_include_pad` by the number inside the padded input; the part of a ceil_mode
+    window hanging past the end padding never counts. As in ONNX Runtime, a window that holds only
+    padding (possible with dilation) gives the lowest float32 for max and 0 for avg.
+    """
+    _check_kind(kind, POOL_KINDS, "pool")
+    height, width = x.shape[2:]
+    top, left, bottom, right = pads
+    out_hw = (
+        pool2d_output_size(height, kernel[0], strides[0], top, bottom, dilations[0], ceil_mode),
+        pool2d_output_size(width, kernel[1], strides[1], left, right, dilations[1], ceil_mode),
+    )
+    padded_hw = (height + top + bottom, width + left + right)
+    overhang = [
+        max(0, (out - 1) * stride + dilation * (k - 1) + 1 - size)
+        for out, stride, dilation, k, size in zip(
+            out_hw, strides, dilations, kernel, padded_hw, strict=True
+        )
+    ]
+    widths = ((top, bottom + overhang[0]), (left, right + overhang[1]))
+    if kind == "max":
+        padded = np.pad(x, ((0, 0), (0, 0), *widths), constant_values=np.finfo(np.float32).min)
+        return _windows(padded, out_hw, kernel, strides, dilations).max(axis=(-2, -1))
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), *widths))
+    sums = _windows(padded, out_hw, kernel, strides, dilations).sum(axis=(-2, -1))
+    if count_include_pad:
+        counted = np.pad(np.ones(padded_hw), ((0, overhang[0]), (0, overhang[1])))
+    else:
+        counted = np.pad(np.ones((height, width)), widths)
+    counts = _windows(counted, out_hw, kernel, strides, dilations).sum(axis=(-2, -1))
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
+def global_pool(x: np.ndarray, kind: str) -> np.ndarray:
+    """GlobalMaxPool ("max") or GlobalAveragePool ("avg"): [N, C, H, W] -> [N, C, 1, 1]."""
+    _check_kind(kind, POOL_KINDS, "global pool")
+    spatial_axes = tuple(range(2, x.ndim))
+    if kind == "max":
+        return x.max(axis=spatial_axes, keepdims=True)
+    return x.mean(axis=spatial_axes, dtype=np.float64, keepdims=True).astype(np.float32)
+
+
+def batchnorm(
+    x: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    epsilon: float,
+) -> np.ndarray:
+    """Inference BatchNormalization over axis 1: scale * (x - mean) / sqrt(var + eps) + bias."""
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)
+    factor = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
+    centred = x.astype(np.float64) - mean.reshape(per_channel)
+    return (centred * factor.reshape(per_channel) + bias.reshape(per_channel)).astype(np.float32)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function; exp only ever sees non-positive arguments, so it cannot overflow."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+_ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
+    "relu": lambda x, alpha, beta: np.maximum(x, 0),
+    "leaky_relu": lambda x, alpha, beta: np.where(x >= 0, x, alpha * x),
+    "clip": lambda x, alpha, beta: np.minimum(np.maximum(x, alpha), beta),
+    "sigmoid": lambda x, alpha, beta: _sigmoid(x),
+    "hard_sigmoid": lambda x, alpha, beta: np.clip(alpha * x + beta, 0, 1),
+    "hard_swish": lambda x, alpha, beta: x * np.clip(x / 6 + 0.5, 0, 1),
+    "tanh": lambda x, alpha, beta: np.tanh(x),
+    "identity": lambda x, alpha, beta: x,
+}
+ACTIVATIONS = tuple(_ACTIVATION_FUNCTIONS)
+
+
+def activation(x: np.ndarray, kind: str, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray:
+    """Elementwise activation `kind` (one of ACTIVATIONS) with ONNX semantics.
+
+    leaky_relu uses alpha as the negative slope; clip clamps to [alpha, beta] (beta wins if
+    alpha > beta, as in ONNX); hard_sigmoid is max(0, min(1, alpha * x + beta)); hard_swish is
+    x * max(0, min(1, x / 6 + 1/2)). Other kinds ignore alpha and beta.
+    """
+    _check_kind(kind, ACTIVATIONS, "activation")
+    return _ACTIVATION_FUNCTIONS[kind](x.astype(np.float64), alpha, beta).astype(np.float32)
+
+
+_BINARY_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "max": np.maximum,
+    "min": np.minimum,
+}
+BINARY_KINDS = tuple(_BINARY_FUNCTIONS)
+
+
+def binary(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
+    """Elementwise `kind` (one of BINARY_KINDS) of a and b with numpy (= ONNX) broadcasting."""
+    _check_kind(kind, BINARY_KINDS, "binary")
+    wide_a, wide_b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return _BINARY_FUNCTIONS[kind](wide_a, wide_b).astype(np.float32)
+
+
+def gemm(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray | None = None,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    trans_a: bool = False,
+    trans_b: bool = False,
+) -> np.ndarray:
+    """ONNX Gemm: alpha * A' @ B' + beta * C, A' [M, K], B' [K, N], C broadcast to [M, N]."""
+    left = (a.T if trans_a else a).astype(np.float64)
+    right = (b.T if trans_b else b).astype(np.float64)
+    y = alpha * (left @ right)
+    if c is not None:
+        y += beta * c.astype(np.float64)  # in-place: C may broadcast to Y, never Y to C
+    return y.astype(np.float32)
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """ONNX Softmax (opset 13): exp(x) / sum(exp(x)) along the single axis `axis`."""
+    shifted = x.astype(np.float64) - x.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+def lrn(x: np.ndarray, *, size: int, alpha: float, beta: float, bias: float) -> np.ndarray:
+    """ONNX LRN across channels (axis 1): x / (bias + alpha / size * square_sum) ** beta.
+
+    square_sum at channel c sums x**2 over channels c - floor((size-1)/2) .. c + ceil((size-1)/2),
+    clipped to the channels that exist.
+    """
+    before = (size - 1) // 2
+    widths = [(0, 0)] * x.ndim
+    widths[1] = (before, size - 1 - before)
+    squares = np.pad(np.square(x.astype(np.float64)), widths)
+    square_sum = sliding_window_view(squares, size, axis=1).sum(axis=-1)
+    return (x / (bias + alpha / size * square_sum) ** beta).astype(np.float32)
+
+
+def pad(x: np.ndarray, pads: Sequence[int], value: float = 0.0) -> np.ndarray:
+    """ONNX Pad, constant mode: pads = [x1_begin, x2_begin, ..., x1_end, x2_end]; negative crops."""
+    if len(pads) != 2 * x.ndim:
+        raise ValueError(f"pad: need {2 * x.ndim} pads for a rank-{x.ndim} tensor, got {len(pads)}")
+    begins, ends = pads[: x.ndim], pads[x.ndim :]
+    crop = tuple(
+        slice(max(0, -begin), size - max(0, -end))
+        for begin, end, size in zip(begins, ends, x.shape, strict=True)
+    )
+    widths = [(max(0, begin), max(0, end)) for begin, end in zip(begins, ends, strict=True)]
+    return np.pad(x[crop], widths, constant_values=value)
+
+
+def concat(xs: Sequence[np.ndarray], axis: int) -> np.ndarray:
+    """ONNX Concat: join `xs` along `axis`."""
+    return np.concatenate(xs, axis=axis)
+
+
+def reshape(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Reshape to `shape`, one entry of which may be -1 (ONNX's 0 = "keep" is resolved upstream)."""
+    return np.reshape(x, tuple(shape))
+
+
+def transpose(x: np.ndarray, perm: Sequence[int]) -> np.ndarray:
+    """ONNX Transpose: output axis i is input axis perm[i]."""
+    return np.transpose(x, tuple(perm))
+
+
+def slice_axis(x: np.ndarray, axis: int, start: int, end: int) -> np.ndarray:
+    """x[start:end] along `axis`, with Python (= ONNX Slice) clamping of out-of-range bounds."""
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, end)
+    return x[tuple(index)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing conv-dialect IR
+
+
+def pack(x: np.ndarray, block: int) -> np.ndarray:
+    """NCHW -> NCHWc ([N, ceil(C/block), H, W, block]); padded channels are zero."""
+    n, c, h, w = x.shape
+    blocks = -(-c // block)
+    padded = np.zeros((n, blocks * block, h, w), dtype=x.dtype)
+    padded[:, :c] = x
+    return np.ascontiguousarray(padded.reshape(n, blocks, block, h, w).transpose(0, 1, 3, 4, 2))
+
+
+def unpack(x: np.ndarray, channels: int) -> np.ndarray:
+    """NCHWc -> NCHW, keeping the first `channels` channels."""
+    n, blocks, h, w, block = x.shape
+    return np.ascontiguousarray(
+        x.transpose(0, 1, 4, 2, 3).reshape(n, blocks * block, h, w)[:, :channels]
+    )
+
+
+def _ints(attr: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in attr.iter_values())
+
+
+def _float(attr: Any, default: float = 0.0) -> float:
+    return default if attr is None else float(attr.value.data)
+
+
+def _eval_conv2d(op: conv.Conv2DOp, args: list[np.ndarray]) -> np.ndarray:
+    x, w, *rest = args
+    bias = rest.pop(0) if op.bias is not None else None
+    y = conv2d(
+        x,
+        w,
+        bias,
+        strides=_ints(op.strides),
+        pads=_ints(op.pads),
+        dilations=_ints(op.dilations),
+        group=op.group.value.data,
+    )
+    if op.residual is not None:
+        y = y + rest.pop(0)
+    if op.activation is not None:
+        y = activation(y, op.activation.data, _float(op.alpha), _float(op.beta))
+    return y
+
+
+def _eval_pool(op: conv.PoolOp, args: list[np.ndarray]) -> np.ndarray:
+    return pool2d(
+        args[0],
+        kind=op.kind.data,
+        kernel=_ints(op.kernel),
+        strides=_ints(op.strides),
+        pads=_ints(op.pads),
+        dilations=_ints(op.dilations),
+        ceil_mode=op.ceil_mode is not None,
+        count_include_pad=op.count_include_pad is not None,
+    )
+
+
+def _eval_gemm(op: conv.GemmOp, args: list[np.ndarray]) -> np.ndarray:
+    return gemm(
+        args[0],
+        args[1],
+        args[2] if len(args) > 2 else None,
+        alpha=_float(op.alpha),
+        beta=_float(op.beta),
+        trans_a=op.trans_a is not None,
+        trans_b=op.trans_b is not None,
+    )
+
+
+_EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
+    conv.Conv2DOp: _eval_conv2d,
+    conv.PoolOp: _eval_pool,
+    conv.GemmOp: _eval_gemm,
+    conv.GlobalPoolOp: lambda op, a: global_pool(a[0], op.kind.data),
+    conv.BinaryOp: lambda op, a: binary(a[0], a[1], op.kind.data),
+    conv.ActivationOp: lambda op, a: activation(
+        a[0], op.kind.data, _float(op.alpha), _float(op.beta)
+    ),
+    conv.BatchNormOp: lambda op, a: batchnorm(*a, _float(op.epsilon)),
+    conv.ConcatOp: lambda op, a: concat(a, op.axis.value.data),
+    conv.ReshapeOp: lambda op, a: reshape(a[0], conv.tensor_shape(op.output)),
+    conv.TransposeOp: lambda op, a: transpose(a[0], _ints(op.perm)),
+    conv.SoftmaxOp: lambda op, a: softmax(a[0], op.axis.value.data),
+    conv.LRNOp: lambda op, a: lrn(
+        a[0],
+        size=op.size.value.data,
+        alpha=_float(op.alpha),
+        beta=_float(op.beta),
+        bias=_float(op.bias),
+    ),
+    conv.PadOp: lambda op, a: pad(a[0], _ints(op.pads), _float(op.value)),
+    conv.SliceOp: lambda op, a: slice_axis(
+        a[0], op.axis.value.data, op.start.value.data, op.end.value.data
+    ),
+    conv.PackOp: lambda op, a: pack(a[0], op.block.value.data),
+    conv.UnpackOp: lambda op, a: unpack(a[0], conv.tensor_shape(op.output)[1]),
+}
+
+
+def run(
+    module: ModuleOp,
+    inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    *,
+    ctx: Context | None = None,
+    function: str = "main",
+) -> dict[str, np.ndarray]:
+    """Execute `function` of a graph-form conv-dialect module with numpy.
+
+    `inputs` maps the function's input names (their `onnx.name`, else `arg<i>`) to arrays, or
+    lists them in order. Returns outputs by name (`onnx.name`, else `result<i>`). Weights are
+    read from `ctx`'s resource store (default: `convir.dialects.default_context()`).
+    """
+    ctx = ctx or default_context()
+    func = _find_function(module, function)
+    block = func.body.block
+    in_names = _names(func.arg_attrs, len(block.args), "arg")
+    out_names = _names(func.res_attrs, len(func.function_type.outputs.data), "result")
+    values: dict[SSAValue, np.ndarray] = {}
+    for arg, name, array in zip(
+        block.args, in_names, _ordered_inputs(inputs, in_names), strict=True
+    ):
+        values[arg] = _checked_input(name, array, arg.type)
+    for op in block.ops:
+        if isinstance(op, ReturnOp):
+            return {name: values[v] for name, v in zip(out_names, op.arguments, strict=True)}
+        if isinstance(op, conv.ConstantOp):
+            values[op.output] = constant_array(ctx, op.value)
+            continue
+        evaluator = _EVALUATORS.get(type(op))
+        if evaluator is None:
+            raise ValueError(f"reference.run: op '{op.name}' has no numpy reference")
+        result = evaluator(op, [values[operand] for operand in op.operands])
+        values[op.results[0]] = np.asarray(result, dtype=np.float32)
+    raise ValueError(f"reference.run: function @{function} has no func.return")
+
+
+def _find_function(module: ModuleOp, name: str) -> FuncOp:
+    for op in module.ops:
+        if isinstance(op, FuncOp) and op.sym_name.data == name:
+            return op
+    raise ValueError(f"reference.run: the module has no function @{name}")
+
+
+def _names(attrs: ArrayAttr | None, count: int, prefix: str) -> list[str]:
+    names = [f"{prefix}{i}" for i in range(count)]
+    for i, entry in enumerate(attrs.data if attrs else ()):
+        name = entry.data.get("onnx.name")
+        if isinstance(name, StringAttr):
+            names[i] = name.data
+    return names
+
+
+def _ordered_inputs(
+    inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], names: list[str]
+) -> list[np.ndarray]:
+    if isinstance(inputs, Mapping):
+        unknown = sorted(set(inputs) - set(names))
+        missing = [n for n in names if n not in inputs]
+        if unknown or missing:
+            raise ValueError(
+                f"inputs {unknown} are unknown and {missing} are missing; expected {names}"
+            )
+        return [inputs[n] for n in names]
+    if len(inputs) != len(names):
+        raise ValueError(f"expected {len(names)} inputs ({names}), got {len(inputs)}")
+    return list(inputs)
+
+
+def _checked_input(name: str, array: np.ndarray, expected: Attribute) -> np.ndarray:
+    array = np.asarray(array)
+    shape = conv.tensor_shape(expected)
+    if array.dtype != np.float32:
+        raise ValueError(f"input '{name}' has dtype {array.dtype}; expected float32")
+    if array.shape != shape:
+        raise ValueError(f"input '{name}' has shape {list(array.shape)}; expected {list(shape)}")
+    return array
