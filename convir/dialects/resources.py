@@ -145,5 +145,8 @@ def constant_array(ctx: Context, value: Attribute) -> np.ndarray:
         tensor_type = value.get_type()
         dtype = numpy_dtype(tensor_type.get_element_type())
         values = np.array(value.get_values(), dtype=dtype)
-        return np.broadcast_to(values, tensor_type.get_shape()).copy()
+        shape = tensor_type.get_shape()
+        if values.size == 1:  # a splat
+            return np.full(shape, values.reshape(()), dtype=dtype)
+        return values.reshape(shape)
     raise ValueError(f"unsupported constant attribute {value}")
