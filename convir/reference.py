@@ -17,8 +17,9 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Attribute, SSAValue
 
 from convir.dialects import conv, default_context
-from convir.dialects.conv import POOL_KINDS, window_output_size
+from convir.dialects.conv import POOL_KINDS
 from convir.dialects.resources import constant_array
+from convir.dialects.shapes import tensor_shape, window_output_size
 
 
 def _check_kind(kind: str, known: Sequence[str], what: str) -> None:
@@ -405,7 +406,7 @@ _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
     ),
     conv.BatchNormOp: lambda op, a: batchnorm(*a, _float(op.epsilon)),
     conv.ConcatOp: lambda op, a: concat(a, op.axis.value.data),
-    conv.ReshapeOp: lambda op, a: reshape(a[0], conv.tensor_shape(op.output)),
+    conv.ReshapeOp: lambda op, a: reshape(a[0], tensor_shape(op.output)),
     conv.TransposeOp: lambda op, a: transpose(a[0], _ints(op.perm)),
     conv.SoftmaxOp: lambda op, a: softmax(a[0], op.axis.value.data),
     conv.LRNOp: lambda op, a: lrn(
@@ -420,7 +421,7 @@ _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
         a[0], op.axis.value.data, op.start.value.data, op.end.value.data
     ),
     conv.PackOp: lambda op, a: pack(a[0], op.block.value.data),
-    conv.UnpackOp: lambda op, a: unpack(a[0], conv.tensor_shape(op.output)[1]),
+    conv.UnpackOp: lambda op, a: unpack(a[0], tensor_shape(op.output)[1]),
 }
 
 
@@ -495,7 +496,7 @@ def _ordered_inputs(
 
 def _checked_input(name: str, array: np.ndarray, expected: Attribute) -> np.ndarray:
     array = np.asarray(array)
-    shape = conv.tensor_shape(expected)
+    shape = tensor_shape(expected)
     if array.dtype != np.float32:
         raise ValueError(f"input '{name}' has dtype {array.dtype}; expected float32")
     if array.shape != shape:

@@ -9,6 +9,7 @@ semantics. Pads are always ONNX-ordered: [top, left, bottom, right] for 2-D wind
 
 from __future__ import annotations
 
+from abc import ABC
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
@@ -45,6 +46,17 @@ from xdsl.printer import Printer
 from xdsl.traits import ConstantLike, Pure
 from xdsl.utils.exceptions import VerifyException
 
+from convir.dialects.shapes import (
+    broadcast_shapes,
+    conv2d_output_shape,
+    f32_tensor,
+    i64_array,
+    padded_shape,
+    pool2d_output_shape,
+    tensor_shape,
+    volume,
+)
+
 POOL_KINDS = ("max", "avg")
 BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min")
 ACTIVATION_KINDS = (
@@ -60,23 +72,6 @@ ACTIVATION_KINDS = (
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the verifiers and builders
-
-
-def tensor_shape(value: SSAValue | Attribute) -> tuple[int, ...]:
-    """The static shape of a tensor value or type."""
-    tensor_type = value.type if isinstance(value, SSAValue) else value
-    assert isinstance(tensor_type, TensorType)
-    return tuple(tensor_type.get_shape())
-
-
-def f32_tensor(shape: Sequence[int]) -> TensorType:
-    """`tensor<shape x f32>`."""
-    return TensorType(f32, list(shape))
-
-
-def i64_array(values: Sequence[int]) -> DenseArrayBase:
-    """`array<i64: ...>`."""
-    return DenseArrayBase.from_list(i64, [int(v) for v in values])
 
 
 def _ints(attr: DenseArrayBase) -> tuple[int, ...]:
@@ -119,38 +114,26 @@ def _check_kind(op: Operation, kind: str, known: Sequence[str]) -> None:
         _fail(op, f"kind '{kind}' is unknown; expected one of {', '.join(known)}")
 
 
-def window_output_size(
-    size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int, ceil: bool
-) -> int:
-    """Output extent of a convolution or pooling window along one axis (ONNX semantics).
-
-    With `ceil`, a last window that would start inside the end padding is dropped, as ONNX and
-    PyTorch do. The result may be < 1; callers report that as an error.
-    """
-    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
-    out = (-(-span // stride) if ceil else span // stride) + 1
-    if ceil and (out - 1) * stride >= size + pad_begin:
-        out -= 1
-    return out
-
-
-def broadcast_shapes(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
-    """numpy broadcasting of two shapes, or None when they do not broadcast."""
-    rank = max(len(a), len(b))
-    a = (1,) * (rank - len(a)) + tuple(a)
-    b = (1,) * (rank - len(b)) + tuple(b)
-    out = []
-    for x, y in zip(a, b, strict=True):
-        if x != y and 1 not in (x, y):
-            return None
-        out.append(max(x, y) if 0 not in (x, y) else 0)
-    return tuple(out)
-
-
 # ---------------------------------------------------------------------------------------------
 # Ops
+
+
+class UnaryOp(IRDLOperation, ABC):
+    """Base of the ops with one tensor operand and one tensor result."""
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
+
+    def verify_(self) -> None:
+        _check_tensors(self, [self.input, self.output], ["input", "output"])
+        self.verify_shapes()
+
+    def verify_shapes(self) -> None:
+        """Op-specific checks, run after operand and result types are known to be f32 tensors."""
 
 
 @irdl_op_definition
@@ -275,31 +258,14 @@ class Conv2DOp(IRDLOperation):
             _check_kind(self, self.activation.data, ACTIVATION_KINDS)
 
 
-def conv2d_output_shape(
-    input_shape: Sequence[int],
-    weight_shape: Sequence[int],
-    strides: Sequence[int],
-    pads: Sequence[int],
-    dilations: Sequence[int],
-) -> tuple[int, int, int, int]:
-    """[N, O, OH, OW] of a convolution (extents may be < 1 for an invalid one)."""
-    n, _, h, w = input_shape
-    o, _, kh, kw = weight_shape
-    oh = window_output_size(h, kh, strides[0], pads[0], pads[2], dilations[0], False)
-    ow = window_output_size(w, kw, strides[1], pads[1], pads[3], dilations[1], False)
-    return (n, o, oh, ow)
-
-
 @irdl_op_definition
-class PoolOp(IRDLOperation):
+class PoolOp(UnaryOp):
     """Max or average pooling over KH×KW windows, ONNX `MaxPool`/`AveragePool` semantics.
 
     input [N, C, H, W] -> output [N, C, OH, OW]; `ceil_mode` and `count_include_pad` as in ONNX.
     """
 
     name = "conv.pool"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     kind = prop_def(StringAttr)
     kernel = prop_def(DenseArrayBase[I64])
     strides = prop_def(DenseArrayBase[I64])
@@ -307,10 +273,6 @@ class PoolOp(IRDLOperation):
     dilations = prop_def(DenseArrayBase[I64])
     ceil_mode = opt_prop_def(UnitAttr)
     count_include_pad = opt_prop_def(UnitAttr)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(
         self,
@@ -334,20 +296,13 @@ class PoolOp(IRDLOperation):
             properties["ceil_mode"] = UnitAttr()
         if count_include_pad:
             properties["count_include_pad"] = UnitAttr()
-        n, c, h, w = tensor_shape(input)
-        oh, ow = (
-            window_output_size(
-                size, kernel[i], strides[i], pads[i], pads[i + 2], dilations[i], ceil_mode
-            )
-            for i, size in enumerate((h, w))
+        shape = pool2d_output_shape(
+            tensor_shape(input), kernel, strides, pads, dilations, ceil_mode
         )
-        super().__init__(
-            operands=[input], result_types=[f32_tensor((n, c, oh, ow))], properties=properties
-        )
+        super().__init__(operands=[input], result_types=[f32_tensor(shape)], properties=properties)
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
-        n, c, h, w = _check_rank(self, self.input, "input", 4)
+    def verify_shapes(self) -> None:
+        shape = _check_rank(self, self.input, "input", 4)
         _check_kind(self, self.kind.data, POOL_KINDS)
         kernel, strides = _ints(self.kernel), _ints(self.strides)
         pads, dilations = _ints(self.pads), _ints(self.dilations)
@@ -358,30 +313,21 @@ class PoolOp(IRDLOperation):
         if any(pads[i] >= kernel[i % 2] * dilations[i % 2] for i in range(4)):
             _fail(self, f"pads {list(pads)} must be smaller than the kernel {list(kernel)}")
         ceil = self.ceil_mode is not None
-        out = [
-            window_output_size(
-                size, kernel[i], strides[i], pads[i], pads[i + 2], dilations[i], ceil
+        expected = pool2d_output_shape(shape, kernel, strides, pads, dilations, ceil)
+        if min(expected[2:]) < 1:
+            _fail(
+                self, f"window {list(kernel)} does not fit the padded input {shape[2]}x{shape[3]}"
             )
-            for i, size in enumerate((h, w))
-        ]
-        if min(out) < 1:
-            _fail(self, f"window {list(kernel)} does not fit the padded input {h}x{w}")
-        if tensor_shape(self.output) != (n, c, *out):
-            _fail(self, f"output must have shape {[n, c, *out]}, got {self.output.type}")
+        if tensor_shape(self.output) != expected:
+            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
 @irdl_op_definition
-class GlobalPoolOp(IRDLOperation):
+class GlobalPoolOp(UnaryOp):
     """Max or average over the whole H×W plane: [N, C, H, W] -> [N, C, 1, 1]."""
 
     name = "conv.global_pool"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     kind = prop_def(StringAttr)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, kind: str) -> None:
         n, c, _, _ = tensor_shape(input)
@@ -391,8 +337,7 @@ class GlobalPoolOp(IRDLOperation):
             properties={"kind": StringAttr(kind)},
         )
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         n, c, _, _ = _check_rank(self, self.input, "input", 4)
         _check_kind(self, self.kind.data, POOL_KINDS)
         if tensor_shape(self.output) != (n, c, 1, 1):
@@ -441,22 +386,16 @@ class BinaryOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ActivationOp(IRDLOperation):
+class ActivationOp(UnaryOp):
     """Elementwise activation; kind in ACTIVATION_KINDS.
 
     `alpha`/`beta`: the slope of leaky_relu; min/max of clip; alpha/beta of hard_sigmoid.
     """
 
     name = "conv.activation"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     kind = prop_def(StringAttr)
     alpha = opt_prop_def(FloatAttr)
     beta = opt_prop_def(FloatAttr)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(
         self, input: SSAValue, kind: str, alpha: float | None = None, beta: float | None = None
@@ -468,8 +407,7 @@ class ActivationOp(IRDLOperation):
             properties["beta"] = FloatAttr(beta, f32)
         super().__init__(operands=[input], result_types=[input.type], properties=properties)
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         _check_kind(self, self.kind.data, ACTIVATION_KINDS)
         if self.output.type != self.input.type:
             _fail(self, f"output type {self.output.type} differs from input type")
@@ -640,50 +578,30 @@ class ConcatOp(IRDLOperation):
 
 
 @irdl_op_definition
-class ReshapeOp(IRDLOperation):
+class ReshapeOp(UnaryOp):
     """Row-major reshape to the (static) result type; element counts must agree."""
 
     name = "conv.reshape"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, shape: Sequence[int]) -> None:
         super().__init__(operands=[input], result_types=[f32_tensor(shape)])
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         before, after = tensor_shape(self.input), tensor_shape(self.output)
-        if _volume(before) != _volume(after):
+        if volume(before) != volume(after):
             _fail(
                 self,
-                f"cannot reshape {list(before)} ({_volume(before)} elements) to "
-                f"{list(after)} ({_volume(after)} elements)",
+                f"cannot reshape {list(before)} ({volume(before)} elements) to "
+                f"{list(after)} ({volume(after)} elements)",
             )
 
 
-def _volume(shape: Sequence[int]) -> int:
-    volume = 1
-    for d in shape:
-        volume *= d
-    return volume
-
-
 @irdl_op_definition
-class TransposeOp(IRDLOperation):
+class TransposeOp(UnaryOp):
     """Permutation of axes: output.shape[i] = input.shape[perm[i]]."""
 
     name = "conv.transpose"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     perm = prop_def(DenseArrayBase[I64])
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, perm: Sequence[int]) -> None:
         shape = tensor_shape(input)
@@ -693,8 +611,7 @@ class TransposeOp(IRDLOperation):
             properties={"perm": i64_array(perm)},
         )
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         shape, perm = tensor_shape(self.input), _ints(self.perm)
         if sorted(perm) != list(range(len(shape))):
             _fail(self, f"perm {list(perm)} is not a permutation of the {len(shape)} axes")
@@ -704,25 +621,18 @@ class TransposeOp(IRDLOperation):
 
 
 @irdl_op_definition
-class SoftmaxOp(IRDLOperation):
+class SoftmaxOp(UnaryOp):
     """Softmax along one `axis` (ONNX opset-13 semantics)."""
 
     name = "conv.softmax"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     axis = prop_def(IntegerAttr[I64])
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, axis: int) -> None:
         super().__init__(
             operands=[input], result_types=[input.type], properties={"axis": IntegerAttr(axis, i64)}
         )
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         rank = len(tensor_shape(self.input))
         if not 0 <= self.axis.value.data < rank:
             _fail(self, f"axis {self.axis.value.data} is out of range for rank {rank}")
@@ -731,20 +641,14 @@ class SoftmaxOp(IRDLOperation):
 
 
 @irdl_op_definition
-class LRNOp(IRDLOperation):
+class LRNOp(UnaryOp):
     """Local response normalisation across channels (ONNX `LRN`), input [N, C, H, W]."""
 
     name = "conv.lrn"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     size = prop_def(IntegerAttr[I64])
     alpha = prop_def(FloatAttr)
     beta = prop_def(FloatAttr)
     bias = prop_def(FloatAttr)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, size: int, alpha: float, beta: float, bias: float) -> None:
         super().__init__(
@@ -758,8 +662,7 @@ class LRNOp(IRDLOperation):
             },
         )
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         _check_rank(self, self.input, "input", 4)
         if self.size.value.data < 1:
             _fail(self, f"size must be >= 1, got {self.size.value.data}")
@@ -768,18 +671,12 @@ class LRNOp(IRDLOperation):
 
 
 @irdl_op_definition
-class PadOp(IRDLOperation):
+class PadOp(UnaryOp):
     """Constant padding; pads = [begin_0..begin_r, end_0..end_r], negative values crop."""
 
     name = "conv.pad"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     pads = prop_def(DenseArrayBase[I64])
     value = prop_def(FloatAttr)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, pads: Sequence[int], value: float = 0.0) -> None:
         super().__init__(
@@ -788,8 +685,7 @@ class PadOp(IRDLOperation):
             properties={"pads": i64_array(pads), "value": FloatAttr(value, f32)},
         )
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         shape, pads = tensor_shape(self.input), _ints(self.pads)
         if len(pads) != 2 * len(shape):
             _fail(self, f"pads must have {2 * len(shape)} values, got {list(pads)}")
@@ -798,26 +694,14 @@ class PadOp(IRDLOperation):
             _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
-def padded_shape(shape: Sequence[int], pads: Sequence[int]) -> tuple[int, ...]:
-    """The shape after `conv.pad` with ONNX-ordered `pads`."""
-    rank = len(shape)
-    return tuple(d + pads[i] + pads[i + rank] for i, d in enumerate(shape))
-
-
 @irdl_op_definition
-class SliceOp(IRDLOperation):
+class SliceOp(UnaryOp):
     """input[..., start:end, ...] along one `axis` (ONNX `Split` becomes one slice per part)."""
 
     name = "conv.slice"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     axis = prop_def(IntegerAttr[I64])
     start = prop_def(IntegerAttr[I64])
     end = prop_def(IntegerAttr[I64])
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, axis: int, start: int, end: int) -> None:
         shape = list(tensor_shape(input))
@@ -832,8 +716,7 @@ class SliceOp(IRDLOperation):
             },
         )
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         shape = list(tensor_shape(self.input))
         axis, start, end = self.axis.value.data, self.start.value.data, self.end.value.data
         if not 0 <= axis < len(shape):
@@ -846,17 +729,11 @@ class SliceOp(IRDLOperation):
 
 
 @irdl_op_definition
-class PackOp(IRDLOperation):
+class PackOp(UnaryOp):
     """NCHW -> NCHWc: [N, C, H, W] -> [N, ceil(C/block), H, W, block], channels zero-padded."""
 
     name = "conv.pack"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
     block = prop_def(IntegerAttr[I64])
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, block: int) -> None:
         n, c, h, w = tensor_shape(input)
@@ -866,8 +743,7 @@ class PackOp(IRDLOperation):
             properties={"block": IntegerAttr(block, i64)},
         )
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         n, c, h, w = _check_rank(self, self.input, "input", 4)
         block = self.block.value.data
         if block < 1:
@@ -878,23 +754,16 @@ class PackOp(IRDLOperation):
 
 
 @irdl_op_definition
-class UnpackOp(IRDLOperation):
+class UnpackOp(UnaryOp):
     """NCHWc -> NCHW: [N, C/block, H, W, block] -> [N, C, H, W], dropping padded channels."""
 
     name = "conv.unpack"
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
 
     def __init__(self, input: SSAValue, channels: int) -> None:
         n, _, h, w, _ = tensor_shape(input)
         super().__init__(operands=[input], result_types=[f32_tensor((n, channels, h, w))])
 
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
+    def verify_shapes(self) -> None:
         n, cb, h, w, block = _check_rank(self, self.input, "input", 5)
         on, c, oh, ow = _check_rank(self, self.output, "output", 4)
         if (on, oh, ow) != (n, h, w) or not (cb - 1) * block < c <= cb * block:

@@ -35,8 +35,9 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from convir.dialects import default_context
-from convir.dialects.conv import ConstantOp, f32_tensor, tensor_shape
+from convir.dialects.conv import ConstantOp
 from convir.dialects.resources import resources_of
+from convir.dialects.shapes import f32_tensor, tensor_shape
 
 MIN_OPSET = 7
 MAX_OPSET = 21

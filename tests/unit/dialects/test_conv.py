@@ -9,7 +9,7 @@ from xdsl.ir import Block
 
 from convir import reference
 from convir.dialects import conv
-from convir.dialects.conv import f32_tensor, window_output_size
+from convir.dialects.shapes import f32_tensor, tensor_shape, window_output_size
 
 
 def _block(*shapes) -> Block:
@@ -59,11 +59,11 @@ def test_builders_produce_verified_ops() -> None:
     ]
     for op in ops:
         op.verify()
-    assert conv.tensor_shape(ops[0].output) == (1, 4, 5, 8)
-    assert conv.tensor_shape(ops[4].output) == (1, 1, 9, 11, 8)
+    assert tensor_shape(ops[0].output) == (1, 4, 5, 8)
+    assert tensor_shape(ops[4].output) == (1, 1, 9, 11, 8)
     unpack = conv.UnpackOp(ops[4].output, 6)
     unpack.verify()
-    assert conv.tensor_shape(unpack.output) == (1, 6, 9, 11)
+    assert tensor_shape(unpack.output) == (1, 6, 9, 11)
 
 
 def test_binary_builder_refuses_shapes_that_do_not_broadcast() -> None:
