@@ -7,4 +7,20 @@ from collections.abc import Callable
 
 from xdsl.passes import ModulePass
 
-CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {}
+
+def _plan_memory() -> type[ModulePass]:
+    from passes.plan_memory import PlanMemoryPass
+
+    return PlanMemoryPass
+
+
+def _select_algorithm() -> type[ModulePass]:
+    from passes.select_algorithm import SelectAlgorithmPass
+
+    return SelectAlgorithmPass
+
+
+CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "conv-plan-memory": _plan_memory,
+    "conv-select-algorithm": _select_algorithm,
+}

@@ -1,0 +1,33 @@
+"""Convolution algorithms, one module each (DESIGN §5).
+
+Each module has: `NAME`; an applicability predicate `applicable(op)`; a frozen schedule
+dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, vector_width, vector_registers)`
+choosing a schedule; and an emitter implementing `lowering.kernels.KernelEmitter`.
+`ALGORITHMS` lists the modules by name.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from convir.dialects import conv
+from lowering.algorithms import direct
+from lowering.kernels import KernelEmitter
+
+ALGORITHMS: dict[str, ModuleType] = {direct.NAME: direct}
+_EMITTERS: dict[str, KernelEmitter] = {direct.NAME: direct.DirectEmitter()}
+
+
+def conv_emitter(op: conv.Conv2DOp) -> KernelEmitter:
+    """The emitter of the algorithm `op` is scheduled with (its `algorithm` attribute)."""
+    if op.algorithm is None:
+        raise ValueError(
+            f"'{op.name}' has no algorithm; run conv-select-algorithm first "
+            f"(or set algorithm to one of {', '.join(ALGORITHMS)})"
+        )
+    name = op.algorithm.data
+    if name not in _EMITTERS:
+        raise ValueError(
+            f"'{op.name}' algorithm '{name}' is unknown; expected one of {', '.join(ALGORITHMS)}"
+        )
+    return _EMITTERS[name]

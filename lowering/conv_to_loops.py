@@ -1,0 +1,285 @@
+"""`convert-conv-to-loops`: a planned graph-form function becomes kernel calls over one arena.
+
+Expects the output of `conv-select-algorithm` and `conv-plan-memory`: a module with a graph-form
+`func.func @main`. Produces a loop-level module:
+
+    func.func @forward(%in0: memref<B0xi8>, ..., %out0: memref<Bkxi8>, ...,
+                       %weights: memref<Wxi8>, %arena: memref<Axi8>,
+                       %threads: i32 {convir.num_threads})
+
+plus one private kernel function per distinct op (`lowering.kernels`), called from `@forward` on
+`memref.view`s of those byte buffers. Constants are repacked for their kernels at compile time
+and concatenated into one weights blob, stored in the context's resource store as
+`dense_resource<__weights>` and named by the module attribute `convir.weights`. The module also
+records `convir.arena_bytes`, `convir.input_names` and `convir.output_names`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.builder import ImplicitBuilder
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseResourceAttr,
+    DictionaryAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    i8,
+    i32,
+)
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from convir.dialects import conv
+from convir.dialects.resources import constant_array, resources_of
+from convir.dialects.shapes import i64_array, tensor_shape, volume
+from lowering.emit import byte_memref, f32_memref, view
+from lowering.kernels import KernelEmitter
+
+WEIGHT_ALIGNMENT = 64
+
+
+def emitter_for(op: Operation) -> KernelEmitter:
+    """The kernel emitter of a conv-dialect op (conv: the one of its algorithm)."""
+    if isinstance(op, conv.Conv2DOp):
+        from lowering.algorithms import conv_emitter
+
+        return conv_emitter(op)
+    from lowering.kernels.registry import EMITTERS
+
+    if type(op) not in EMITTERS:
+        raise ValueError(f"'{op.name}' has no loop-level kernel")
+    return EMITTERS[type(op)]
+
+
+@dataclass
+class _WeightsBlob:
+    """Packed constants, laid out one after the other at aligned offsets."""
+
+    parts: list[np.ndarray] = field(default_factory=list)
+    size: int = 0
+    offsets: dict[tuple, int] = field(default_factory=dict)
+
+    def add(self, key: tuple, array: np.ndarray) -> int:
+        if key not in self.offsets:
+            offset = -(-self.size // WEIGHT_ALIGNMENT) * WEIGHT_ALIGNMENT
+            if offset > self.size:
+                self.parts.append(np.zeros(offset - self.size, np.uint8))
+            data = np.ascontiguousarray(array, dtype=np.float32).view(np.uint8).ravel()
+            self.parts.append(data)
+            self.offsets[key] = offset
+            self.size = offset + data.size
+        return self.offsets[key]
+
+    def bytes(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.zeros(1, np.uint8)
+
+
+def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
+    """Rewrite `module`'s planned `@main` into `@forward` and its kernels (module docstring)."""
+    main = next(
+        (op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "main"),
+        None,
+    )
+    if main is None:
+        raise PassFailedException("convert-conv-to-loops: the module has no func.func @main")
+    if "convir.arena_bytes" not in main.attributes:
+        raise PassFailedException("convert-conv-to-loops: run conv-plan-memory first")
+    block = main.body.block
+    returned = block.last_op
+    assert isinstance(returned, func.ReturnOp)
+    inputs, outputs = list(block.args), list(returned.operands)
+    arena_bytes = main.attributes["convir.arena_bytes"].value.data
+
+    lowering = _Lowering(ctx, module, vector_width)
+    ops = [op for op in block.ops if not isinstance(op, func.ReturnOp)]
+    try:
+        for op in ops:  # first sweep: pack every constant operand into the weights blob
+            lowering.pack_constants(op)
+        for value in outputs:
+            if isinstance(value.owner, conv.ConstantOp):
+                lowering.constant_offset(value, None, ("output",))
+    except ValueError as error:
+        raise PassFailedException(f"convert-conv-to-loops: {error}") from None
+    weights = lowering.weights.bytes()
+
+    buffer_types = [byte_memref(4 * volume(tensor_shape(v))) for v in [*inputs, *outputs]]
+    arg_types = [*buffer_types, byte_memref(weights.size), byte_memref(arena_bytes), i32]
+    forward_block = Block(arg_types=arg_types)
+    *io_args, lowering.weights_arg, lowering.arena, _threads = forward_block.args
+    for value, arg in zip(inputs, io_args[: len(inputs)], strict=True):
+        lowering.storage[value] = (arg, 0)
+    output_args = io_args[len(inputs) :]
+    with ImplicitBuilder(forward_block):
+        try:
+            for op in ops:
+                lowering.lower(op, output_args)
+            for i, value in enumerate(outputs):
+                lowering.copy_if_needed(value, output_args[i], i)
+        except ValueError as error:
+            raise PassFailedException(f"convert-conv-to-loops: {error}") from None
+        func.ReturnOp()
+
+    handle = resources_of(ctx).add("__weights", weights)
+    arg_attrs = [DictionaryAttr({}) for _ in forward_block.args]
+    arg_attrs[-1] = DictionaryAttr({"convir.num_threads": UnitAttr()})
+    forward = func.FuncOp(
+        "forward",
+        ([a.type for a in forward_block.args], []),
+        Region(forward_block),
+        arg_attrs=ArrayAttr(arg_attrs),
+    )
+    module.body.block.insert_op_before(forward, main)
+    module.attributes["convir.weights"] = DenseResourceAttr.from_params(
+        handle, TensorType(i8, [weights.size])
+    )
+    module.attributes["convir.arena_bytes"] = IntegerAttr(arena_bytes, 64)
+    module.attributes["convir.input_names"] = _names(main.arg_attrs, len(inputs), "input")
+    module.attributes["convir.output_names"] = _names(main.res_attrs, len(outputs), "output")
+    module.attributes["convir.input_shapes"] = _shapes(inputs)
+    module.attributes["convir.output_shapes"] = _shapes(outputs)
+    module.attributes["convir.workspace_bytes"] = DictionaryAttr(
+        {name: IntegerAttr(size, 64) for name, size in lowering.workspaces.items()}
+    )
+    main.detach()
+    main.erase()
+
+
+def _shapes(values: list[SSAValue]) -> ArrayAttr:
+    return ArrayAttr([i64_array(tensor_shape(v)) for v in values])
+
+
+def _names(attrs: ArrayAttr | None, count: int, prefix: str) -> ArrayAttr:
+    names = [f"{prefix}{i}" for i in range(count)]
+    for i, entry in enumerate(attrs.data if attrs else ()):
+        if isinstance(name := entry.data.get("onnx.name"), StringAttr):
+            names[i] = name.data
+    return ArrayAttr([StringAttr(n) for n in names])
+
+
+class _Lowering:
+    """State of one conversion: where each tensor lives, which kernels exist, the weights."""
+
+    weights_arg: SSAValue
+    arena: SSAValue
+
+    def __init__(self, ctx: Context, module: ModuleOp, vector_width: int) -> None:
+        self.ctx, self.module, self.vector_width = ctx, module, vector_width
+        self.weights = _WeightsBlob()
+        self.kernels: set[str] = set()
+        self.packed_shapes: dict[tuple, tuple[int, ...]] = {}
+        self.workspaces: dict[str, int] = {}
+        self.storage: dict[SSAValue, tuple[SSAValue, int]] = {}  # value -> (byte buffer, offset)
+
+    def pack_constants(self, op: Operation) -> None:
+        """Add `op`'s constant operands, repacked for its kernel, to the weights blob."""
+        if isinstance(op, conv.ConstantOp | conv.ReshapeOp):
+            return
+        emitter = emitter_for(op)
+        key, packers = emitter.key(op), emitter.packers(op)
+        for i, operand in enumerate(op.operands):
+            if isinstance(operand.owner, conv.ConstantOp):
+                self.constant_offset(operand, packers.get(i), (key, i))
+
+    def constant_offset(self, value: SSAValue, packer, use: tuple) -> tuple[int, tuple[int, ...]]:
+        """Offset and shape of constant `value` as packed by `packer` for the kernel use `use`."""
+        key = (id(value), *use)
+        if key not in self.packed_shapes:
+            array = constant_array(self.ctx, value.owner.value).astype(np.float32)
+            packed = packer(array) if packer else array
+            self.packed_shapes[key] = packed.shape or (1,)
+            self.weights.add(key, packed)
+        return self.weights.offsets[key], self.packed_shapes[key]
+
+    def lower(self, op: Operation, output_args: list[SSAValue]) -> None:
+        """Emit the call (and, once per key, the kernel) computing `op`."""
+        if isinstance(op, conv.ConstantOp):
+            return
+        if isinstance(op, conv.ReshapeOp):
+            if op.input.owner.__class__ is conv.ConstantOp:
+                raise ValueError("a reshape of a constant must be folded before lowering")
+            self.storage[op.output] = self.storage[op.input]
+            return
+        emitter = emitter_for(op)
+        name = emitter.key(op)
+        if name not in self.kernels:
+            emitter.emit(op, self.module, name, self.vector_width)
+            self.kernels.add(name)
+        args = [
+            self._constant_view(operand, (name, i))
+            if isinstance(operand.owner, conv.ConstantOp)
+            else self._view(operand)
+            for i, operand in enumerate(op.operands)
+        ]
+        if "convir.output" in op.attributes:
+            self.storage[op.results[0]] = (
+                output_args[op.attributes["convir.output"].value.data],
+                0,
+            )
+        else:
+            self.storage[op.results[0]] = (self.arena, _offset(op, "convir.arena_offset"))
+        args.append(self._view(op.results[0]))
+        workspace = emitter.workspace_bytes(op)
+        if workspace:
+            self.workspaces[name] = workspace
+            args.append(
+                view(self.arena, _offset(op, "convir.workspace_offset"), byte_memref(workspace))
+            )
+        func.CallOp(name, args, [])
+
+    def copy_if_needed(self, value: SSAValue, output: SSAValue, index: int) -> None:
+        """Copy `value` into graph output `index` unless its producer wrote it there."""
+        owner = value.owner
+        if isinstance(owner, Operation) and owner.attributes.get("convir.output") == IntegerAttr(
+            index, 64
+        ):
+            return
+        from lowering.kernels.registry import emit_copy
+
+        shape = tensor_shape(value)
+        name = "copy_" + "x".join(map(str, shape))
+        if name not in self.kernels:
+            emit_copy(self.module, name, shape, self.vector_width)
+            self.kernels.add(name)
+        if isinstance(owner, conv.ConstantOp):
+            source = self._constant_view(value, ("output",))
+        else:
+            source = self._view(value)
+        func.CallOp(name, [source, view(output, 0, f32_memref(shape))], [])
+
+    def _constant_view(self, value: SSAValue, use: tuple) -> SSAValue:
+        offset, shape = (
+            self.weights.offsets[(id(value), *use)],
+            self.packed_shapes[(id(value), *use)],
+        )
+        return view(self.weights_arg, offset, f32_memref(shape))
+
+    def _view(self, value: SSAValue) -> SSAValue:
+        buffer, offset = self.storage[value]
+        return view(buffer, offset, f32_memref(tensor_shape(value) or (1,)))
+
+
+def _offset(op: Operation, name: str) -> int:
+    if name not in op.attributes:
+        raise ValueError(f"'{op.name}' has no {name}; run conv-plan-memory first")
+    return op.attributes[name].value.data
+
+
+@dataclass(frozen=True)
+class ConvertConvToLoopsPass(ModulePass):
+    """Lower a planned graph-form `@main` to `@forward` and loop-level kernels (module doc)."""
+
+    name = "convert-conv-to-loops"
+
+    vector_width: int = 8
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        convert_to_loops(ctx, op, self.vector_width)
