@@ -102,9 +102,11 @@ def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
     lowering = _Lowering(ctx, module, vector_width)
     ops = [op for op in block.ops if not isinstance(op, func.ReturnOp)]
     try:
-        for op in ops:  # first sweep: pack every constant operand into the weights blob
-            lowering.pack_constants(op)
-        for value in outputs:
+        for op in ops:  # first sweep: kernels, and constant operands packed into the weights
+            lowering.prepare(op)
+        for i, value in enumerate(outputs):
+            if lowering.needs_copy(value, i):
+                lowering.prepare_copy(value)
             if isinstance(value.owner, conv.ConstantOp):
                 lowering.constant_offset(value, None, ("output",))
     except ValueError as error:
@@ -123,7 +125,8 @@ def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
             for op in ops:
                 lowering.lower(op, output_args)
             for i, value in enumerate(outputs):
-                lowering.copy_if_needed(value, output_args[i], i)
+                if lowering.needs_copy(value, i):
+                    lowering.copy(value, output_args[i])
         except ValueError as error:
             raise PassFailedException(f"convert-conv-to-loops: {error}") from None
         func.ReturnOp()
@@ -179,12 +182,15 @@ class _Lowering:
         self.workspaces: dict[str, int] = {}
         self.storage: dict[SSAValue, tuple[SSAValue, int]] = {}  # value -> (byte buffer, offset)
 
-    def pack_constants(self, op: Operation) -> None:
-        """Add `op`'s constant operands, repacked for its kernel, to the weights blob."""
+    def prepare(self, op: Operation) -> None:
+        """Emit `op`'s kernel unless an identical one exists; pack its constant operands."""
         if isinstance(op, conv.ConstantOp | conv.ReshapeOp):
             return
         emitter = emitter_for(op)
         key, packers = emitter.key(op), emitter.packers(op)
+        if key not in self.kernels:
+            emitter.emit(op, self.module, key, self.vector_width)
+            self.kernels.add(key)
         for i, operand in enumerate(op.operands):
             if isinstance(operand.owner, conv.ConstantOp):
                 self.constant_offset(operand, packers.get(i), (key, i))
@@ -210,9 +216,6 @@ class _Lowering:
             return
         emitter = emitter_for(op)
         name = emitter.key(op)
-        if name not in self.kernels:
-            emitter.emit(op, self.module, name, self.vector_width)
-            self.kernels.add(name)
         args = [
             self._constant_view(operand, (name, i))
             if isinstance(operand.owner, conv.ConstantOp)
@@ -235,25 +238,32 @@ class _Lowering:
             )
         func.CallOp(name, args, [])
 
-    def copy_if_needed(self, value: SSAValue, output: SSAValue, index: int) -> None:
-        """Copy `value` into graph output `index` unless its producer wrote it there."""
+    @staticmethod
+    def needs_copy(value: SSAValue, index: int) -> bool:
+        """Whether graph output `index` must be copied (its producer did not write it there)."""
         owner = value.owner
-        if isinstance(owner, Operation) and owner.attributes.get("convir.output") == IntegerAttr(
-            index, 64
-        ):
-            return
+        written = isinstance(owner, Operation) and owner.attributes.get(
+            "convir.output"
+        ) == IntegerAttr(index, 64)
+        return not written
+
+    def prepare_copy(self, value: SSAValue) -> None:
+        """Emit the copy kernel for `value`'s shape once."""
         from lowering.kernels.registry import emit_copy
 
-        shape = tensor_shape(value)
-        name = "copy_" + "x".join(map(str, shape))
+        name = _copy_name(value)
         if name not in self.kernels:
-            emit_copy(self.module, name, shape, self.vector_width)
+            emit_copy(self.module, name, tensor_shape(value), self.vector_width)
             self.kernels.add(name)
-        if isinstance(owner, conv.ConstantOp):
+
+    def copy(self, value: SSAValue, output: SSAValue) -> None:
+        """Call the copy kernel from `value`'s storage into the output buffer."""
+        if isinstance(value.owner, conv.ConstantOp):
             source = self._constant_view(value, ("output",))
         else:
             source = self._view(value)
-        func.CallOp(name, [source, view(output, 0, f32_memref(shape))], [])
+        target = view(output, 0, f32_memref(tensor_shape(value)))
+        func.CallOp(_copy_name(value), [source, target], [])
 
     def _constant_view(self, value: SSAValue, use: tuple) -> SSAValue:
         offset, shape = (
@@ -265,6 +275,10 @@ class _Lowering:
     def _view(self, value: SSAValue) -> SSAValue:
         buffer, offset = self.storage[value]
         return view(buffer, offset, f32_memref(tensor_shape(value) or (1,)))
+
+
+def _copy_name(value: SSAValue) -> str:
+    return "copy_" + "x".join(map(str, tensor_shape(value)))
 
 
 def _offset(op: Operation, name: str) -> int:

@@ -1,0 +1,122 @@
+"""The pipeline in one place: ONNX model -> `CompiledModel` (DESIGN §1).
+
+    import_onnx                 graph form (conv dialect on tensors)
+    conv-select-algorithm       every conv gets an algorithm and a schedule      -> "scheduled"
+    conv-plan-memory            arena offsets of intermediates and workspaces
+    convert-conv-to-loops       @forward + one kernel per distinct op            -> "loops"
+    convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel
+    lower_to_llvm               scf/arith/math/vector/memref/func/cf -> llvm     -> "llvm"
+    translate_to_llvm_ir        llvmlite IR text                                  -> "llvm-ir"
+    compile_ir                  O3 + machine code, cached on disk                 -> "asm"
+
+`compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import onnx
+from xdsl.context import Context
+from xdsl.dialects.builtin import ArrayAttr, DenseResourceAttr, ModuleOp
+
+from convir.dialects import make_context
+from convir.dialects.resources import resources_of
+from convir.runtime import CompiledModel, TensorSpec
+from convir.target import Target
+
+STAGES = ("conv", "scheduled", "loops", "llvm", "llvm-ir", "asm")
+
+
+@dataclass
+class Lowered:
+    """A module at some stage of the pipeline, with the context that owns its weights."""
+
+    ctx: Context
+    module: ModuleOp
+    target: Target
+    stage: str
+    llvm_ir: str | None = None
+
+
+def lower(
+    model: onnx.ModelProto | str | os.PathLike[str] | ModuleOp,
+    *,
+    target: Target | None = None,
+    stop: str = "llvm-ir",
+    ctx: Context | None = None,
+) -> Lowered:
+    """Run the pipeline on `model` up to and including stage `stop` (one of STAGES)."""
+    from convir.importer.onnx import import_onnx
+
+    if stop not in STAGES:
+        raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
+    target = target or Target.host()
+    ctx = ctx or make_context()
+    module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
+    if stop == "conv":
+        return Lowered(ctx, module, target, stop)
+    from lowering.conv_to_loops import ConvertConvToLoopsPass
+    from lowering.parallel_to_gomp import ConvertParallelToGompPass
+    from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
+    from passes.plan_memory import PlanMemoryPass
+    from passes.select_algorithm import select_algorithms
+
+    select_algorithms(module, target)
+    if stop == "scheduled":
+        return Lowered(ctx, module, target, stop)
+    PlanMemoryPass().apply(ctx, module)
+    ConvertConvToLoopsPass(vector_width=target.vector_width).apply(ctx, module)
+    if stop == "loops":
+        return Lowered(ctx, module, target, stop)
+    ConvertParallelToGompPass().apply(ctx, module)
+
+    lower_to_llvm(module)
+    if stop == "llvm":
+        return Lowered(ctx, module, target, stop)
+    return Lowered(
+        ctx, module, target, stop, translate_to_llvm_ir(module, target_triple=target.triple)
+    )
+
+
+def compile(
+    model: onnx.ModelProto | str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    target: Target | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> CompiledModel:
+    """Compile an ONNX model (or a path to one) to a native `CompiledModel`."""
+    from lowering.jit import compile_ir
+
+    lowered = lower(model, target=target, stop="llvm-ir")
+    module = lowered.module
+    library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
+    weights_attr = module.attributes["convir.weights"]
+    assert isinstance(weights_attr, DenseResourceAttr)
+    weights = resources_of(lowered.ctx).array(weights_attr)
+    return CompiledModel(
+        library,
+        _specs(module, "input"),
+        _specs(module, "output"),
+        weights,
+        module.attributes["convir.arena_bytes"].value.data,
+        _workspaces(module),
+        threads,
+    )
+
+
+def _specs(module: ModuleOp, kind: str) -> list[TensorSpec]:
+    names = module.attributes[f"convir.{kind}_names"]
+    shapes = module.attributes[f"convir.{kind}_shapes"]
+    assert isinstance(names, ArrayAttr) and isinstance(shapes, ArrayAttr)
+    return [
+        TensorSpec(name.data, tuple(int(d) for d in shape.iter_values()))
+        for name, shape in zip(names.data, shapes.data, strict=True)
+    ]
+
+
+def _workspaces(module: ModuleOp) -> dict[str, int]:
+    attr = module.attributes.get("convir.workspace_bytes")
+    return {} if attr is None else {k: v.value.data for k, v in attr.data.items()}

@@ -1,0 +1,477 @@
+"""convert-parallel-to-gomp: run each top-level `scf.parallel` on libgomp threads (DESIGN §6).
+
+A top-level `scf.parallel` (not nested in another) of `func.func @k` moves into a new
+`func.func private @k_par<i>(%data: !llvm.ptr)`; where it stood, the values it captures are packed
+into a stack struct (or `%data = llvm.mlir.zero` when there are none), and
+
+    %fn = llvm.mlir.addressof @k_par<i> : !llvm.ptr
+    func.call @GOMP_parallel(%fn, %data, %num_threads, %c0_i32)
+        : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
+
+runs it on every thread of the team. There it unpacks the captured values, takes its contiguous
+share of the collapsed iteration space (the product of the trip counts, split with
+`omp_get_thread_num()`/`omp_get_num_threads()` into chunks differing by at most one iteration)
+and runs the body in an `scf.for` over that share, delinearising row-major (last dimension
+fastest, so a thread's iterations stay adjacent in memory). A div/rem per iteration is noise next
+to a body that is a kernel row or tile, and keeps the split balanced for any bounds.
+
+Captured: the non-constant bounds and every value defined outside the loop and used in it. Values
+of operand-free `ConstantLike` ops and `memref.get_global` are cloned into `@k_par<i>`. The others
+travel in an `!llvm.struct<(...)>` allocated by `llvm.alloca` at the top of the enclosing
+function's entry block (a static slot even inside another loop), written with `llvm.mlir.undef`,
+`llvm.insertvalue` and one `llvm.store`, read with one `llvm.load` and `llvm.extractvalue`:
+- a static-shaped, identity-layout memref is an `!llvm.ptr`, crossing by
+  `builtin.unrealized_conversion_cast` (memref -> ptr before the call, ptr -> memref in
+  `@k_par<i>`). It is the memref's bare pointer (element 0): memref-to-llvm must lower such a memref
+  to one bare `!llvm.ptr`, and `reconcile-unrealized-casts` must end the pipeline;
+- `index` is an `i64` (`arith.index_cast` both ways; 64-bit targets);
+- integers, floats, vectors of them and `!llvm.ptr` are themselves.
+A pointer loaded from the struct carries no `noalias`, unlike a memref argument of a function.
+Whole-struct store and load, because xDSL 0.74's llvmlite translation types a struct-field
+`getelementptr` as a pointer to the struct and llvmlite then refuses to store the field through
+it. `llvm.mlir.addressof` of a function works once `@k_par<i>` is an `llvm.func` of the same name.
+
+The team size is the enclosing function's `i32` argument marked with the unit attribute
+`convir.num_threads` (one compiled model runs with 1 or N threads), else the pass option
+`threads`; 0 lets libgomp decide (OMP_NUM_THREADS, else one thread per core). An `scf.parallel`
+nested in a threaded body runs serially, as an `scf.for` nest. Loops with reductions (`scf.reduce`
+operands) are rejected with an error naming the op.
+
+Expects func/scf/arith/math/vector/memref IR. Produces func/scf/arith/memref/vector/llvm IR without
+`scf.parallel`, declaring `@GOMP_parallel`, `@omp_get_thread_num` and `@omp_get_num_threads`.
+Invariant: what each iteration computes; functions without `scf.parallel` stay as they are.
+"""
+
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from xdsl.builder import Builder
+from xdsl.context import Context
+from xdsl.dialects import arith, func, llvm, memref, scf
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    DenseArrayBase,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    MemRefType,
+    ModuleOp,
+    NoneAttr,
+    UnrealizedConversionCastOp,
+    VectorType,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.traits import ConstantLike, SymbolTable
+from xdsl.utils.exceptions import PassFailedException
+
+NUM_THREADS_ATTR = "convir.num_threads"
+"""Unit attribute marking the `i32` argument that gives the number of threads at run time."""
+
+_PTR = llvm.LLVMPointerType()
+_RUNTIME_DECLARATIONS: dict[str, tuple[list[Attribute], list[Attribute]]] = {
+    "GOMP_parallel": ([_PTR, _PTR, i32, i32], []),
+    "omp_get_thread_num": ([], [i32]),
+    "omp_get_num_threads": ([], [i32]),
+}
+
+Index = int | SSAValue
+"""An index known at compile time (int) or only at run time (an SSA value of type index)."""
+
+
+_FOLDS = {
+    arith.AddiOp: operator.add,
+    arith.SubiOp: operator.sub,
+    arith.MuliOp: operator.mul,
+    arith.DivUIOp: operator.floordiv,
+    arith.RemUIOp: operator.mod,
+}
+_RIGHT_IDENTITY = {arith.AddiOp: 0, arith.SubiOp: 0, arith.MuliOp: 1, arith.DivUIOp: 1}
+_RIGHT_ZERO = {arith.MuliOp: 0, arith.RemUIOp: 1}
+"""`a op k` is `a` for k in `_RIGHT_IDENTITY[op]`, and 0 for k in `_RIGHT_ZERO[op]`."""
+
+
+class _IndexArith:
+    """Emits index arithmetic at `builder`, folding what is known at compile time.
+
+    Each constant is created once, through `constants` (the top of the function being built), so
+    it dominates every use; index constants among `known` values are reused.
+    """
+
+    def __init__(self, builder: Builder, constants: Builder, known: Iterable[SSAValue]) -> None:
+        self.builder = builder
+        self._constants_builder = constants
+        self._constants = {c: value for value in known if isinstance(c := _static(value), int)}
+
+    def value(self, x: Index) -> SSAValue:
+        if isinstance(x, SSAValue):
+            return x
+        if x not in self._constants:
+            constant = arith.ConstantOp(IntegerAttr.from_index_int_value(x))
+            self._constants[x] = self._constants_builder.insert(constant).result
+        return self._constants[x]
+
+    def binary(
+        self, op_type: type[arith.SignlessIntegerBinaryOperation], a: Index, b: Index
+    ) -> Index:
+        """`a op b` for an op of `_FOLDS`; divisions are unsigned, so a and b must be >= 0."""
+        if isinstance(a, int) and isinstance(b, int):
+            return _FOLDS[op_type](a, b)
+        if isinstance(a, int) and op_type in (arith.AddiOp, arith.MuliOp):
+            a, b = b, a
+        if isinstance(b, int) and _RIGHT_IDENTITY.get(op_type) == b:
+            return a
+        if isinstance(b, int) and _RIGHT_ZERO.get(op_type) == b:
+            return 0
+        return self.builder.insert(op_type(self.value(a), self.value(b))).result
+
+    def add(self, a: Index, b: Index) -> Index:
+        return self.binary(arith.AddiOp, a, b)
+
+    def mul(self, a: Index, b: Index) -> Index:
+        return self.binary(arith.MuliOp, a, b)
+
+    def div(self, a: Index, b: Index) -> Index:
+        return self.binary(arith.DivUIOp, a, b)
+
+    def rem(self, a: Index, b: Index) -> Index:
+        return self.binary(arith.RemUIOp, a, b)
+
+    def compare(self, predicate: str, a: Index, b: Index) -> SSAValue:
+        return self.builder.insert(arith.CmpiOp(self.value(a), self.value(b), predicate)).result
+
+    def select(self, condition: SSAValue, then: Index, other: Index) -> SSAValue:
+        select = arith.SelectOp(condition, self.value(then), self.value(other))
+        return self.builder.insert(select).result
+
+    def trip_count(self, lower: Index, upper: Index, step: Index) -> Index:
+        """max(0, ceil((upper - lower) / step)) for a positive step."""
+        if isinstance(lower, int) and isinstance(upper, int) and isinstance(step, int):
+            return max(0, -((lower - upper) // step))
+        span = self.binary(arith.SubiOp, upper, lower)
+        count = self.div(self.add(span, self.binary(arith.SubiOp, step, 1)), step)
+        # The unsigned division is meaningful only when upper > lower (signed).
+        return self.select(self.compare("sgt", upper, lower), count, 0)
+
+
+def _static(value: SSAValue) -> Index:
+    """The value as an int when an `arith.constant` of index type defines it."""
+    owner = value.owner
+    if (
+        isinstance(owner, arith.ConstantOp)
+        and isinstance(owner.value, IntegerAttr)
+        and isinstance(value.type, IndexType)
+    ):
+        return owner.value.value.data
+    return value
+
+
+def _is_clonable_constant(value: SSAValue) -> bool:
+    """Constants and global addresses are recreated in the outlined function, not passed."""
+    owner = value.owner
+    if isinstance(owner, memref.GetGlobalOp):
+        return True
+    return isinstance(owner, Operation) and owner.has_trait(ConstantLike) and not owner.operands
+
+
+def _captured_values(op: scf.ParallelOp) -> list[SSAValue]:
+    """Dynamic bounds and the values the body uses but does not define, in order of first use."""
+    bounds = [*op.lowerBound, *op.upperBound, *op.step]
+    captured = dict.fromkeys(bound for bound in bounds if isinstance(_static(bound), SSAValue))
+    for inner in op.body.walk():
+        for operand in inner.operands:
+            if not op.is_ancestor(operand.owner):
+                captured.setdefault(operand, None)
+    return list(captured)
+
+
+def _field_type(value: SSAValue, op: scf.ParallelOp) -> Attribute:
+    """The type `value` has in the struct of captured values, or an error naming the op."""
+    value_type = value.type
+    if isinstance(value_type, MemRefType):
+        if value_type.has_static_shape() and isinstance(value_type.layout, NoneAttr):
+            return _PTR
+    elif isinstance(value_type, IndexType):
+        return i64
+    elif isinstance(value_type, IntegerType | AnyFloat | llvm.LLVMPointerType) or (
+        isinstance(value_type, VectorType)
+        and isinstance(value_type.element_type, IntegerType | AnyFloat)
+    ):
+        return value_type
+    raise PassFailedException(
+        f"'{op.name}' uses a value of type {value_type} defined outside it; "
+        "convert-parallel-to-gomp passes only static identity-layout memrefs, index, integer, "
+        "float, vector and !llvm.ptr values to its threads"
+    )
+
+
+def _struct_alignment_bytes(field_types: list[Attribute]) -> int:
+    """8, or the largest vector field's size rounded up to a power of two (its ABI alignment)."""
+    vector_bytes = [
+        field.element_count() * max(field.element_type.bitwidth // 8, 1)
+        for field in field_types
+        if isinstance(field, VectorType)
+    ]
+    return max([8] + [1 << (size - 1).bit_length() for size in vector_bytes])
+
+
+def _check_threads(threads: int) -> None:
+    if threads < 0:
+        raise ValueError(
+            "convert-parallel-to-gomp option threads must be >= 0 (0: libgomp decides), "
+            f"got {threads}"
+        )
+
+
+def _check_supported(op: scf.ParallelOp) -> None:
+    """Rejects reductions (in `op` or a loop nested in it) and constant steps that are not > 0."""
+    for loop in [op, *(inner for inner in op.body.walk() if isinstance(inner, scf.ParallelOp))]:
+        if loop.initVals:
+            raise PassFailedException(
+                f"'{loop.name}' has {len(loop.initVals)} reduction(s) (scf.reduce operands); "
+                "convert-parallel-to-gomp only threads loops without reductions"
+            )
+    if any(isinstance(step := _static(value), int) and step <= 0 for value in op.step):
+        raise PassFailedException(f"'{op.name}' has a constant step <= 0; steps must be positive")
+
+
+def _ancestor(op: Operation, kind: type[Operation]) -> Operation | None:
+    parent = op.parent_op()
+    while parent is not None and not isinstance(parent, kind):
+        parent = parent.parent_op()
+    return parent
+
+
+def _runtime_threads(function: func.FuncOp) -> SSAValue | None:
+    """The `i32` argument marked `convir.num_threads`, if `function` has one."""
+    if function.arg_attrs is None:
+        return None
+    marked = [
+        arg
+        for arg, attrs in zip(function.args, function.arg_attrs.data, strict=True)
+        if NUM_THREADS_ATTR in attrs.data
+    ]
+    if len(marked) > 1 or (marked and marked[0].type != i32):
+        raise PassFailedException(
+            f"func.func @{function.sym_name.data} may mark one i32 argument {NUM_THREADS_ATTR}, "
+            f"got arguments of types {[str(arg.type) for arg in marked]}"
+        )
+    return marked[0] if marked else None
+
+
+def _declare_runtime(module: ModuleOp) -> None:
+    """Declares the libgomp entry points missing from `module`; checks the others' types."""
+    missing: list[func.FuncOp] = []
+    for name, (inputs, outputs) in _RUNTIME_DECLARATIONS.items():
+        existing = SymbolTable.lookup_symbol(module, name)
+        if existing is None:
+            missing.append(func.FuncOp.external(name, inputs, outputs))
+        elif not (
+            isinstance(existing, func.FuncOp)
+            and list(existing.function_type.inputs) == inputs
+            and list(existing.function_type.outputs) == outputs
+        ):
+            raise PassFailedException(f"symbol @{name} exists but is not the libgomp function")
+    module.body.block.add_ops(missing)
+
+
+def _unique_name(module: ModuleOp, base: str) -> str:
+    index = 0
+    while SymbolTable.lookup_symbol(module, f"{base}_par{index}") is not None:
+        index += 1
+    return f"{base}_par{index}"
+
+
+def _move_body(op: scf.ParallelOp, block: Block, induction_values: list[SSAValue]) -> None:
+    """Moves the loop body to the end of `block`, its `scf.reduce` becoming an `scf.yield`."""
+    Rewriter.inline_block(op.body.block, InsertPoint.at_end(block), induction_values)
+    reduce = block.last_op
+    assert isinstance(reduce, scf.ReduceOp)  # scf.parallel's verifier guarantees it
+    block.erase_op(reduce)
+    block.add_op(scf.YieldOp())
+
+
+def _serialise(op: scf.ParallelOp) -> None:
+    """Replaces a reduction-free `scf.parallel` by the equivalent `scf.for` nest."""
+    blocks = [Block(arg_types=[IndexType()]) for _ in op.lowerBound]
+    bounds = zip(op.lowerBound, op.upperBound, op.step, blocks, strict=True)
+    loops = [scf.ForOp(lower, upper, step, [], block) for lower, upper, step, block in bounds]
+    Rewriter.insert_op(loops[0], InsertPoint.before(op))
+    for outer, inner in zip(blocks, loops[1:], strict=False):
+        outer.add_ops([inner, scf.YieldOp()])
+    _move_body(op, blocks[-1], [block.args[0] for block in blocks])
+    Rewriter.erase_op(op)
+
+
+def _cross(builder: Builder, value: SSAValue, to_type: Attribute) -> SSAValue:
+    """`value` as `to_type`: itself, an index cast (index <-> i64) or a memref <-> ptr cast."""
+    if value.type == to_type:
+        return value
+    if isinstance(value.type, IndexType) or isinstance(to_type, IndexType):
+        return builder.insert(arith.IndexCastOp(value, to_type)).result
+    return builder.insert(UnrealizedConversionCastOp.get([value], [to_type])).results[0]
+
+
+def _unpack(
+    builder: Builder, data: SSAValue, captured: list[SSAValue], field_types: list[Attribute]
+) -> dict[SSAValue, SSAValue]:
+    """Makes each captured value available at `builder`, as a clone or a struct field."""
+    mapping: dict[SSAValue, SSAValue] = {}
+    packed = [value for value in captured if not _is_clonable_constant(value)]
+    for value in captured:
+        if value not in packed:
+            assert isinstance(value.owner, Operation)
+            mapping[value] = builder.insert(value.owner.clone()).results[value.index]
+    if packed:
+        struct_type = llvm.LLVMStructType.from_type_list(field_types)
+        struct = builder.insert(llvm.LoadOp(data, struct_type)).dereferenced_value
+        for position, (value, field_type) in enumerate(zip(packed, field_types, strict=True)):
+            position_attr = DenseArrayBase.from_list(i64, [position])
+            field = builder.insert(llvm.ExtractValueOp(position_attr, struct, field_type)).res
+            mapping[value] = _cross(builder, field, value.type)
+    return mapping
+
+
+def _pack(builder: Builder, packed: list[SSAValue], field_types: list[Attribute], entry: Block):
+    """Stores `packed` into a struct allocated at the top of `entry`; returns its address."""
+    if not packed:
+        return builder.insert(llvm.ZeroOp(result_types=[_PTR])).res
+    struct_type = llvm.LLVMStructType.from_type_list(field_types)
+    # At the top of the entry block, the alloca is one static stack slot wherever the loop is.
+    one = arith.ConstantOp(IntegerAttr(1, i64))
+    alloca = llvm.AllocaOp(one, struct_type, _struct_alignment_bytes(field_types))
+    Rewriter.insert_op([one, alloca], InsertPoint.at_start(entry))
+    struct = builder.insert(llvm.UndefOp(struct_type)).res
+    for position, (value, field_type) in enumerate(zip(packed, field_types, strict=True)):
+        position_attr = DenseArrayBase.from_list(i64, [position])
+        field = _cross(builder, value, field_type)
+        struct = builder.insert(llvm.InsertValueOp(position_attr, struct, field)).res
+    builder.insert(llvm.StoreOp(struct, alloca.res))
+    return alloca.res
+
+
+def _thread_loop(
+    index_arith: _IndexArith, lowers: list[Index], uppers: list[Index], steps: list[Index]
+) -> tuple[Block, list[SSAValue]]:
+    """Emits this thread's `scf.for` over its share of the collapsed iteration space.
+
+    Returns the loop's body block and, in it, the induction variables of the original loop.
+    """
+    builder = index_arith.builder
+    trips = [index_arith.trip_count(*bounds) for bounds in zip(lowers, uppers, steps, strict=True)]
+    total: Index = 1
+    for trip in trips:
+        total = index_arith.mul(total, trip)
+    thread, team = (
+        builder.insert(
+            arith.IndexCastOp(builder.insert(func.CallOp(name, [], [i32])).res[0], IndexType())
+        ).result
+        for name in ("omp_get_thread_num", "omp_get_num_threads")
+    )
+    # The first `remainder` threads run base + 1 iterations, the others base.
+    base = index_arith.div(total, team)
+    remainder = index_arith.rem(total, team)
+    takes_one_more = index_arith.compare("ult", thread, remainder)
+    begin = index_arith.add(
+        index_arith.mul(thread, base), index_arith.select(takes_one_more, thread, remainder)
+    )
+    end = index_arith.add(begin, index_arith.select(takes_one_more, index_arith.add(base, 1), base))
+    body = Block(arg_types=[IndexType()])
+    bounds = [index_arith.value(begin), index_arith.value(end), index_arith.value(1)]
+    builder.insert(scf.ForOp(*bounds, [], body))
+
+    builder.insertion_point = InsertPoint.at_end(body)
+    collapsed: Index = body.args[0]
+    induction_values: list[SSAValue] = []
+    for dim in reversed(range(len(trips))):
+        position = collapsed
+        if dim > 0:
+            position = index_arith.rem(collapsed, trips[dim])
+            collapsed = index_arith.div(collapsed, trips[dim])
+        offset = index_arith.mul(position, steps[dim])
+        induction_values.insert(0, index_arith.value(index_arith.add(lowers[dim], offset)))
+    return body, induction_values
+
+
+def outline_parallel(op: scf.ParallelOp, threads: int = 0) -> func.FuncOp:
+    """Outlines a top-level `op` into a function run by `GOMP_parallel`; returns that function.
+
+    `threads` (>= 0) is the team size when the enclosing function has no `convir.num_threads`
+    argument (0: libgomp decides). The module docstring gives the IR produced. Raises
+    `PassFailedException`, leaving the IR unchanged, on reductions (in `op` or a loop nested in
+    it), a constant step <= 0, or a captured value it cannot pass.
+    """
+    _check_threads(threads)
+    _check_supported(op)
+    captured = _captured_values(op)
+    packed = [value for value in captured if not _is_clonable_constant(value)]
+    field_types = [_field_type(value, op) for value in packed]
+    function = _ancestor(op, func.FuncOp)
+    module = function.parent_op() if function is not None else None
+    if not isinstance(function, func.FuncOp) or not isinstance(module, ModuleOp):
+        raise PassFailedException(f"'{op.name}' must be inside a func.func of a builtin.module")
+    runtime_threads = _runtime_threads(function)
+    _declare_runtime(module)
+
+    outlined = func.FuncOp(
+        _unique_name(module, function.sym_name.data),
+        ([_PTR], []),
+        Region(Block([func.ReturnOp()], arg_types=[_PTR])),
+        visibility="private",
+    )
+    Rewriter.insert_op(outlined, InsertPoint.after(function))
+    entry = outlined.body.block
+    assert entry.last_op is not None
+    builder = Builder(InsertPoint.before(entry.last_op))
+    mapping = _unpack(builder, entry.args[0], captured, field_types)
+    index_arith = _IndexArith(builder, Builder(InsertPoint.at_start(entry)), mapping.values())
+    lowers, uppers, steps = (
+        [_static(mapping.get(value, value)) for value in values]
+        for values in (op.lowerBound, op.upperBound, op.step)
+    )
+    body, induction_values = _thread_loop(index_arith, lowers, uppers, steps)
+    _move_body(op, body, induction_values)
+    for value, replacement in mapping.items():
+        for use in list(value.uses):
+            if outlined.is_ancestor(use.operation):
+                use.operation.operands[use.index] = replacement
+    for nested in [inner for inner in outlined.walk() if isinstance(inner, scf.ParallelOp)]:
+        _serialise(nested)
+
+    builder = Builder(InsertPoint.before(op))
+    data = _pack(builder, packed, field_types, function.body.blocks[0])
+    function_pointer = builder.insert(llvm.AddressOfOp(outlined.sym_name.data, _PTR)).result
+    num_threads = runtime_threads
+    if num_threads is None:
+        num_threads = builder.insert(arith.ConstantOp(IntegerAttr(threads, i32))).result
+    flags = builder.insert(arith.ConstantOp(IntegerAttr(0, i32))).result
+    builder.insert(func.CallOp("GOMP_parallel", [function_pointer, data, num_threads, flags], []))
+    Rewriter.erase_op(op)
+    return outlined
+
+
+@dataclass(frozen=True)
+class ConvertParallelToGompPass(ModulePass):
+    """Outlines every top-level `scf.parallel` and runs it with libgomp's `GOMP_parallel`.
+
+    Option `threads`: the team size in functions without a `convir.num_threads` argument; 0 (the
+    default) lets libgomp decide. The module docstring gives the IR contract. Outlining creates
+    module-level symbols and reads the enclosing function, so `apply` calls `outline_parallel` on
+    each loop rather than going through a local rewrite pattern.
+    """
+
+    name = "convert-parallel-to-gomp"
+
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check_threads(self.threads)
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        loops = [inner for inner in op.walk() if isinstance(inner, scf.ParallelOp)]
+        for loop in [loop for loop in loops if _ancestor(loop, scf.ParallelOp) is None]:
+            outline_parallel(loop, self.threads)

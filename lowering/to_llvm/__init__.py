@@ -1,0 +1,74 @@
+"""Loop-level IR (scf/arith/math/vector/memref/func) to the llvm dialect and LLVM IR text.
+
+xDSL 0.74 translates the llvm dialect to LLVM IR but cannot reach it from the loop level; the
+passes here do, one dialect per pass, under MLIR's names. `lower_to_llvm` runs them in order and
+`translate_to_llvm_ir` prints the result as LLVM IR.
+
+Memrefs are static-shaped and lower to bare `!llvm.ptr` values (`addressing`): every load and
+store is one `getelementptr inbounds` with the linearised index, never ptrtoint/inttoptr, so
+LLVM's alias analysis sees every address. Memref arguments of functions become pointer
+arguments marked `noalias`: convir guarantees that the memref arguments of a function it emits
+never overlap one another; code that passes overlapping buffers would be miscompiled.
+"""
+
+from __future__ import annotations
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, UnrealizedConversionCastOp
+from xdsl.passes import ModulePass
+from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
+from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_casts
+
+from lowering.to_llvm.arith_to_llvm import ConvertArithToLLVMPass
+from lowering.to_llvm.cf_to_llvm import ConvertCfToLLVMPass
+from lowering.to_llvm.func_to_llvm import ConvertFuncToLLVMPass
+from lowering.to_llvm.math_to_llvm import ConvertMathToLLVMPass
+from lowering.to_llvm.memref_to_llvm import ConvertMemRefToLLVMPass
+from lowering.to_llvm.translate import translate_to_llvm_ir
+from lowering.to_llvm.vector_to_llvm import ConvertVectorToLLVMPass
+
+__all__ = [
+    "LLVM_LOWERING_PASSES",
+    "ConvertArithToLLVMPass",
+    "ConvertCfToLLVMPass",
+    "ConvertFuncToLLVMPass",
+    "ConvertMathToLLVMPass",
+    "ConvertMemRefToLLVMPass",
+    "ConvertVectorToLLVMPass",
+    "lower_to_llvm",
+    "translate_to_llvm_ir",
+]
+
+LLVM_LOWERING_PASSES: tuple[type[ModulePass], ...] = (
+    ConvertScfToCf,
+    ConvertVectorToLLVMPass,
+    ConvertMathToLLVMPass,
+    ConvertArithToLLVMPass,
+    ConvertMemRefToLLVMPass,
+    ConvertFuncToLLVMPass,
+    ConvertCfToLLVMPass,
+)
+"""The conversions of `lower_to_llvm`, in order; `reconcile-unrealized-casts` follows them."""
+
+
+def lower_to_llvm(module: ModuleOp) -> None:
+    """Lower a loop-level module to the llvm dialect in place.
+
+    Runs `convert-scf-to-cf`, the vector, math, arith, memref, func and cf conversions and
+    `reconcile-unrealized-casts`, then checks that only llvm-dialect ops remain and verifies the
+    module. Raises a `DiagnosticException` from the pass that meets an op it cannot lower, or a
+    `ValueError` naming the first op no pass lowered.
+    """
+    ctx = Context()
+    for pass_class in LLVM_LOWERING_PASSES:
+        pass_class().apply(ctx, module)
+    reconcile_unrealized_casts(module, warn_on_failure=False)
+    remaining = [op for op in module.walk() if op is not module]
+    for op in remaining:
+        if not op.name.startswith("llvm.") and not isinstance(op, UnrealizedConversionCastOp):
+            raise ValueError(f"lower_to_llvm: '{op.name}' has no lowering to the llvm dialect")
+    for op in remaining:
+        if isinstance(op, UnrealizedConversionCastOp):
+            types = f"{op.inputs.types[0]} to {op.outputs.types[0]}"
+            raise ValueError(f"lower_to_llvm: a cast from {types} remained after lowering: {op}")
+    module.verify()

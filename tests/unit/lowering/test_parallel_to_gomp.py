@@ -1,0 +1,453 @@
+"""convert-parallel-to-gomp: the outlined IR, its errors, and the team split it computes.
+
+The xDSL interpreter cannot call libgomp, so `_SequentialGomp` stands in for it: GOMP_parallel runs
+the outlined function once per thread of the team, one after the other, with the llvm ops that
+carry the captured values interpreted on Python tuples. That checks the split arithmetic on any
+bounds. The test at the end runs the real thing (lowering to LLVM, JIT, libgomp, two threads).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+from xdsl.context import Context
+from xdsl.dialects import arith, func, llvm, memref, scf, vector
+from xdsl.dialects.builtin import Builtin, IntegerAttr, MemRefType, ModuleOp
+from xdsl.interpreter import (
+    Interpreter,
+    InterpreterFunctions,
+    impl,
+    impl_cast,
+    impl_external,
+    register_impls,
+)
+from xdsl.interpreters import arith as arith_impls
+from xdsl.interpreters import builtin as builtin_impls
+from xdsl.interpreters import func as func_impls
+from xdsl.interpreters import memref as memref_impls
+from xdsl.interpreters import scf as scf_impls
+from xdsl.interpreters.shaped_array import ShapedArray
+from xdsl.interpreters.utils.ptr import TypedPtr
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import PassFailedException
+
+from lowering import LOWERING_PASSES
+from lowering.jit import compile_ir
+from lowering.parallel_to_gomp import ConvertParallelToGompPass, outline_parallel
+from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
+
+
+def _context() -> Context:
+    ctx = Context()
+    for dialect in (Builtin, func.Func, arith.Arith, scf.Scf, memref.MemRef, vector.Vector):
+        ctx.load_dialect(dialect)
+    ctx.load_dialect(llvm.LLVM)
+    return ctx
+
+
+def _parse(text: str) -> ModuleOp:
+    return Parser(_context(), text).parse_module()
+
+
+def _ops(module: ModuleOp, kind: type) -> list[Any]:
+    return [op for op in module.walk() if isinstance(op, kind)]
+
+
+def _gomp_call(module: ModuleOp) -> func.CallOp:
+    (call,) = [
+        op for op in _ops(module, func.CallOp) if op.callee.string_value() == "GOMP_parallel"
+    ]
+    return call
+
+
+def _function(module: ModuleOp, name: str) -> func.FuncOp:
+    (function,) = [op for op in _ops(module, func.FuncOp) if op.sym_name.data == name]
+    return function
+
+
+def _parallel(bounds: list[tuple[str, str, str]], body: str) -> str:
+    """A generic-form scf.parallel (xDSL 0.74 has no custom format for it)."""
+    lowers, uppers, steps = ([bound[k] for bound in bounds] for k in range(3))
+    operands = ", ".join([*lowers, *uppers, *steps])
+    n = len(bounds)
+    ivs = ", ".join(f"%i{d}: index" for d in range(n))
+    return (
+        f'"scf.parallel"({operands}) <{{operandSegmentSizes = array<i32: {n}, {n}, {n}, 0>}}> '
+        f"({{\n^bb0({ivs}):\n{body}\n  scf.reduce\n}}) : ({', '.join(['index'] * 3 * n)}) -> ()"
+    )
+
+
+def _grid_kernel(rows: str, cols: str, row_step: str = "%c1", extra_args: str = "") -> str:
+    """`out[i, j] = i * 100 + j + bias` and `count[i, j] += 1` over a 2-D scf.parallel."""
+    body = """
+  %r = arith.index_cast %i0 : index to i32
+  %c = arith.index_cast %i1 : index to i32
+  %h = arith.constant 100 : i32
+  %rh = arith.muli %r, %h : i32
+  %s = arith.addi %rh, %c : i32
+  %f = arith.sitofp %s : i32 to f32
+  %v = arith.addf %f, %bias : f32
+  memref.store %v, %out[%i0, %i1] : memref<6x5xf32>
+  %n = memref.load %count[%i0, %i1] : memref<6x5xf32>
+  %one = arith.constant 1.0 : f32
+  %n1 = arith.addf %n, %one : f32
+  memref.store %n1, %count[%i0, %i1] : memref<6x5xf32>"""
+    loop = _parallel([("%c0", rows, row_step), ("%lo", cols, "%c1")], body)
+    return f"""
+func.func @grid(%out: memref<6x5xf32>, %count: memref<6x5xf32>, %bias: f32, %rows: index,
+                %cols: index, %lo: index{extra_args}) {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c6 = arith.constant 6 : index
+  %c5 = arith.constant 5 : index
+  {loop}
+  func.return
+}}
+"""
+
+
+@register_impls
+class _SequentialGomp(InterpreterFunctions):
+    """libgomp and the struct-passing llvm ops, run sequentially in the xDSL interpreter."""
+
+    def __init__(self, default_team: int) -> None:
+        self.default_team = default_team
+        self.thread = self.team = 0
+
+    @impl_external("GOMP_parallel")
+    def run_gomp_parallel(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
+        function, data, num_threads, _flags = args
+        self.team = num_threads or self.default_team
+        for thread in range(self.team):
+            self.thread = thread
+            interpreter.call_op(function, (data,))
+        return ()
+
+    @impl_external("omp_get_thread_num")
+    def run_thread_num(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
+        return (self.thread,)
+
+    @impl_external("omp_get_num_threads")
+    def run_num_threads(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
+        return (self.team,)
+
+    # xDSL's arith interpreter lacks these; the split only divides values >= 0.
+    @impl(arith.SIToFPOp)
+    def run_sitofp(self, interpreter: Interpreter, op: arith.SIToFPOp, args: tuple[Any, ...]):
+        return (float(args[0]),)
+
+    @impl(arith.DivUIOp)
+    def run_divui(self, interpreter: Interpreter, op: arith.DivUIOp, args: tuple[Any, ...]):
+        return (args[0] // args[1],)
+
+    @impl(arith.RemUIOp)
+    def run_remui(self, interpreter: Interpreter, op: arith.RemUIOp, args: tuple[Any, ...]):
+        return (args[0] % args[1],)
+
+    @impl(llvm.AllocaOp)
+    def run_alloca(self, interpreter: Interpreter, op: llvm.AllocaOp, args: tuple[Any, ...]):
+        return ([None],)
+
+    @impl(llvm.UndefOp)
+    def run_undef(self, interpreter: Interpreter, op: llvm.UndefOp, args: tuple[Any, ...]):
+        return ((None,) * len(op.res.type.types),)
+
+    @impl(llvm.ZeroOp)
+    def run_zero(self, interpreter: Interpreter, op: llvm.ZeroOp, args: tuple[Any, ...]):
+        return (None,)
+
+    @impl(llvm.InsertValueOp)
+    def run_insert(self, interpreter: Interpreter, op: llvm.InsertValueOp, args: tuple[Any, ...]):
+        (position,) = op.position.iter_values()
+        struct, value = args
+        return ((*struct[:position], value, *struct[position + 1 :]),)
+
+    @impl(llvm.ExtractValueOp)
+    def run_extract(self, interpreter: Interpreter, op: llvm.ExtractValueOp, args: tuple[Any, ...]):
+        (position,) = op.position.iter_values()
+        return (args[0][position],)
+
+    @impl(llvm.StoreOp)
+    def run_store(self, interpreter: Interpreter, op: llvm.StoreOp, args: tuple[Any, ...]):
+        args[1][0] = args[0]
+        return ()
+
+    @impl(llvm.LoadOp)
+    def run_load(self, interpreter: Interpreter, op: llvm.LoadOp, args: tuple[Any, ...]):
+        return (args[0][0],)
+
+    @impl(llvm.AddressOfOp)
+    def run_addressof(self, interpreter: Interpreter, op: llvm.AddressOfOp, args: Any):
+        return (op.global_name.root_reference.data,)
+
+    @impl_cast(MemRefType, llvm.LLVMPointerType)
+    def cast_to_pointer(self, input_type: Any, output_type: Any, value: Any) -> Any:
+        return value
+
+    @impl_cast(llvm.LLVMPointerType, MemRefType)
+    def cast_to_memref(self, input_type: Any, output_type: Any, value: Any) -> Any:
+        return value
+
+
+def _run(module: ModuleOp, name: str, args: tuple[Any, ...], default_team: int) -> None:
+    interpreter = Interpreter(module)
+    for functions in (
+        arith_impls.ArithFunctions(),
+        builtin_impls.BuiltinFunctions(),
+        func_impls.FuncFunctions(),
+        memref_impls.MemRefFunctions(),
+        scf_impls.ScfFunctions(),
+        _SequentialGomp(default_team),
+    ):
+        interpreter.register_implementations(functions)
+    interpreter.call_op(name, args)
+
+
+def _array(shape: tuple[int, ...]) -> ShapedArray[float]:
+    return ShapedArray(TypedPtr.new_float32([0.0] * int(np.prod(shape))), list(shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# Structure
+
+
+def test_pass_is_registered() -> None:
+    assert LOWERING_PASSES["convert-parallel-to-gomp"]() is ConvertParallelToGompPass
+
+
+def test_outline_parallel_produces_the_documented_ir() -> None:
+    module = _parse(_grid_kernel("%rows", "%cols"))
+    (loop,) = _ops(module, scf.ParallelOp)
+    outlined = outline_parallel(loop)
+    module.verify()
+
+    assert outlined.sym_name.data == "grid_par0"
+    assert outlined.sym_visibility is not None and outlined.sym_visibility.data == "private"
+    assert list(outlined.function_type.inputs) == [llvm.LLVMPointerType()]
+    assert not _ops(module, scf.ParallelOp)
+    (alloca,) = _ops(module, llvm.AllocaOp)
+    # Dynamic bounds first (index as i64), then the body's captures in order of first use.
+    assert [str(t) for t in alloca.elem_type.types] == [
+        "i64", "i64", "i64", "f32", "!llvm.ptr", "!llvm.ptr"
+    ]  # fmt: skip
+    grid = _function(module, "grid")
+    assert alloca.parent is grid.body.blocks[0]
+    call = _gomp_call(module)
+    pointer = call.operands[0].owner
+    assert isinstance(pointer, llvm.AddressOfOp)
+    assert pointer.global_name.string_value() == "grid_par0"
+    threads = call.operands[2].owner
+    assert isinstance(threads, arith.ConstantOp) and threads.value == IntegerAttr(0, 32)
+    callees = {op.callee.string_value() for op in _ops(outlined, func.CallOp)}
+    assert callees == {"omp_get_thread_num", "omp_get_num_threads"}
+    for name in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"):
+        assert _function(module, name).is_declaration
+
+
+def test_threads_option_and_runtime_argument() -> None:
+    text = _grid_kernel("%c6", "%c5")
+    module = _parse(text)
+    ConvertParallelToGompPass(threads=3).apply(_context(), module)
+    assert _gomp_call(module).operands[2].owner.value == IntegerAttr(3, 32)
+
+    marked = _parse(_grid_kernel("%c6", "%c5", extra_args=", %t: i32 {convir.num_threads}"))
+    ConvertParallelToGompPass(threads=3).apply(_context(), marked)
+    assert _gomp_call(marked).operands[2] is _function(marked, "grid").args[6]
+
+
+def test_names_are_unique_and_declarations_shared() -> None:
+    loop = _parallel([("%c0", "%c4", "%c1")], "  memref.store %x, %out[%i0] : memref<4xf32>")
+    module = _parse(f"""
+func.func private @k_par0()
+func.func @k(%out: memref<4xf32>, %x: f32) {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  {loop}
+  {loop}
+  func.return
+}}
+""")
+    ConvertParallelToGompPass().apply(_context(), module)
+    module.verify()
+    names = [op.sym_name.data for op in _ops(module, func.FuncOp)]
+    assert names.count("k_par1") == names.count("k_par2") == names.count("GOMP_parallel") == 1
+    assert len(_ops(module, llvm.AllocaOp)) == 2
+
+
+def test_nested_parallel_runs_serially() -> None:
+    inner = _parallel([("%c0", "%c4", "%c1")], "  memref.store %x, %out[%i0] : memref<4xf32>")
+    outer = _parallel([("%c0", "%c4", "%c1")], inner.replace("%i0", "%k"))
+    module = _parse(f"""
+func.func @k(%out: memref<4xf32>, %x: f32) {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  {outer}
+  func.return
+}}
+""")
+    ConvertParallelToGompPass().apply(_context(), module)
+    module.verify()
+    assert not _ops(module, scf.ParallelOp)
+    assert len(_ops(_function(module, "k_par0"), scf.ForOp)) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: reported with the op named, IR left as it was
+
+
+REDUCTION = """
+func.func @sum(%x: memref<8xf32>, %init: f32) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %t = "scf.parallel"(%c0, %c8, %c1, %init) <{operandSegmentSizes = array<i32: 1, 1, 1, 1>}> ({
+  ^bb0(%i: index):
+    %v = memref.load %x[%i] : memref<8xf32>
+    scf.reduce(%v : f32) {
+    ^bb1(%a: f32, %b: f32):
+      %s = arith.addf %a, %b : f32
+      scf.reduce.return %s : f32
+    }
+  }) : (index, index, index, f32) -> f32
+  func.return %t : f32
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (REDUCTION, "'scf.parallel' has 1 reduction(s)"),
+        (
+            _grid_kernel("%c6", "%c5")
+            .replace("%count: memref<6x5xf32>", "%count: memref<?x5xf32>")
+            .replace("%count[%i0, %i1] : memref<6x5xf32>", "%count[%i0, %i1] : memref<?x5xf32>"),
+            "'scf.parallel' uses a value of type memref<?x5xf32> defined outside it",
+        ),
+        (
+            _grid_kernel("%c6", "%c5", extra_args=", %t: i64 {convir.num_threads}"),
+            "may mark one i32 argument convir.num_threads",
+        ),
+        (
+            _grid_kernel("%c6", "%c5", row_step="%c0"),
+            "'scf.parallel' has a constant step <= 0; steps must be positive",
+        ),
+    ],
+    ids=["reduction", "dynamic-memref", "i64-threads", "zero-step"],
+)
+def test_errors_name_the_problem_and_keep_the_ir(text: str, message: str) -> None:
+    module = _parse(text)
+    before = str(module)
+    with pytest.raises(PassFailedException, match=re.escape(message)):
+        ConvertParallelToGompPass().apply(_context(), module)
+    assert str(module) == before
+
+
+def test_negative_threads_option_is_rejected() -> None:
+    with pytest.raises(ValueError, match="option threads must be >= 0"):
+        ConvertParallelToGompPass(threads=-1)
+    (loop,) = _ops(_parse(_grid_kernel("%c6", "%c5")), scf.ParallelOp)
+    with pytest.raises(ValueError, match="option threads must be >= 0"):
+        outline_parallel(loop, threads=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The split: every iteration exactly once, each thread a contiguous run, sizes within one
+
+
+@pytest.mark.parametrize("team", [1, 2, 3, 7, 40])
+@pytest.mark.parametrize(
+    ("rows", "cols", "lo", "row_step"),
+    [(6, 5, 0, 1), (5, 3, 1, 2), (1, 1, 0, 1), (0, 5, 0, 1), (6, 0, 0, 1), (6, 5, 5, 1)],
+)
+def test_team_covers_the_iteration_space_once(
+    team: int, rows: int, cols: int, lo: int, row_step: int
+) -> None:
+    module = _parse(_grid_kernel("%rows", "%cols", row_step="%c2" if row_step == 2 else "%c1"))
+    ConvertParallelToGompPass().apply(_context(), module)
+    out, count = _array((6, 5)), _array((6, 5))
+    _run(module, "grid", (out, count, 0.5, rows, cols, lo), default_team=team)
+
+    expected = np.zeros((6, 5), np.float32)
+    expected[0:rows:row_step, lo:cols] = 1
+    assert np.array_equal(np.array(count.data, np.float32).reshape(6, 5), expected)
+    values = np.array(out.data, np.float32).reshape(6, 5)
+    i, j = np.nonzero(expected)
+    assert np.array_equal(values[i, j], i * 100 + j + 0.5)
+
+
+def test_threads_take_contiguous_balanced_chunks() -> None:
+    body = """
+  %t = func.call @omp_get_thread_num() : () -> i32
+  %f = arith.sitofp %t : i32 to f32
+  memref.store %f, %owner[%i0, %i1] : memref<4x5xf32>"""
+    loop = _parallel([("%c0", "%c4", "%c1"), ("%c0", "%c5", "%c1")], body)
+    module = _parse(f"""
+func.func private @omp_get_thread_num() -> i32
+func.func @k(%owner: memref<4x5xf32>) {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c5 = arith.constant 5 : index
+  {loop}
+  func.return
+}}
+""")
+    ConvertParallelToGompPass(threads=3).apply(_context(), module)
+    owner = _array((4, 5))
+    _run(module, "k", (owner,), default_team=1)
+    # 20 iterations on 3 threads: 7, 7, 6, in row-major order.
+    assert list(owner.data) == [0.0] * 7 + [1.0] * 7 + [2.0] * 6
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: lowered to LLVM, compiled, run by libgomp on 1 and 2 threads
+
+
+def test_compiled_kernel_runs_on_two_threads() -> None:
+    body = """
+  %r = arith.index_cast %i0 : index to i32
+  %c = arith.index_cast %i1 : index to i32
+  %h = arith.constant 100 : i32
+  %rh = arith.muli %r, %h : i32
+  %s = arith.addi %rh, %c : i32
+  %f = arith.sitofp %s : i32 to f32
+  %v = arith.addf %f, %bias : f32
+  memref.store %v, %out[%i0, %i1] : memref<6x5xf32>
+  %t = func.call @omp_get_thread_num() : () -> i32
+  %tf = arith.sitofp %t : i32 to f32
+  memref.store %tf, %owner[%i0, %i1] : memref<6x5xf32>"""
+    loop = _parallel([("%c0", "%c6", "%c1"), ("%c0", "%c5", "%c1")], body)
+    module = _parse(f"""
+func.func private @omp_get_thread_num() -> i32
+func.func @grid(%out: memref<6x5xf32>, %owner: memref<6x5xf32>, %bias: f32,
+                %threads: i32 {{convir.num_threads}}) {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c5 = arith.constant 5 : index
+  %c6 = arith.constant 6 : index
+  {loop}
+  func.return
+}}
+""")
+    ConvertParallelToGompPass().apply(_context(), module)
+    lower_to_llvm(module)
+    library = compile_ir(translate_to_llvm_ir(module), use_cache=False)
+    pointer = ctypes.c_void_p
+    grid = library.function("grid", None, [pointer, pointer, ctypes.c_float, ctypes.c_int32])
+
+    expected = np.add.outer(np.arange(6) * 100, np.arange(5)).astype(np.float32) + 0.25
+    for threads in (1, 2):
+        out = np.zeros((6, 5), np.float32)
+        owner = np.full((6, 5), -1, np.float32)
+        grid(out.ctypes.data, owner.ctypes.data, 0.25, threads)
+        assert np.array_equal(out, expected)
+        # 30 iterations: thread t runs the contiguous iterations [15 t, 15 t + 15).
+        assert np.array_equal(owner.ravel(), np.repeat(np.arange(threads), 30 // threads))
