@@ -3,6 +3,8 @@
 The top level stays light: heavy modules load on first use of the names below.
 - `import_onnx(model, *, batch=None, ctx=None)`: ONNX model or path -> conv-dialect module.
 - `OnnxImportError`: raised for models that cannot be imported (names node, op type and reason).
+- `compile(model, *, threads=None, target=None, cache_dir=None)`: ONNX model or path ->
+  `CompiledModel`, native code called like an onnxruntime session.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "import_onnx": "convir.importer.onnx",
     "OnnxImportError": "convir.importer.onnx",
+    "compile": "convir.compiler",
+    "CompiledModel": "convir.runtime",
 }
 
 

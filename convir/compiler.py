@@ -2,9 +2,9 @@
 
     import_onnx                 graph form (conv dialect on tensors)
     conv-select-algorithm       every conv gets an algorithm and a schedule      -> "scheduled"
-    conv-plan-memory            arena offsets of intermediates and workspaces
+    conv-plan-memory            arena offsets of intermediates and workspaces    -> "planned"
     convert-conv-to-loops       @forward + one kernel per distinct op            -> "loops"
-    convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel
+    convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel  -> "threaded"
     lower_to_llvm               scf/arith/math/vector/memref/func/cf -> llvm     -> "llvm"
     translate_to_llvm_ir        llvmlite IR text                                  -> "llvm-ir"
     compile_ir                  O3 + machine code, cached on disk                 -> "asm"
@@ -26,7 +26,16 @@ from convir.dialects.resources import resources_of
 from convir.runtime import CompiledModel, TensorSpec
 from convir.target import Target
 
-STAGES = ("conv", "scheduled", "loops", "llvm", "llvm-ir", "asm")
+STAGES = ("conv", "scheduled", "planned", "loops", "threaded", "llvm", "llvm-ir", "asm")
+#: The pass whose output each stage is, for `convir compile --dump-after PASS`.
+STAGE_AFTER_PASS = {
+    "import": "conv",
+    "conv-select-algorithm": "scheduled",
+    "conv-plan-memory": "planned",
+    "convert-conv-to-loops": "loops",
+    "convert-parallel-to-gomp": "threaded",
+    "lower-to-llvm": "llvm",
+}
 
 
 @dataclass
@@ -55,29 +64,25 @@ def lower(
     target = target or Target.host()
     ctx = ctx or make_context()
     module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
-    if stop == "conv":
-        return Lowered(ctx, module, target, stop)
     from lowering.conv_to_loops import ConvertConvToLoopsPass
     from lowering.parallel_to_gomp import ConvertParallelToGompPass
     from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
     from passes.plan_memory import PlanMemoryPass
     from passes.select_algorithm import select_algorithms
 
-    select_algorithms(module, target)
-    if stop == "scheduled":
-        return Lowered(ctx, module, target, stop)
-    PlanMemoryPass().apply(ctx, module)
-    ConvertConvToLoopsPass(vector_width=target.vector_width).apply(ctx, module)
-    if stop == "loops":
-        return Lowered(ctx, module, target, stop)
-    ConvertParallelToGompPass().apply(ctx, module)
-
-    lower_to_llvm(module)
-    if stop == "llvm":
-        return Lowered(ctx, module, target, stop)
-    return Lowered(
-        ctx, module, target, stop, translate_to_llvm_ir(module, target_triple=target.triple)
-    )
+    steps = [
+        ("scheduled", lambda: select_algorithms(module, target)),
+        ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
+        ("loops", lambda: ConvertConvToLoopsPass(target.vector_width).apply(ctx, module)),
+        ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
+        ("llvm", lambda: lower_to_llvm(module)),
+    ]
+    for stage, step in [("conv", lambda: None), *steps]:
+        step()
+        if stage == stop:
+            return Lowered(ctx, module, target, stop)
+    llvm_ir = translate_to_llvm_ir(module, target_triple=target.triple)
+    return Lowered(ctx, module, target, stop, llvm_ir)
 
 
 def compile(

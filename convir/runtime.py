@@ -60,6 +60,18 @@ class CompiledModel:
     def output_names(self) -> list[str]:
         return [spec.name for spec in self.outputs]
 
+    def check(self, feed: Mapping[str, np.ndarray]) -> None:
+        """Raise ValueError unless `feed` gives every input, by name, with its shape and dtype."""
+        unknown = sorted(set(feed) - set(self.input_names))
+        missing = [name for name in self.input_names if name not in feed]
+        if unknown or missing:
+            raise ValueError(
+                f"inputs {unknown} are unknown and {missing} are missing; "
+                f"the model takes {self.input_names}"
+            )
+        for spec in self.inputs:
+            self._checked(spec, feed[spec.name])
+
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs by name for inputs given by name (all inputs, nothing else)."""
         unknown = sorted(set(feed) - set(self.input_names))

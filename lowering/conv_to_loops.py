@@ -8,10 +8,13 @@ Expects the output of `conv-select-algorithm` and `conv-plan-memory`: a module w
                        %threads: i32 {convir.num_threads})
 
 plus one private kernel function per distinct op (`lowering.kernels`), called from `@forward` on
-`memref.view`s of those byte buffers. Constants are repacked for their kernels at compile time
-and concatenated into one weights blob, stored in the context's resource store as
-`dense_resource<__weights>` and named by the module attribute `convir.weights`. The module also
-records `convir.arena_bytes`, `convir.input_names` and `convir.output_names`.
+`memref.view`s of those byte buffers. `@forward` first calls `omp_set_num_threads(%threads)`:
+libgomp keeps that setting per calling thread, and every kernel's parallel region uses it.
+
+Constants are repacked for their kernels at compile time and concatenated into one weights blob,
+stored in the context's resource store as `dense_resource<__weights>` and named by the module
+attribute `convir.weights`. The module also records `convir.arena_bytes`, the input and output
+names and shapes, and each kernel's workspace bytes.
 """
 
 from __future__ import annotations
@@ -116,11 +119,14 @@ def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
     buffer_types = [byte_memref(4 * volume(tensor_shape(v))) for v in [*inputs, *outputs]]
     arg_types = [*buffer_types, byte_memref(weights.size), byte_memref(arena_bytes), i32]
     forward_block = Block(arg_types=arg_types)
-    *io_args, lowering.weights_arg, lowering.arena, _threads = forward_block.args
+    *io_args, lowering.weights_arg, lowering.arena, threads = forward_block.args
     for value, arg in zip(inputs, io_args[: len(inputs)], strict=True):
         lowering.storage[value] = (arg, 0)
     output_args = io_args[len(inputs) :]
+    module.body.block.add_op(func.FuncOp("omp_set_num_threads", ([i32], []), Region(), "private"))
     with ImplicitBuilder(forward_block):
+        # Kernels fork with GOMP_parallel(num_threads=0), which uses this thread's setting.
+        func.CallOp("omp_set_num_threads", [threads], [])
         try:
             for op in ops:
                 lowering.lower(op, output_args)

@@ -1,6 +1,8 @@
 """`convir`: the user-facing command line.
 
     convir import MODEL.onnx [-o OUT.mlir] [--batch N] [--keep-weights]
+    convir compile MODEL.onnx [--emit STAGE | --dump-after PASS] [--target T] [-o OUT]
+    convir run MODEL.onnx [--input NAME=FILE.npy] [--threads N] [--compare ort]
     convir demo [--model NAME] [--size S]
 
 Every user error (unreadable file, malformed or unsupported model, bad option) prints one line on
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 
 from convir.cli.demo import add_demo_command
 from convir.cli.errors import UserError
+from convir.cli.native import add_native_commands
 
 
 def _import_command(args: argparse.Namespace) -> None:
@@ -70,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.set_defaults(run=_import_command)
 
+    add_native_commands(commands, _positive)
     add_demo_command(commands, _positive)
     return parser
 
@@ -77,11 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `convir`."""
     args = build_parser().parse_args(argv)
+    from xdsl.utils.exceptions import PassFailedException
+
     from convir.importer.onnx import OnnxImportError
 
     try:
         args.run(args)
-    except (UserError, OnnxImportError) as error:
+    except (UserError, OnnxImportError, PassFailedException) as error:
         print(f"convir: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -178,7 +178,7 @@ def import_onnx(
     """
     from convir.importer.onnx_ops import HANDLERS
 
-    model = _load(model)
+    model = load_model(model)
     opset = _default_opset(model)
     ctx = ctx or default_context()
     graph = model.graph
@@ -231,7 +231,8 @@ def import_onnx(
     return module
 
 
-def _load(model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelProto:
+def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelProto:
+    """`model` itself, or the model read from a path (OnnxImportError if it cannot be read)."""
     if isinstance(model, onnx.ModelProto):
         return model
     path = os.fspath(model)

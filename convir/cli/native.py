@@ -1,0 +1,181 @@
+"""`convir compile` (print any stage of the pipeline) and `convir run` (run a model natively)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from convir.cli.errors import UserError
+
+
+def add_native_commands(
+    commands: argparse._SubParsersAction, positive: Callable[[str], int]
+) -> None:
+    """Register `convir compile` and `convir run` on the subcommand parser."""
+    from convir.compiler import STAGE_AFTER_PASS, STAGES
+
+    compile_parser = commands.add_parser(
+        "compile",
+        help="compile a model and print one stage of the pipeline",
+        description="Compile an ONNX model and print the IR of one stage: conv (imported), "
+        "scheduled (algorithms chosen), planned (arena placed), loops, threaded, llvm (llvm "
+        "dialect), llvm-ir, asm (optimised machine code).",
+    )
+    compile_parser.add_argument("model", help="path to an .onnx file")
+    stage = compile_parser.add_mutually_exclusive_group()
+    stage.add_argument("--emit", choices=STAGES, default="scheduled", help="stage to print")
+    stage.add_argument(
+        "--dump-after",
+        choices=list(STAGE_AFTER_PASS),
+        metavar="PASS",
+        help=f"print the IR after this pass: {', '.join(STAGE_AFTER_PASS)}",
+    )
+    _common_options(compile_parser, positive)
+    compile_parser.add_argument("-o", "--output", help="write the text here instead of stdout")
+    compile_parser.set_defaults(run=_compile_command)
+
+    run_parser = commands.add_parser(
+        "run",
+        help="compile a model natively and run it",
+        description="Compile an ONNX model natively, run it on given or random inputs, print the "
+        "outputs' shapes and timing, and optionally compare with onnxruntime.",
+    )
+    run_parser.add_argument("model", help="path to an .onnx file")
+    run_parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="an input from a .npy file (repeatable); missing inputs are random",
+    )
+    run_parser.add_argument("--threads", type=positive, default=None, help="threads (all cores)")
+    run_parser.add_argument("--compare", choices=["ort"], help="compare with onnxruntime")
+    run_parser.add_argument("--repeat", type=positive, default=10, help="timed runs (10)")
+    _common_options(run_parser, positive)
+    run_parser.set_defaults(run=_run_command)
+
+
+def _common_options(parser: argparse.ArgumentParser, positive: Callable[[str], int]) -> None:
+    parser.add_argument(
+        "--target", default="host", help="host (default), x86-avx2, x86-avx512 or aarch64-neon"
+    )
+    parser.add_argument("--batch", type=positive, default=None, help="batch size")
+
+
+def _target(name: str):
+    from convir.target import Target
+
+    try:
+        return Target.host() if name == "host" else Target.preset(name)
+    except ValueError as error:
+        raise UserError(f"--target: {error}") from None
+
+
+def _compile_command(args: argparse.Namespace) -> None:
+    from convir.compiler import STAGE_AFTER_PASS, lower
+    from convir.dialects import make_context, module_to_text
+    from convir.importer.onnx import import_onnx
+
+    stop = STAGE_AFTER_PASS[args.dump_after] if args.dump_after else args.emit
+    target = _target(args.target)
+    ctx = make_context()
+    module = import_onnx(args.model, batch=args.batch, ctx=ctx)
+    lowered = lower(module, target=target, stop=stop, ctx=ctx)
+    if stop == "asm":
+        from lowering.jit import assembly
+
+        text = assembly(lowered.llvm_ir, target)
+    elif stop == "llvm-ir":
+        text = lowered.llvm_ir
+    else:
+        text = module_to_text(lowered.module, ctx)
+    _write(text, args.output)
+
+
+def _write(text: str, path: str | None) -> None:
+    if path is None:
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w") as file:
+            file.write(text)
+    except OSError as error:
+        raise UserError(f"cannot write '{path}': {error.strerror}") from None
+
+
+def _run_command(args: argparse.Namespace) -> None:
+    import convir
+    from convir.importer.onnx import load_model
+
+    model = load_model(args.model)
+    compiled = convir.compile(model, threads=args.threads, target=_target(args.target))
+    feed = _inputs(compiled, args.input)
+    outputs = compiled.run(feed)
+    median_s = _median_seconds(lambda: compiled.run(feed), args.repeat)
+    for name, value in outputs.items():
+        print(f"{name}: shape {list(value.shape)}, mean {value.mean():.6g}, max {value.max():.6g}")
+    timing = f"median of {args.repeat}, {compiled.threads} threads"
+    print(f"convir       {median_s * 1e3:9.3f} ms  ({timing})")
+    if args.compare == "ort":
+        compare_with_onnxruntime(model, feed, outputs, compiled.threads, args.repeat)
+
+
+def _inputs(compiled, specs: list[str]) -> dict[str, np.ndarray]:
+    given: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or name not in compiled.input_names:
+            raise UserError(
+                f"--input {spec!r}: expected NAME=FILE.npy with NAME in {compiled.input_names}"
+            )
+        try:
+            given[name] = np.load(path)
+        except (OSError, ValueError) as error:
+            raise UserError(f"--input {spec!r}: cannot load '{path}': {error}") from None
+    rng = np.random.default_rng(0)
+    for spec in compiled.inputs:
+        if spec.name not in given:
+            given[spec.name] = rng.standard_normal(spec.shape).astype(np.float32)
+    try:
+        compiled.check(given)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return given
+
+
+def _median_seconds(call: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def compare_with_onnxruntime(model, feed, outputs, threads: int, repeat: int) -> None:
+    """Run `model` in onnxruntime with `threads` threads; print its time and the max error."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("--compare ort needs onnxruntime (pip install -e '.[dev]')") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    theirs = dict(
+        zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True)
+    )
+    median_s = _median_seconds(lambda: session.run(None, feed), repeat)
+    print(f"onnxruntime  {median_s * 1e3:9.3f} ms  (median of {repeat}, {threads} threads)")
+    for name, value in outputs.items():
+        error = float(np.max(np.abs(value - theirs[name])))
+        scale = max(float(np.max(np.abs(theirs[name]))), 1e-30)
+        verdict = "OK" if error <= 1e-4 * scale else "MISMATCH"
+        print(f"{name}: max |error| {error:.3g} ({error / scale:.2g} of max |output|): {verdict}")
+        if verdict != "OK":
+            raise UserError(f"output '{name}' differs from onnxruntime by {error:.3g}")
