@@ -1,0 +1,106 @@
+"""`convir compile`, `convir run` and `convir demo` on small models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from convir.cli.main import main as convir_main
+from convir.compiler import STAGE_AFTER_PASS, STAGES
+
+DATA = Path(__file__).parents[2] / "data"
+MODEL = DATA / "torch_resnet_mini_opset17.onnx"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch) -> None:
+    monkeypatch.setenv("CONVIR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.mark.parametrize(
+    ("stage", "marker"),
+    [
+        ("conv", "conv.conv2d"),
+        ("scheduled", 'algorithm = "direct"'),
+        ("planned", "convir.arena_offset"),
+        ("loops", "func.func @forward"),
+        ("threaded", "@GOMP_parallel"),
+        ("llvm", "llvm.func @forward"),
+        ("llvm-ir", 'define void @"forward"'),
+        ("asm", "forward:"),
+    ],
+)
+def test_compile_emits_every_stage(stage: str, marker: str, capsys) -> None:
+    assert stage in STAGES
+    assert convir_main(["compile", str(MODEL), "--emit", stage]) == 0
+    assert marker in capsys.readouterr().out
+
+
+def test_dump_after_names_a_pass(capsys) -> None:
+    assert convir_main(["compile", str(MODEL), "--dump-after", "conv-plan-memory"]) == 0
+    assert "convir.arena_bytes" in capsys.readouterr().out
+    assert set(STAGE_AFTER_PASS.values()) <= set(STAGES)
+
+
+def test_compile_for_another_target(capsys) -> None:
+    assert convir_main(["compile", str(MODEL), "--emit", "asm", "--target", "x86-avx2"]) == 0
+    assert "ymm" in capsys.readouterr().out
+
+
+def test_bad_target_is_one_line(capsys) -> None:
+    assert convir_main(["compile", str(MODEL), "--target", "sparc"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("convir: error: --target: unknown target preset 'sparc'")
+    assert err.count("\n") == 1
+
+
+def test_run_with_input_file_and_comparison(tmp_path, capsys) -> None:
+    stored = np.load(DATA / "torch_resnet_mini_opset17.npz")
+    path = tmp_path / "x.npy"
+    np.save(path, stored["input"])
+    argv = ["run", str(MODEL), "--input", f"input={path}", "--threads", "1", "--compare", "ort"]
+    assert convir_main([*argv, "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "output: shape [1, 10]" in out and "convir" in out and "onnxruntime" in out
+    assert ": OK" in out
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("input=/no/such.npy", "cannot load '/no/such.npy'"),
+        ("nosuch=x.npy", "expected NAME=FILE.npy with NAME in ['input']"),
+    ],
+)
+def test_run_input_errors(argument: str, message: str, capsys) -> None:
+    assert convir_main(["run", str(MODEL), "--input", argument]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_run_wrong_input_shape(tmp_path, capsys) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((1, 3, 8, 8), np.float32))
+    assert convir_main(["run", str(MODEL), "--input", f"input={path}"]) == 1
+    assert (
+        "input 'input' has shape [1, 3, 8, 8]; expected [1, 3, 64, 64]" in capsys.readouterr().err
+    )
+
+
+def test_demo_runs_natively(capsys) -> None:
+    assert convir_main(["demo", "--model", "squeezenet1_1", "--size", "64", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "convir" in out and "onnxruntime" in out and ": OK" in out
+
+
+def test_unsupported_model_fails_cleanly_at_compile(tmp_path, capsys) -> None:
+    from tests.onnx_cases import rand, single_node_model
+
+    path = tmp_path / "runtime_weight.onnx"
+    onnx.save(single_node_model("Conv", {"x": rand(1, 2, 5, 5), "w": rand(3, 2, 3, 3)}), path)
+    assert convir_main(["run", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "no algorithm applies" in err and err.count("\n") == 1
