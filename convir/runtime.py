@@ -74,13 +74,7 @@ class CompiledModel:
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs by name for inputs given by name (all inputs, nothing else)."""
-        unknown = sorted(set(feed) - set(self.input_names))
-        missing = [name for name in self.input_names if name not in feed]
-        if unknown or missing:
-            raise ValueError(
-                f"inputs {unknown} are unknown and {missing} are missing; "
-                f"the model takes {self.input_names}"
-            )
+        self.check(feed)
         results = self(*(feed[name] for name in self.input_names))
         return dict(zip(self.output_names, results, strict=True))
 
