@@ -209,8 +209,9 @@ def _fold_binary(kind: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def binary(node: NodeContext) -> list[Value]:
     kind = "add" if node.node.op_type == "Sum" else _BINARY[node.node.op_type]
     count = len(node.node.input)
-    if node.node.op_type != "Sum" and count != 2:
-        raise node.error(f"expects 2 inputs, got {count}")
+    variadic = node.node.op_type in ("Sum", "Max", "Min")
+    if (variadic and count < 1) or (not variadic and count != 2):
+        raise node.error(f"expects {'1 or more' if variadic else '2'} inputs, got {count}")
     if all(node.is_known(i) for i in range(count)):
         result = node.known(0, "operand")
         for i in range(1, count):
@@ -296,7 +297,10 @@ def reshape(node: NodeContext) -> list[Value]:
 @handles("Flatten")
 def flatten(node: NodeContext) -> list[Value]:
     shape = node.shape(0)
-    axis = _axis(node.attr("axis", 1), len(shape) + 1, node)
+    axis = node.attr("axis", 1)
+    if not -len(shape) <= axis <= len(shape):
+        raise node.error(f"axis {axis} is out of range for rank {len(shape)}")
+    axis = axis + len(shape) if axis < 0 else axis  # Flatten's axis may equal the rank
     return [_reshape(node, (int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))]
 
 
