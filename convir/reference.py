@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from xdsl.context import Context
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Attribute, SSAValue
 
-from convir.dialects import conv, default_context
+from convir.dialects import conv, default_context, onnx_names
 from convir.dialects.conv import POOL_KINDS
 from convir.dialects.resources import constant_array
 from convir.dialects.shapes import tensor_shape, window_output_size
@@ -441,8 +441,8 @@ def run(
     ctx = ctx or default_context()
     func = _find_function(module, function)
     block = func.body.block
-    in_names = _names(func.arg_attrs, len(block.args), "arg")
-    out_names = _names(func.res_attrs, len(func.function_type.outputs.data), "result")
+    in_names = onnx_names(func.arg_attrs, len(block.args), "arg")
+    out_names = onnx_names(func.res_attrs, len(func.function_type.outputs.data), "result")
     values: dict[SSAValue, np.ndarray] = {}
     for arg, name, array in zip(
         block.args, in_names, _ordered_inputs(inputs, in_names), strict=True
@@ -467,15 +467,6 @@ def _find_function(module: ModuleOp, name: str) -> FuncOp:
         if isinstance(op, FuncOp) and op.sym_name.data == name:
             return op
     raise ValueError(f"reference.run: the module has no function @{name}")
-
-
-def _names(attrs: ArrayAttr | None, count: int, prefix: str) -> list[str]:
-    names = [f"{prefix}{i}" for i in range(count)]
-    for i, entry in enumerate(attrs.data if attrs else ()):
-        name = entry.data.get("onnx.name")
-        if isinstance(name, StringAttr):
-            names[i] = name.data
-    return names
 
 
 def _ordered_inputs(

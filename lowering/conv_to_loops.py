@@ -41,7 +41,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
-from convir.dialects import conv
+from convir.dialects import conv, onnx_names
 from convir.dialects.resources import constant_array, resources_of
 from convir.dialects.shapes import i64_array, tensor_shape, volume
 from lowering.emit import byte_memref, f32_memref, view
@@ -151,8 +151,12 @@ def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
         handle, TensorType(i8, [weights.size])
     )
     module.attributes["convir.arena_bytes"] = IntegerAttr(arena_bytes, 64)
-    module.attributes["convir.input_names"] = _names(main.arg_attrs, len(inputs), "input")
-    module.attributes["convir.output_names"] = _names(main.res_attrs, len(outputs), "output")
+    for kind, attrs, values in (
+        ("input", main.arg_attrs, inputs),
+        ("output", main.res_attrs, outputs),
+    ):
+        names = onnx_names(attrs, len(values), kind)
+        module.attributes[f"convir.{kind}_names"] = ArrayAttr([StringAttr(n) for n in names])
     module.attributes["convir.input_shapes"] = _shapes(inputs)
     module.attributes["convir.output_shapes"] = _shapes(outputs)
     module.attributes["convir.workspace_bytes"] = DictionaryAttr(
@@ -164,14 +168,6 @@ def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
 
 def _shapes(values: list[SSAValue]) -> ArrayAttr:
     return ArrayAttr([i64_array(tensor_shape(v)) for v in values])
-
-
-def _names(attrs: ArrayAttr | None, count: int, prefix: str) -> ArrayAttr:
-    names = [f"{prefix}{i}" for i in range(count)]
-    for i, entry in enumerate(attrs.data if attrs else ()):
-        if isinstance(name := entry.data.get("onnx.name"), StringAttr):
-            names[i] = name.data
-    return ArrayAttr([StringAttr(n) for n in names])
 
 
 class _Lowering:
@@ -216,7 +212,7 @@ class _Lowering:
         if isinstance(op, conv.ConstantOp):
             return
         if isinstance(op, conv.ReshapeOp):
-            if op.input.owner.__class__ is conv.ConstantOp:
+            if isinstance(op.input.owner, conv.ConstantOp):
                 raise ValueError("a reshape of a constant must be folded before lowering")
             self.storage[op.output] = self.storage[op.input]
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 from io import StringIO
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.parser import Parser
 from xdsl.targets.mlir import MLIRTarget
 
@@ -44,6 +44,17 @@ def default_context() -> Context:
     if _default is None:
         _default = make_context()
     return _default
+
+
+def onnx_names(attrs: ArrayAttr | None, count: int, prefix: str) -> list[str]:
+    """The ONNX names the importer records on a function's arguments or results
+    (`{onnx.name = "..."}`), falling back to `<prefix><i>` where there is none."""
+    names = [f"{prefix}{i}" for i in range(count)]
+    for i, entry in enumerate(attrs.data if attrs else ()):
+        name = entry.data.get("onnx.name")
+        if isinstance(name, StringAttr):
+            names[i] = name.data
+    return names
 
 
 def module_to_text(module: ModuleOp, ctx: Context) -> str:
