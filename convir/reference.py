@@ -1,6 +1,9 @@
 """Numpy reference semantics of every conv-dialect op: the oracle for tests and tuning.
 
-Arrays are NCHW; compute kernels take float32 and return float32. Everything is computed in
+Arrays are NCHW, or NCHWc ([N, C/X, H, W, X]) where an op's types say so: convs, pools and
+global pools on NCHWc are evaluated by unpacking, computing in NCHW and packing again, so padded
+lanes of their results are zero here (compiled kernels may leave other values there; nothing
+reads padded lanes). Compute kernels take float32 and return float32. Everything is computed in
 float64 and rounded to float32 once at the end, so the reference is at least as accurate as any
 compiled kernel compared against it. Spatial pads are always four values in ONNX order
 [top, left, bottom, right].
@@ -14,12 +17,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.dialects.func import FuncOp, ReturnOp
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from convir.dialects import conv, default_context, onnx_names
 from convir.dialects.conv import POOL_KINDS
 from convir.dialects.resources import constant_array
-from convir.dialects.shapes import tensor_shape, window_output_size
+from convir.dialects.shapes import is_blocked, tensor_shape, window_output_size
 
 
 def _check_kind(kind: str, known: Sequence[str], what: str) -> None:
@@ -351,6 +354,31 @@ def _float(attr: Any, default: float = 0.0) -> float:
     return default if attr is None else float(attr.value.data)
 
 
+def _blocked(evaluate: Callable[[Any, list[np.ndarray]], np.ndarray]):
+    """Run an NCHW evaluator on NCHWc operands: unpack every rank-5 operand (all its lanes, or
+    the conv's logical input channels), evaluate, pack the result if the op's result is NCHWc."""
+
+    def evaluate_blocked(op: Any, args: list[np.ndarray]) -> np.ndarray:
+        if not is_blocked(tensor_shape(op.results[0])):
+            return evaluate(op, args)
+        block = tensor_shape(op.results[0])[4]
+        channels = None
+        if isinstance(op, conv.Conv2DOp):
+            channels = tensor_shape(op.weight)[1] * op.group.value.data
+        unpacked = [
+            unpack(a, channels if i == 0 and channels else a.shape[1] * a.shape[4])
+            if a.ndim == 5
+            else a
+            for i, a in enumerate(args)
+        ]
+        if isinstance(op, conv.Conv2DOp) and op.residual is not None:
+            out_channels = tensor_shape(op.weight)[0]
+            unpacked[-1] = unpacked[-1][:, :out_channels]
+        return pack(evaluate(op, unpacked), block)
+
+    return evaluate_blocked
+
+
 def _eval_conv2d(op: conv.Conv2DOp, args: list[np.ndarray]) -> np.ndarray:
     x, w, *rest = args
     bias = rest.pop(0) if op.bias is not None else None
@@ -396,10 +424,10 @@ def _eval_gemm(op: conv.GemmOp, args: list[np.ndarray]) -> np.ndarray:
 
 
 _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
-    conv.Conv2DOp: _eval_conv2d,
-    conv.PoolOp: _eval_pool,
+    conv.Conv2DOp: _blocked(_eval_conv2d),
+    conv.PoolOp: _blocked(_eval_pool),
     conv.GemmOp: _eval_gemm,
-    conv.GlobalPoolOp: lambda op, a: global_pool(a[0], op.kind.data),
+    conv.GlobalPoolOp: _blocked(lambda op, a: global_pool(a[0], op.kind.data)),
     conv.BinaryOp: lambda op, a: binary(a[0], a[1], op.kind.data),
     conv.ActivationOp: lambda op, a: activation(
         a[0], op.kind.data, _float(op.alpha), _float(op.beta)
@@ -423,6 +451,14 @@ _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
     conv.PackOp: lambda op, a: pack(a[0], op.block.value.data),
     conv.UnpackOp: lambda op, a: unpack(a[0], tensor_shape(op.output)[1]),
 }
+
+
+def evaluate(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
+    """The numpy value of one conv-dialect op's result, given its operands' values in order."""
+    evaluator = _EVALUATORS.get(type(op))
+    if evaluator is None:
+        raise ValueError(f"reference: op '{op.name}' has no numpy reference")
+    return np.asarray(evaluator(op, list(args)), dtype=np.float32)
 
 
 def run(
@@ -454,11 +490,7 @@ def run(
         if isinstance(op, conv.ConstantOp):
             values[op.output] = constant_array(ctx, op.value)
             continue
-        evaluator = _EVALUATORS.get(type(op))
-        if evaluator is None:
-            raise ValueError(f"reference.run: op '{op.name}' has no numpy reference")
-        result = evaluator(op, [values[operand] for operand in op.operands])
-        values[op.results[0]] = np.asarray(result, dtype=np.float32)
+        values[op.results[0]] = evaluate(op, [values[operand] for operand in op.operands])
     raise ValueError(f"reference.run: function @{function} has no func.return")
 
 

@@ -51,6 +51,7 @@ from convir.dialects.shapes import (
     conv2d_output_shape,
     f32_tensor,
     i64_array,
+    is_blocked,
     padded_shape,
     pool2d_output_shape,
     tensor_shape,
@@ -100,6 +101,22 @@ def _check_rank(op: Operation, value: SSAValue, name: str, rank: int) -> tuple[i
     if len(shape) != rank:
         _fail(op, f"{name} must have rank {rank}, got shape {list(shape)}")
     return shape
+
+
+def _check_activation_rank(op: Operation, value: SSAValue) -> tuple[int, ...]:
+    """An activation tensor: NCHW (rank 4) or NCHWc (rank 5)."""
+    shape = tensor_shape(value)
+    if len(shape) not in (4, 5):
+        _fail(op, f"input must be NCHW (rank 4) or NCHWc (rank 5), got shape {list(shape)}")
+    return shape
+
+
+def _blocked_channels(op: Operation, shape: Sequence[int], channels: int) -> int:
+    """Check that `channels` logical channels fill the NCHWc `shape`'s blocks; return them."""
+    blocks, block = shape[1], shape[4]
+    if block < 1 or not (blocks - 1) * block < channels <= blocks * block:
+        _fail(op, f"NCHWc input {list(shape)} cannot hold {channels} channels")
+    return channels
 
 
 def _check_count(op: Operation, name: str, values: Sequence[int], count: int, low: int) -> None:
@@ -173,9 +190,11 @@ class Conv2DOp(IRDLOperation):
     """2-D convolution, ONNX `Conv` semantics, with room for a fused epilogue.
 
     input [N, C, H, W], weight [O, C/group, KH, KW], optional bias [O] and residual (same shape as
-    the output, added before the activation) -> output [N, O, OH, OW]. `activation` names an
-    element of ACTIVATION_KINDS applied last, with `alpha`/`beta` as in `conv.activation`.
-    `algorithm` and `schedule` are filled by algorithm selection and tiling.
+    the output, added before the activation) -> output [N, O, OH, OW]. In NCHWc the input is
+    [N, ceil(C/X), H, W, X] and the output [N, ceil(O/X), OH, OW, X]; weight and bias keep their
+    logical shapes (kernels repack them at compile time) and padded input lanes are never read.
+    `activation` names an element of ACTIVATION_KINDS applied last, with `alpha`/`beta` as in
+    `conv.activation`. `algorithm` and `schedule` are filled by algorithm selection and tiling.
     """
 
     name = "conv.conv2d"
@@ -232,8 +251,11 @@ class Conv2DOp(IRDLOperation):
 
     def verify_(self) -> None:
         _check_tensors(self, [self.input, self.weight, self.output], ["input", "weight", "output"])
-        n, c, h, w = _check_rank(self, self.input, "input", 4)
+        input_shape = _check_activation_rank(self, self.input)
         o, cg, kh, kw = _check_rank(self, self.weight, "weight", 4)
+        c, h, w = input_shape[1:4]
+        if is_blocked(input_shape):
+            c = _blocked_channels(self, input_shape, cg * self.group.value.data)
         strides, pads, dilations = _ints(self.strides), _ints(self.pads), _ints(self.dilations)
         _check_count(self, "strides", strides, 2, 1)
         _check_count(self, "dilations", dilations, 2, 1)
@@ -247,8 +269,8 @@ class Conv2DOp(IRDLOperation):
             _check_tensors(self, [self.bias], ["bias"])
             if tensor_shape(self.bias) != (o,):
                 _fail(self, f"bias must have shape [{o}], got {list(tensor_shape(self.bias))}")
-        expected = conv2d_output_shape((n, c, h, w), (o, cg, kh, kw), strides, pads, dilations)
-        if min(expected[2:]) < 1:
+        expected = conv2d_output_shape(input_shape, (o, cg, kh, kw), strides, pads, dilations)
+        if min(expected[2:4]) < 1:
             _fail(self, f"kernel {kh}x{kw} does not fit the padded input {h}x{w}")
         if tensor_shape(self.output) != expected:
             _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
@@ -262,7 +284,8 @@ class Conv2DOp(IRDLOperation):
 class PoolOp(UnaryOp):
     """Max or average pooling over KH×KW windows, ONNX `MaxPool`/`AveragePool` semantics.
 
-    input [N, C, H, W] -> output [N, C, OH, OW]; `ceil_mode` and `count_include_pad` as in ONNX.
+    input [N, C, H, W] -> output [N, C, OH, OW] (or NCHWc [N, C/X, H, W, X] -> [N, C/X, OH, OW, X]);
+    `ceil_mode` and `count_include_pad` as in ONNX.
     """
 
     name = "conv.pool"
@@ -302,7 +325,7 @@ class PoolOp(UnaryOp):
         super().__init__(operands=[input], result_types=[f32_tensor(shape)], properties=properties)
 
     def verify_shapes(self) -> None:
-        shape = _check_rank(self, self.input, "input", 4)
+        shape = _check_activation_rank(self, self.input)
         _check_kind(self, self.kind.data, POOL_KINDS)
         kernel, strides = _ints(self.kernel), _ints(self.strides)
         pads, dilations = _ints(self.pads), _ints(self.dilations)
@@ -314,7 +337,7 @@ class PoolOp(UnaryOp):
             _fail(self, f"pads {list(pads)} must be smaller than the kernel {list(kernel)}")
         ceil = self.ceil_mode is not None
         expected = pool2d_output_shape(shape, kernel, strides, pads, dilations, ceil)
-        if min(expected[2:]) < 1:
+        if min(expected[2:4]) < 1:
             _fail(
                 self, f"window {list(kernel)} does not fit the padded input {shape[2]}x{shape[3]}"
             )
@@ -324,24 +347,25 @@ class PoolOp(UnaryOp):
 
 @irdl_op_definition
 class GlobalPoolOp(UnaryOp):
-    """Max or average over the whole H×W plane: [N, C, H, W] -> [N, C, 1, 1]."""
+    """Max or average over the whole H×W plane: [N, C, H, W] -> [N, C, 1, 1] (NCHWc likewise)."""
 
     name = "conv.global_pool"
     kind = prop_def(StringAttr)
 
     def __init__(self, input: SSAValue, kind: str) -> None:
-        n, c, _, _ = tensor_shape(input)
+        n, c, _, _, *block = tensor_shape(input)
         super().__init__(
             operands=[input],
-            result_types=[f32_tensor((n, c, 1, 1))],
+            result_types=[f32_tensor((n, c, 1, 1, *block))],
             properties={"kind": StringAttr(kind)},
         )
 
     def verify_shapes(self) -> None:
-        n, c, _, _ = _check_rank(self, self.input, "input", 4)
+        n, c, _, _, *block = _check_activation_rank(self, self.input)
         _check_kind(self, self.kind.data, POOL_KINDS)
-        if tensor_shape(self.output) != (n, c, 1, 1):
-            _fail(self, f"output must have shape {[n, c, 1, 1]}, got {self.output.type}")
+        expected = (n, c, 1, 1, *block)
+        if tensor_shape(self.output) != expected:
+            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
 @irdl_op_definition

@@ -26,6 +26,7 @@ from xdsl.dialects.builtin import (
     Float64Type,
     IntegerType,
     TensorType,
+    f32,
 )
 from xdsl.ir import Attribute, Dialect
 
@@ -135,6 +136,14 @@ def resources_of(ctx: Context) -> ArrayResources:
     if not isinstance(store, ArrayResources):
         raise TypeError("this context was not made by convir.dialects.make_context")
     return store
+
+
+def resource_attr(ctx: Context, name: str, array: np.ndarray) -> DenseResourceAttr:
+    """Store a float32 `array` in `ctx` under a fresh handle derived from `name`; the attribute
+    of a `conv.constant` holding it."""
+    array = np.require(array, np.float32, "C")
+    handle = resources_of(ctx).add(name, array)
+    return DenseResourceAttr.from_params(handle, TensorType(f32, list(array.shape)))
 
 
 def constant_array(ctx: Context, value: Attribute) -> np.ndarray:

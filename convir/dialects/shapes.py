@@ -51,18 +51,34 @@ def window_output_size(
     return out
 
 
+def blocked_shape(shape: Sequence[int], block: int) -> tuple[int, ...]:
+    """NCHW -> NCHWc: [N, C, H, W] -> [N, ceil(C/block), H, W, block]."""
+    n, c, h, w = shape
+    return (n, -(-c // block), h, w, block)
+
+
+def is_blocked(shape: Sequence[int]) -> bool:
+    """Whether a tensor shape is NCHWc ([N, C/X, H, W, X]) rather than NCHW."""
+    return len(shape) == 5
+
+
 def conv2d_output_shape(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],
     strides: Sequence[int],
     pads: Sequence[int],
     dilations: Sequence[int],
-) -> tuple[int, int, int, int]:
-    """[N, O, OH, OW] of a convolution (extents may be < 1 for an invalid one)."""
-    n, _, h, w = input_shape
+) -> tuple[int, ...]:
+    """[N, O, OH, OW] of a convolution (extents may be < 1 for an invalid one).
+
+    An NCHWc input [N, C/X, H, W, X] gives an NCHWc output [N, ceil(O/X), OH, OW, X].
+    """
+    n, _, h, w = input_shape[:4]
     o, _, kh, kw = weight_shape
     oh = window_output_size(h, kh, strides[0], pads[0], pads[2], dilations[0], False)
     ow = window_output_size(w, kw, strides[1], pads[1], pads[3], dilations[1], False)
+    if is_blocked(input_shape):
+        return blocked_shape((n, o, oh, ow), input_shape[4])
     return (n, o, oh, ow)
 
 
@@ -73,16 +89,16 @@ def pool2d_output_shape(
     pads: Sequence[int],
     dilations: Sequence[int],
     ceil_mode: bool,
-) -> tuple[int, int, int, int]:
-    """[N, C, OH, OW] of a pooling window (extents may be < 1 for an invalid one)."""
-    n, c, h, w = input_shape
+) -> tuple[int, ...]:
+    """[N, C, OH, OW] (or NCHWc [N, C/X, OH, OW, X]) of a pooling window (extents may be < 1)."""
+    n, c, h, w = input_shape[:4]
     oh, ow = (
         window_output_size(
             size, kernel[i], strides[i], pads[i], pads[i + 2], dilations[i], ceil_mode
         )
         for i, size in enumerate((h, w))
     )
-    return (n, c, oh, ow)
+    return (n, c, oh, ow, *input_shape[4:])
 
 
 def broadcast_shapes(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:

@@ -24,7 +24,6 @@ from onnx import numpy_helper
 from xdsl.context import Context
 from xdsl.dialects.builtin import (
     ArrayAttr,
-    DenseResourceAttr,
     DictionaryAttr,
     ModuleOp,
     StringAttr,
@@ -36,7 +35,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from convir.dialects import default_context
 from convir.dialects.conv import ConstantOp
-from convir.dialects.resources import resources_of
+from convir.dialects.resources import resource_attr
 from convir.dialects.shapes import f32_tensor, tensor_shape
 
 MIN_OPSET = 7
@@ -157,8 +156,7 @@ class GraphBuilder:
                     "data tensors are supported"
                 )
             array = array.astype(np.float32)
-        handle = resources_of(self.ctx).add(name, array)
-        op = ConstantOp(DenseResourceAttr.from_params(handle, f32_tensor(array.shape)))
+        op = ConstantOp(resource_attr(self.ctx, name, array))
         op.output.name_hint = _value_name(name)
         self.block.add_op(op)
         return op.output
