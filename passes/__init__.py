@@ -8,6 +8,30 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 
+def _convert_layout() -> type[ModulePass]:
+    from passes.convert_layout import ConvertLayoutPass
+
+    return ConvertLayoutPass
+
+
+def _fold_batchnorm() -> type[ModulePass]:
+    from passes.fold_batchnorm import FoldBatchNormPass
+
+    return FoldBatchNormPass
+
+
+def _fold_constants() -> type[ModulePass]:
+    from passes.fold_constants import FoldConstantsPass
+
+    return FoldConstantsPass
+
+
+def _fuse_epilogue() -> type[ModulePass]:
+    from passes.fuse_epilogue import FuseEpiloguePass
+
+    return FuseEpiloguePass
+
+
 def _plan_memory() -> type[ModulePass]:
     from passes.plan_memory import PlanMemoryPass
 
@@ -21,6 +45,10 @@ def _select_algorithm() -> type[ModulePass]:
 
 
 CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "conv-convert-layout": _convert_layout,
+    "conv-fold-batchnorm": _fold_batchnorm,
+    "conv-fold-constants": _fold_constants,
+    "conv-fuse-epilogue": _fuse_epilogue,
     "conv-plan-memory": _plan_memory,
     "conv-select-algorithm": _select_algorithm,
 }
