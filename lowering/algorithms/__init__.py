@@ -11,11 +11,15 @@ from __future__ import annotations
 from types import ModuleType
 
 from convir.dialects import conv
-from lowering.algorithms import direct
+from lowering.algorithms import depthwise, direct
 from lowering.kernels import KernelEmitter
 
-ALGORITHMS: dict[str, ModuleType] = {direct.NAME: direct}
-_EMITTERS: dict[str, KernelEmitter] = {direct.NAME: direct.DirectEmitter()}
+#: In order of preference: selection takes the first applicable one.
+ALGORITHMS: dict[str, ModuleType] = {depthwise.NAME: depthwise, direct.NAME: direct}
+_EMITTERS: dict[str, KernelEmitter] = {
+    depthwise.NAME: depthwise.DepthwiseEmitter(),
+    direct.NAME: direct.DirectEmitter(),
+}
 
 
 def conv_emitter(op: conv.Conv2DOp) -> KernelEmitter:

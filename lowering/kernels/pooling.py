@@ -1,8 +1,14 @@
-"""Kernels of `conv.pool` (max/avg windows, ONNX semantics) and `conv.global_pool`."""
+"""Kernels of `conv.pool` (max/avg windows, ONNX semantics) and `conv.global_pool`.
+
+Both take NCHW or NCHWc ([N, C/X, H, W, X]) inputs. On NCHWc every pixel is one
+`vector<X x f32>` (the X channels of a block), so the loops are those of NCHW with the lanes
+moved from W to the channels; padded lanes are pooled like the others and never mixed into a
+logical channel.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -12,8 +18,8 @@ from xdsl.dialects.builtin import DenseArrayBase
 from xdsl.ir import SSAValue
 
 from convir.dialects import conv
-from convir.dialects.shapes import tensor_shape
-from lowering.emit import Index, affine
+from convir.dialects.shapes import is_blocked, tensor_shape, volume
+from lowering.emit import Index, affine, loop
 from lowering.kernels.common import (
     OpKernel,
     Width,
@@ -34,6 +40,16 @@ from lowering.kernels.common import (
 
 _LOWEST_F32 = float(np.finfo(np.float32).min)
 
+Pixel = Callable[[Index, Index], list[Index]]
+"""The memref indices of (row, column) in the plane being pooled: [n, c, row, column] in NCHW,
+[n, block, row, column, 0] (the first of X lanes) in NCHWc."""
+
+
+def _pixel(plane: list[Index], blocked: bool) -> Pixel:
+    """How `plane`'s pixels are indexed in an NCHW (or, `blocked`, NCHWc) memref."""
+    lanes = [0] if blocked else []
+    return lambda row, column: [*plane, row, column, *lanes]
+
 
 def _ints(attr: DenseArrayBase) -> tuple[int, ...]:
     return tuple(int(v) for v in attr.iter_values())
@@ -53,8 +69,10 @@ class PoolKernel(OpKernel):
     (`window_runs`): the interior is one loop with every tap unrolled and unchecked, each border
     row or column is its own straight-line code with only its valid taps. An average therefore
     divides by a compile-time count (taps inside the input, or inside the padded input with
-    count_include_pad; never the part of a ceil_mode window past the end padding). With stride
-    1 along W the interior columns are vectorised. Keys like `pool_max_k3s2p1_1x64x112x112`.
+    count_include_pad; never the part of a ceil_mode window past the end padding). In NCHW, with
+    stride 1 along W the interior columns are vectorised; in NCHWc every output pixel is one
+    vector of the X lanes, whatever the stride. Keys like `pool_max_k3s2p1_1x64x112x112`
+    (`..._1x8x112x112x8` in NCHWc).
     """
 
     def key(self, op: conv.PoolOp) -> str:
@@ -72,20 +90,28 @@ class PoolKernel(OpKernel):
 
     def body(self, op: conv.PoolOp, args: list[SSAValue], vector_width: int) -> None:
         source, result = args
-        n, channels, height, width = tensor_shape(op.input)
-        _, _, out_h, out_w = tensor_shape(op.output)
+        shape = tensor_shape(op.input)
+        n, channels, height, width = shape[:4]
+        out_h, out_w = tensor_shape(op.output)[2:4]
+        blocked = is_blocked(shape)
         window = _Window.of(op)
         rows, columns = window.runs(0, out_h, height), window.runs(1, out_w, width)
         lanes = vector_width if window.strides[1] == 1 else 1
-        work = n * channels * out_h * out_w * window.kernel[0] * window.kernel[1]
+        work = volume(tensor_shape(op.output)) * window.kernel[0] * window.kernel[1]
         with iterate([n, channels], is_threaded(work)) as plane:
+            pixel = _pixel(plane, blocked)
             for row_run in rows:
                 with span(row_run.start, row_run.stop) as out_row:
                     for column_run in columns:
                         emit = partial(
-                            window.emit, source, result, plane, out_row, (row_run, column_run)
+                            window.emit, source, result, pixel, out_row, (row_run, column_run)
                         )
-                        along_row(column_run.start, column_run.stop - column_run.start, lanes, emit)
+                        if blocked:
+                            with span(column_run.start, column_run.stop) as out_column:
+                                emit(out_column, shape[4])
+                        else:
+                            length = column_run.stop - column_run.start
+                            along_row(column_run.start, length, lanes, emit)
 
 
 @dataclass(frozen=True)
@@ -120,30 +146,30 @@ class _Window:
         self,
         source: SSAValue,
         result: SSAValue,
-        plane: Sequence[Index],
+        pixel: Pixel,
         out_row: Index,
         runs: tuple[WindowRun, WindowRun],
         out_column: Index,
         width: Width,
     ) -> None:
-        """Pool the window(s) of output (`out_row`, `out_column`: `width` lanes) into `result`."""
+        """Pool the window(s) of output (`out_row`, `out_column`) into `result`: `width` lanes
+        from there along the last axis (W in NCHW, the channels of a block in NCHWc)."""
         row_run, column_run = runs
         in_row = _position(out_row, self.strides[0], -self.pads[0])
         in_column = _position(out_column, self.strides[1], -self.pads[1])
         values = [
             load(
                 source,
-                [
-                    *plane,
+                pixel(
                     _position(in_row, 1, kh * self.dilations[0]),
                     _position(in_column, 1, kw * self.dilations[1]),
-                ],
+                ),
                 width,
             )
             for kh in row_run.taps
             for kw in column_run.taps
         ]
-        store(self._combine(values, runs, width), result, [*plane, out_row, out_column])
+        store(self._combine(values, runs, width), result, pixel(out_row, out_column))
 
     def _combine(
         self, values: list[SSAValue], runs: tuple[WindowRun, WindowRun], width: Width
@@ -162,9 +188,11 @@ class _Window:
 
 
 class GlobalPoolKernel(OpKernel):
-    """`conv.global_pool`: max or mean of each H×W plane; keys like `global_pool_avg_1x1024x7x7`.
+    """`conv.global_pool`: max or mean of each H×W plane; keys like `global_pool_avg_1x1024x7x7`
+    (`global_pool_avg_1x128x7x7x8` in NCHWc).
 
-    Each plane is reduced with a vector accumulator along W and a scalar one for the tail.
+    An NCHW plane is reduced with a vector accumulator along W and a scalar one for the tail; an
+    NCHWc plane with one `vector<X x f32>` accumulator over its pixels, which stays a vector.
     """
 
     def key(self, op: conv.GlobalPoolOp) -> str:
@@ -172,18 +200,48 @@ class GlobalPoolKernel(OpKernel):
 
     def body(self, op: conv.GlobalPoolOp, args: list[SSAValue], vector_width: int) -> None:
         source, result = args
-        n, channels, height, width = tensor_shape(op.input)
+        shape = tensor_shape(op.input)
+        n, channels, height, width = shape[:4]
         kind = op.kind.data
-        with iterate([n, channels], is_threaded(n * channels * height * width)) as plane:
-            init = load(source, [*plane, 0, 0], None) if kind == "max" else constant(0.0, None)
-            total = reduce_rows(
-                height,
-                width,
-                vector_width,
-                lambda row, column, w: load(source, [*plane, row, column], w),
-                "max" if kind == "max" else "add",
-                init,
-            )
+        combine = "max" if kind == "max" else "add"
+        blocked = is_blocked(shape)
+        lanes: Width = shape[4] if blocked else None
+        with iterate([n, channels], is_threaded(volume(shape))) as plane:
+            pixel = _pixel(plane, blocked)
+            init = load(source, pixel(0, 0), lanes) if kind == "max" else constant(0.0, lanes)
+            if blocked:
+                total = _reduce_pixels(
+                    height,
+                    width,
+                    lambda row, column: load(source, pixel(row, column), lanes),
+                    combine,
+                    init,
+                )
+            else:
+                total = reduce_rows(
+                    height,
+                    width,
+                    vector_width,
+                    lambda row, column, w: load(source, pixel(row, column), w),
+                    combine,
+                    init,
+                )
             if kind == "avg":
-                total = arith.MulfOp(total, constant(1.0 / (height * width), None)).result
-            store(total, result, [*plane, 0, 0])
+                total = arith.MulfOp(total, constant(1.0 / (height * width), lanes)).result
+            store(total, result, pixel(0, 0))
+
+
+def _reduce_pixels(
+    height: int,
+    width: int,
+    value: Callable[[Index, Index], SSAValue],
+    kind: str,
+    init: SSAValue,
+) -> SSAValue:
+    """`init` combined (`kind` "add" or "max") with `value(row, column)` over a height × width
+    plane, lane by lane: the accumulator has the type of `init` and the values."""
+    with loop(0, height, carry=[init]) as rows:
+        with loop(0, width, carry=rows.carried) as columns:
+            columns.yield_(float_op(kind, columns.carried[0], value(rows.iv, columns.iv)))
+        rows.yield_(columns.results[0])
+    return rows.results[0]

@@ -1,0 +1,212 @@
+"""Pieces every conv algorithm shares: the schedule base class, the geometry of a conv, zero
+padding of the input into a workspace, and the epilogue of an NCHWc output vector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar, Self
+
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, i64
+from xdsl.ir import SSAValue
+
+from convir.dialects import conv
+from convir.dialects.shapes import tensor_shape
+from lowering.emit import (
+    add,
+    f32_constant,
+    f32_memref,
+    load,
+    load_vector,
+    loop,
+    parallel,
+    splat,
+    store,
+    store_vector,
+    view,
+)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Base of the schedule dataclasses: integer knobs, all >= 1, stored as a dictionary attr."""
+
+    ALGORITHM: ClassVar[str] = ""
+
+    def to_attr(self) -> DictionaryAttr:
+        """The schedule as the `schedule` attribute of a `conv.conv2d`."""
+        return DictionaryAttr(
+            {f.name: IntegerAttr(getattr(self, f.name), i64) for f in fields(self)}
+        )
+
+    @classmethod
+    def from_attr(cls, attr: DictionaryAttr | None) -> Self:
+        """Read a schedule attribute; missing knobs take their defaults, unknown ones are errors."""
+        if attr is None:
+            return cls()
+        known = [f.name for f in fields(cls)]
+        values = {}
+        for key, value in attr.data.items():
+            if key not in known or not isinstance(value, IntegerAttr):
+                raise ValueError(
+                    f"{cls.ALGORITHM} schedule: unknown or non-integer knob '{key}'; "
+                    f"expected integers {', '.join(known)}"
+                )
+            values[key] = value.value.data
+        schedule = cls(**values)
+        if min(getattr(schedule, name) for name in known) < 1:
+            raise ValueError(f"{cls.ALGORITHM} schedule: knobs must be >= 1, got {schedule}")
+        return schedule
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Every size of a `conv.conv2d` an emitter needs. `c` and `o` are logical channel counts;
+    `block` is X for NCHWc tensors ([N, C/X, H, W, X]) and None for NCHW."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    group: int
+    kh: int
+    kw: int
+    oh: int
+    ow: int
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilations: tuple[int, int]
+    block: int | None
+
+    @staticmethod
+    def of(op: conv.Conv2DOp) -> ConvGeometry:
+        input_shape = tensor_shape(op.input)
+        o, cg, kh, kw = tensor_shape(op.weight)
+        group = op.group.value.data
+        n, _, h, w = input_shape[:4]
+        oh, ow = tensor_shape(op.output)[2:4]
+        block = input_shape[4] if len(input_shape) == 5 else None
+        ints = [tuple(int(v) for v in a.iter_values()) for a in (op.strides, op.pads, op.dilations)]
+        return ConvGeometry(n, cg * group, h, w, o, group, kh, kw, oh, ow, *ints, block)  # type: ignore[arg-type]
+
+    @property
+    def og(self) -> int:
+        return self.o // self.group
+
+    @property
+    def cg(self) -> int:
+        return self.c // self.group
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        top, left, bottom, right = self.pads
+        return self.h + top + bottom, self.w + left + right
+
+    @property
+    def needs_padding(self) -> bool:
+        return any(self.pads)
+
+    @property
+    def input_blocks(self) -> int:
+        assert self.block is not None
+        return -(-self.c // self.block)
+
+    @property
+    def output_blocks(self) -> int:
+        assert self.block is not None
+        return -(-self.o // self.block)
+
+    def input_shape(self) -> tuple[int, ...]:
+        if self.block is None:
+            return (self.n, self.c, self.h, self.w)
+        return (self.n, self.input_blocks, self.h, self.w, self.block)
+
+    def output_shape(self) -> tuple[int, ...]:
+        if self.block is None:
+            return (self.n, self.o, self.oh, self.ow)
+        return (self.n, self.output_blocks, self.oh, self.ow, self.block)
+
+    def padded_input_shape(self) -> tuple[int, ...]:
+        hp, wp = self.padded_hw
+        return (*self.input_shape()[:2], hp, wp, *self.input_shape()[4:])
+
+    def padding_bytes(self) -> int:
+        """Workspace of the zero-padded input copy (0 without padding)."""
+        if not self.needs_padding:
+            return 0
+        count = 1
+        for d in self.padded_input_shape():
+            count *= d
+        return 4 * count
+
+    def key(self) -> str:
+        """The geometry as part of a kernel name."""
+        shape = "x".join(map(str, self.input_shape()))
+        return (
+            f"{shape}_o{self.o}k{self.kh}x{self.kw}s{self.strides[0]}x{self.strides[1]}"
+            f"p{'_'.join(map(str, self.pads))}d{self.dilations[0]}x{self.dilations[1]}g{self.group}"
+        )
+
+
+def epilogue_key(op: conv.Conv2DOp) -> str:
+    """The fused epilogue of `op` as part of a kernel name."""
+    parts = [
+        "b" if op.bias is not None else "",
+        "r" if op.residual is not None else "",
+        op.activation.data if op.activation is not None else "",
+    ]
+    if op.alpha is not None or op.beta is not None:
+        parts.append(
+            f"{float_of(op.alpha)}_{float_of(op.beta)}".replace(".", "p").replace("-", "m")
+        )
+    return "".join(parts) or "none"
+
+
+def float_of(attr) -> float:
+    """The value of an optional FloatAttr, 0.0 when absent."""
+    return 0.0 if attr is None else float(attr.value.data)
+
+
+def pad_input(g: ConvGeometry, x: SSAValue, workspace: SSAValue) -> SSAValue:
+    """Copy x into its zero-padded version at the start of the workspace; return that buffer.
+
+    NCHW copies scalars per plane; NCHWc copies whole X-lane vectors.
+    """
+    hp, wp = g.padded_hw
+    top, left = g.pads[0], g.pads[1]
+    padded = view(workspace, 0, f32_memref(g.padded_input_shape()))
+    planes = g.input_shape()[:2]
+    if g.block is None:
+        zero = f32_constant(0.0)
+        with parallel([(0, planes[0]), (0, planes[1])]) as (n, c):
+            with loop(0, hp) as row, loop(0, wp) as col:
+                store(zero, padded, [n, c, row.iv, col.iv])
+            with loop(0, g.h) as row, loop(0, g.w) as col:
+                value = load(x, [n, c, row.iv, col.iv])
+                store(value, padded, [n, c, add(row.iv, top), add(col.iv, left)])
+        return padded
+    zero = splat(0.0, g.block)
+    with parallel([(0, planes[0]), (0, planes[1])]) as (n, c):
+        with loop(0, hp) as row, loop(0, wp) as col:
+            store_vector(zero, padded, [n, c, row.iv, col.iv, 0])
+        with loop(0, g.h) as row, loop(0, g.w) as col:
+            value = load_vector(x, [n, c, row.iv, col.iv, 0], g.block)
+            store_vector(value, padded, [n, c, add(row.iv, top), add(col.iv, left), 0])
+    return padded
+
+
+def store_blocked(
+    op: conv.Conv2DOp, acc: SSAValue, residual: SSAValue | None, y: SSAValue, indices: list
+) -> None:
+    """Residual add, activation and the store of one NCHWc output vector `y[indices, 0:X]`."""
+    from lowering.kernels.elementwise import apply_activation
+
+    width = acc.type.get_shape()[0]
+    if residual is not None:
+        acc = arith.AddfOp(acc, load_vector(residual, [*indices, 0], width)).result
+    if op.activation is not None:
+        acc = apply_activation(
+            acc, op.activation.data, float_of(op.alpha), float_of(op.beta), width
+        )
+    store_vector(acc, y, [*indices, 0])

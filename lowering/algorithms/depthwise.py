@@ -1,0 +1,168 @@
+"""`depthwise`: NCHWc depthwise convolution (group = C = O), vectorised across channels.
+
+Each output vector y[n, cb, oh, ow, 0:X] is a sum over (kh, kw) of input vectors times weight
+vectors of the same X channels, so no lane ever needs another lane's data and the padded lanes of
+the last block compute harmless values nothing reads. Weights are repacked at compile time to
+[C/X, KH, KW, X] (zero-padded) and bias to [C/X, X]. The register tile is `ow_block` output
+pixels of one channel block; the epilogue (residual, activation) is applied in registers. Padding
+is materialised once per call in a workspace, as in `direct`. Threads split (image, channel
+block, output row). Any kernel size, stride, dilation and padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
+
+from convir.dialects import conv
+from convir.dialects.shapes import tensor_shape
+from lowering.algorithms.common import (
+    ConvGeometry,
+    Schedule,
+    epilogue_key,
+    pad_input,
+    store_blocked,
+)
+from lowering.emit import (
+    add,
+    affine,
+    byte_memref,
+    f32_memref,
+    fma,
+    kernel_function,
+    load_vector,
+    loop,
+    parallel,
+    splat,
+)
+from lowering.kernels import Packer
+
+NAME = "depthwise"
+
+
+@dataclass(frozen=True)
+class DepthwiseSchedule(Schedule):
+    """Knobs of the depthwise algorithm: output pixels per register tile."""
+
+    ALGORITHM: ClassVar[str] = NAME
+
+    ow_block: int = 8
+
+
+SCHEDULE = DepthwiseSchedule
+
+
+def applicable(op: conv.Conv2DOp) -> bool:
+    """NCHWc input, one input and one output channel per group, constant weights and bias."""
+    shape = tensor_shape(op.input)
+    if len(shape) != 5:
+        return False
+    g = ConvGeometry.of(op)
+    constants = [op.weight] + ([op.bias] if op.bias is not None else [])
+    return g.group == g.c == g.o and all(isinstance(v.owner, conv.ConstantOp) for v in constants)
+
+
+def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DepthwiseSchedule:
+    """As many output pixels as fit in registers beside one weight and one input vector."""
+    ow = ConvGeometry.of(op).ow
+    return DepthwiseSchedule(max(1, min(ow, vector_registers - 2, 8)))
+
+
+def pack_weight(weight: np.ndarray, block: int) -> np.ndarray:
+    """[C, 1, KH, KW] -> [C/X, KH, KW, X], channels zero-padded."""
+    c, _, kh, kw = weight.shape
+    blocks = -(-c // block)
+    padded = np.zeros((blocks * block, kh, kw), np.float32)
+    padded[:c] = weight[:, 0]
+    return np.ascontiguousarray(padded.reshape(blocks, block, kh, kw).transpose(0, 2, 3, 1))
+
+
+def pack_bias(bias: np.ndarray, block: int) -> np.ndarray:
+    """[C] -> [C/X, X], zero-padded."""
+    blocks = -(-bias.shape[0] // block)
+    padded = np.zeros(blocks * block, np.float32)
+    padded[: bias.shape[0]] = bias
+    return padded.reshape(blocks, block)
+
+
+class DepthwiseEmitter:
+    """`KernelEmitter` of `conv.conv2d` with `algorithm = "depthwise"`."""
+
+    def key(self, op: Operation) -> str:
+        g = ConvGeometry.of(op)
+        s = DepthwiseSchedule.from_attr(op.schedule)
+        return f"conv_depthwise_{g.key()}_t{s.ow_block}_{epilogue_key(op)}"
+
+    def packers(self, op: Operation) -> dict[int, Packer]:
+        block = _geometry(op).block
+        packers: dict[int, Packer] = {1: lambda w: pack_weight(w, block)}
+        if op.bias is not None:
+            packers[2] = lambda b: pack_bias(b, block)
+        return packers
+
+    def workspace_bytes(self, op: Operation) -> int:
+        return _geometry(op).padding_bytes()
+
+    def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
+        g = _geometry(op)
+        s = DepthwiseSchedule.from_attr(op.schedule)
+        blocks, block = g.input_blocks, g.block
+        arg_types = [f32_memref(g.input_shape()), f32_memref((blocks, g.kh, g.kw, block))]
+        if op.bias is not None:
+            arg_types.append(f32_memref((blocks, block)))
+        if op.residual is not None:
+            arg_types.append(f32_memref(g.output_shape()))
+        arg_types.append(f32_memref(g.output_shape()))
+        workspace = self.workspace_bytes(op)
+        if workspace:
+            arg_types.append(byte_memref(workspace))
+        with kernel_function(module, name, arg_types) as args:
+            args = list(args)
+            x, weight = args.pop(0), args.pop(0)
+            bias = args.pop(0) if op.bias is not None else None
+            residual = args.pop(0) if op.residual is not None else None
+            y = args.pop(0)
+            if workspace:
+                x = pad_input(g, x, args.pop(0))
+            with parallel([(0, g.n), (0, blocks), (0, g.oh)]) as (n, cb, oh):
+                full = g.ow // s.ow_block
+                buffers = (x, weight, bias, residual, y)
+                with loop(0, full * s.ow_block, s.ow_block) as tile:
+                    _emit_tile(g, op, buffers, (n, cb, oh, tile.iv), s.ow_block)
+                if g.ow % s.ow_block:
+                    with loop(full * s.ow_block, g.ow) as tile:
+                        _emit_tile(g, op, buffers, (n, cb, oh, tile.iv), 1)
+
+
+def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
+    g = ConvGeometry.of(op)
+    if g.block is None or not g.group == g.c == g.o:
+        raise ValueError(f"'{op.name}' depthwise needs an NCHWc input and group = C = O")
+    return g
+
+
+def _emit_tile(g: ConvGeometry, op, buffers, position, ow_block: int) -> None:
+    """`ow_block` output vectors of channel block `cb`: accumulate over (kh, kw), then store."""
+    x, weight, bias, residual, y = buffers
+    n, cb, oh, ow0 = position
+    block = g.block
+    initial = [
+        load_vector(bias, [cb, 0], block) if bias is not None else splat(0.0, block)
+        for _ in range(ow_block)
+    ]
+    with loop(0, g.kh, carry=initial) as kh_loop:
+        row = affine([(oh, g.strides[0]), (kh_loop.iv, g.dilations[0])])
+        with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
+            accs = list(kw_loop.carried)
+            wv = load_vector(weight, [cb, kh_loop.iv, kw_loop.iv, 0], block)
+            for r in range(ow_block):
+                col = affine([(ow0, g.strides[1]), (kw_loop.iv, g.dilations[1])], r * g.strides[1])
+                accs[r] = fma(load_vector(x, [n, cb, row, col, 0], block), wv, accs[r])
+            kw_loop.yield_(*accs)
+        kh_loop.yield_(*kw_loop.results)
+    for r in range(ow_block):
+        store_blocked(op, kh_loop.results[r], residual, y, [n, cb, oh, add(ow0, r)])
