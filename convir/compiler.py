@@ -1,6 +1,11 @@
 """The pipeline in one place: ONNX model -> `CompiledModel` (DESIGN §1).
 
-    import_onnx                 graph form (conv dialect on tensors)
+    import_onnx                 graph form (conv dialect on NCHW tensors)         -> "conv"
+    conv-fold-constants         constant subgraphs become constants
+    conv-fold-batchnorm         BatchNorm into the conv before it, else scale/shift -> "folded"
+    conv-fuse-epilogue          bias, residual add, activation into the conv      -> "fused"
+    conv-convert-layout         NCHWc (block = the target's vector width)
+    dce                         dead ops (unused constants) removed               -> "nchwc"
     conv-select-algorithm       every conv gets an algorithm and a schedule      -> "scheduled"
     conv-plan-memory            arena offsets of intermediates and workspaces    -> "planned"
     convert-conv-to-loops       @forward + one kernel per distinct op            -> "loops"
@@ -26,10 +31,25 @@ from convir.dialects.resources import resources_of
 from convir.runtime import CompiledModel, TensorSpec
 from convir.target import Target
 
-STAGES = ("conv", "scheduled", "planned", "loops", "threaded", "llvm", "llvm-ir", "asm")
+STAGES = (
+    "conv",
+    "folded",
+    "fused",
+    "nchwc",
+    "scheduled",
+    "planned",
+    "loops",
+    "threaded",
+    "llvm",
+    "llvm-ir",
+    "asm",
+)
 #: The pass whose output each stage is, for `convir compile --dump-after PASS`.
 STAGE_AFTER_PASS = {
     "import": "conv",
+    "conv-fold-batchnorm": "folded",
+    "conv-fuse-epilogue": "fused",
+    "conv-convert-layout": "nchwc",
     "conv-select-algorithm": "scheduled",
     "conv-plan-memory": "planned",
     "convert-conv-to-loops": "loops",
@@ -55,8 +75,12 @@ def lower(
     target: Target | None = None,
     stop: str = "llvm-ir",
     ctx: Context | None = None,
+    block: int | None = None,
 ) -> Lowered:
-    """Run the pipeline on `model` up to and including stage `stop` (one of STAGES)."""
+    """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
+
+    `block` is the NCHWc block (channels per vector); default: the target's vector width.
+    """
     from convir.importer.onnx import import_onnx
 
     if stop not in STAGES:
@@ -64,13 +88,30 @@ def lower(
     target = target or Target.host()
     ctx = ctx or make_context()
     module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
+    from xdsl.transforms.dead_code_elimination import DeadCodeElimination
+
     from lowering.conv_to_loops import ConvertConvToLoopsPass
     from lowering.parallel_to_gomp import ConvertParallelToGompPass
     from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
+    from passes.convert_layout import convert_layout
+    from passes.fold_batchnorm import FoldBatchNormPass
+    from passes.fold_constants import FoldConstantsPass
+    from passes.fuse_epilogue import FuseEpiloguePass
     from passes.plan_memory import PlanMemoryPass
     from passes.select_algorithm import select_algorithms
 
+    def fold() -> None:
+        FoldConstantsPass().apply(ctx, module)
+        FoldBatchNormPass().apply(ctx, module)
+
+    def to_nchwc() -> None:
+        convert_layout(ctx, module, block or target.vector_width)
+        DeadCodeElimination().apply(ctx, module)
+
     steps = [
+        ("folded", fold),
+        ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
+        ("nchwc", to_nchwc),
         ("scheduled", lambda: select_algorithms(module, target)),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: ConvertConvToLoopsPass(target.vector_width).apply(ctx, module)),
@@ -91,11 +132,16 @@ def compile(
     threads: int | None = None,
     target: Target | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    block: int | None = None,
 ) -> CompiledModel:
-    """Compile an ONNX model (or a path to one) to a native `CompiledModel`."""
+    """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
+
+    `block`: channels per NCHWc block (default: the target's vector width); any block runs
+    correctly on any machine, other than the vector width it is only slower.
+    """
     from lowering.jit import compile_ir
 
-    lowered = lower(model, target=target, stop="llvm-ir")
+    lowered = lower(model, target=target, stop="llvm-ir", block=block)
     module = lowered.module
     library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
     weights_attr = module.attributes["convir.weights"]

@@ -22,8 +22,9 @@ def add_native_commands(
         "compile",
         help="compile a model and print one stage of the pipeline",
         description="Compile an ONNX model and print the IR of one stage: conv (imported), "
-        "scheduled (algorithms chosen), planned (arena placed), loops, threaded, llvm (llvm "
-        "dialect), llvm-ir, asm (optimised machine code).",
+        "folded (constants and BatchNorm folded), fused (epilogues fused into convs), nchwc "
+        "(NCHWc layout), scheduled (algorithms chosen), planned (arena placed), loops, threaded, "
+        "llvm (llvm dialect), llvm-ir, asm (optimised machine code).",
     )
     compile_parser.add_argument("model", help="path to an .onnx file")
     stage = compile_parser.add_mutually_exclusive_group()
@@ -64,6 +65,13 @@ def _common_options(parser: argparse.ArgumentParser, positive: Callable[[str], i
         "--target", default="host", help="host (default), x86-avx2, x86-avx512 or aarch64-neon"
     )
     parser.add_argument("--batch", type=positive, default=None, help="batch size")
+    parser.add_argument(
+        "--block",
+        type=positive,
+        default=None,
+        help="channels per NCHWc block (default: the target's vector width, 8 on AVX2, 16 on "
+        "AVX-512; other blocks run correctly, only slower)",
+    )
 
 
 def _target(name: str):
@@ -84,7 +92,7 @@ def _compile_command(args: argparse.Namespace) -> None:
     target = _target(args.target)
     ctx = make_context()
     module = import_onnx(args.model, batch=args.batch, ctx=ctx)
-    lowered = lower(module, target=target, stop=stop, ctx=ctx)
+    lowered = lower(module, target=target, stop=stop, ctx=ctx, block=args.block)
     if stop == "asm":
         from lowering.jit import assembly
 
@@ -112,7 +120,9 @@ def _run_command(args: argparse.Namespace) -> None:
     from convir.importer.onnx import load_model
 
     model = load_model(args.model)
-    compiled = convir.compile(model, threads=args.threads, target=_target(args.target))
+    compiled = convir.compile(
+        model, threads=args.threads, target=_target(args.target), block=args.block
+    )
     feed = _inputs(compiled, args.input)
     outputs = compiled.run(feed)
     median_s = _median_seconds(lambda: compiled.run(feed), args.repeat)
