@@ -3,6 +3,7 @@ padding of the input into a workspace, and the epilogue of an NCHWc output vecto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import ClassVar, Self
 
@@ -13,6 +14,7 @@ from xdsl.ir import SSAValue
 from convir.dialects import conv
 from convir.dialects.shapes import tensor_shape
 from lowering.emit import (
+    Index,
     add,
     f32_constant,
     f32_memref,
@@ -147,6 +149,27 @@ class ConvGeometry:
             f"{shape}_o{self.o}k{self.kh}x{self.kw}s{self.strides[0]}x{self.strides[1]}"
             f"p{'_'.join(map(str, self.pads))}d{self.dilations[0]}x{self.dilations[1]}g{self.group}"
         )
+
+
+def width_tiles(ow: int, ow_block: int, emit: Callable[[Index, int], None]) -> None:
+    """Cover output columns [0, ow) with tiles of `ow_block` (a loop) and one narrower tile for
+    the remainder: emit(first column, tile width)."""
+    full = ow // ow_block
+    if full:
+        with loop(0, full * ow_block, ow_block) as tile:
+            emit(tile.iv, ow_block)
+    if ow % ow_block:
+        emit(full * ow_block, ow % ow_block)
+
+
+def row_tile(ow: int, cap: int) -> int:
+    """Output columns per register tile: at most `cap`, preferring a divisor of `ow` no smaller
+    than cap/2 so that no narrow remainder tile is needed."""
+    cap = max(1, min(ow, cap))
+    for width in range(cap, (cap + 1) // 2 - 1, -1):
+        if ow % width == 0:
+            return width
+    return cap
 
 
 def epilogue_key(op: conv.Conv2DOp) -> str:

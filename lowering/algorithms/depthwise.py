@@ -25,7 +25,9 @@ from lowering.algorithms.common import (
     Schedule,
     epilogue_key,
     pad_input,
+    row_tile,
     store_blocked,
+    width_tiles,
 )
 from lowering.emit import (
     add,
@@ -69,7 +71,7 @@ def applicable(op: conv.Conv2DOp) -> bool:
 def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DepthwiseSchedule:
     """As many output pixels as fit in registers beside one weight and one input vector."""
     ow = ConvGeometry.of(op).ow
-    return DepthwiseSchedule(max(1, min(ow, vector_registers - 2, 8)))
+    return DepthwiseSchedule(row_tile(ow, min(vector_registers - 2, 8)))
 
 
 def pack_weight(weight: np.ndarray, block: int) -> np.ndarray:
@@ -129,13 +131,12 @@ class DepthwiseEmitter:
             if workspace:
                 x = pad_input(g, x, args.pop(0))
             with parallel([(0, g.n), (0, blocks), (0, g.oh)]) as (n, cb, oh):
-                full = g.ow // s.ow_block
                 buffers = (x, weight, bias, residual, y)
-                with loop(0, full * s.ow_block, s.ow_block) as tile:
-                    _emit_tile(g, op, buffers, (n, cb, oh, tile.iv), s.ow_block)
-                if g.ow % s.ow_block:
-                    with loop(full * s.ow_block, g.ow) as tile:
-                        _emit_tile(g, op, buffers, (n, cb, oh, tile.iv), 1)
+                width_tiles(
+                    g.ow,
+                    s.ow_block,
+                    lambda ow0, width: _emit_tile(g, op, buffers, (n, cb, oh, ow0), width),
+                )
 
 
 def _geometry(op: conv.Conv2DOp) -> ConvGeometry:

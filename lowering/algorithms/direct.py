@@ -33,9 +33,12 @@ from lowering.algorithms.common import (
     epilogue_key,
     float_of,
     pad_input,
+    row_tile,
     store_blocked,
+    width_tiles,
 )
 from lowering.emit import (
+    Index,
     add,
     affine,
     broadcast,
@@ -91,7 +94,7 @@ def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> Di
     blocks = -(-g.og // vector_width)
     oc_blocks = 2 if blocks % 2 == 0 else 1
     budget = vector_registers - oc_blocks - 1
-    return DirectSchedule(vector_width, max(1, min(g.ow, budget // oc_blocks, 8)), oc_blocks)
+    return DirectSchedule(vector_width, row_tile(g.ow, min(budget // oc_blocks, 8)), oc_blocks)
 
 
 def _schedule(op: conv.Conv2DOp, g: ConvGeometry) -> DirectSchedule:
@@ -121,6 +124,19 @@ def pack_weight(weight: np.ndarray, group: int, width: int) -> np.ndarray:
     )
 
 
+def pack_weight_blocked(weight: np.ndarray, group: int, block: int) -> np.ndarray:
+    """[O, C/G, KH, KW] -> [G, OB, CB, KH, KW, X_in, X_out] for NCHWc: per output block, per input
+    block and tap, an X_in × X_out matrix whose rows are the weight vectors of the block's input
+    lanes, in the order the kernel reads them. Both channel counts zero-padded per group."""
+    o, cg, kh, kw = weight.shape
+    og = o // group
+    out_blocks, in_blocks = -(-og // block), -(-cg // block)
+    padded = np.zeros((group, out_blocks * block, in_blocks * block, kh, kw), np.float32)
+    padded[:, :og, :cg] = weight.reshape(group, og, cg, kh, kw)
+    blocked = padded.reshape(group, out_blocks, block, in_blocks, block, kh, kw)
+    return np.ascontiguousarray(blocked.transpose(0, 1, 3, 5, 6, 4, 2))
+
+
 def pack_bias(bias: np.ndarray, group: int, width: int) -> np.ndarray:
     """[O] -> [G, OB, width], zero-padded per group."""
     og = bias.shape[0] // group
@@ -143,7 +159,8 @@ class DirectEmitter:
     def packers(self, op: Operation) -> dict[int, Packer]:
         g = ConvGeometry.of(op)
         width = _schedule(op, g).vector_width
-        packers: dict[int, Packer] = {1: lambda w: pack_weight(w, g.group, width)}
+        pack = pack_weight if g.block is None else pack_weight_blocked
+        packers: dict[int, Packer] = {1: lambda w: pack(w, g.group, width)}
         if op.bias is not None:
             packers[2] = lambda b: pack_bias(b, g.group, width)
         return packers
@@ -156,10 +173,11 @@ class DirectEmitter:
         s = _schedule(op, g)
         wb = s.vector_width
         blocks = -(-g.og // wb)
-        arg_types = [
-            f32_memref(g.input_shape()),
-            f32_memref((g.group, blocks, g.cg, g.kh, g.kw, wb)),
-        ]
+        if g.block is None:
+            weight_shape = (g.group, blocks, g.cg, g.kh, g.kw, wb)
+        else:
+            weight_shape = (g.group, blocks, -(-g.cg // wb), g.kh, g.kw, wb, wb)
+        arg_types = [f32_memref(g.input_shape()), f32_memref(weight_shape)]
         if op.bias is not None:
             arg_types.append(f32_memref((g.group, blocks, wb)))
         if op.residual is not None:
@@ -193,42 +211,45 @@ def _emit_tiles(t: _Tiling, op, buffers) -> None:
     g, s = t.g, t.s
     block_groups = -(-t.blocks // s.oc_blocks)
     with parallel([(0, g.n), (0, g.group), (0, block_groups), (0, g.oh)]) as (n, grp, bg, oh):
-        full = g.ow // s.ow_block
-        with loop(0, full * s.ow_block, s.ow_block) as tile:
-            _emit_tile(t, op, buffers, (n, grp, bg, oh, tile.iv), s.ow_block)
-        if g.ow % s.ow_block:
-            with loop(full * s.ow_block, g.ow) as tile:
-                _emit_tile(t, op, buffers, (n, grp, bg, oh, tile.iv), 1)
+        emit_tile = _emit_tile if g.block is None else _emit_blocked_tile
+        width_tiles(
+            g.ow,
+            s.ow_block,
+            lambda ow0, width: emit_tile(t, op, buffers, (n, grp, bg, oh, ow0), width),
+        )
 
 
-def _block_and_lane(channel: SSAValue, block: int) -> tuple[SSAValue, SSAValue]:
-    return (
-        arith.DivUIOp(channel, index(block)).result,
-        arith.RemUIOp(channel, index(block)).result,
-    )
+def _output_blocks(t: _Tiling, bg: SSAValue) -> list[SSAValue]:
+    """The output-channel blocks (within the group) of block group `bg`.
+
+    The last block group may run past the channel blocks: those are clamped to the last block
+    (its tile is then computed and stored twice, identically).
+    """
+    blocks = [affine([(bg, t.s.oc_blocks)], j) for j in range(t.s.oc_blocks)]
+    if t.blocks % t.s.oc_blocks:
+        last = index(t.blocks - 1)
+        blocks = [arith.MinSIOp(b, last).result for b in blocks]
+    return blocks
+
+
+def _initial_tile(t: _Tiling, bias, grp, blocks, ow_block: int) -> list[SSAValue]:
+    wb = t.s.vector_width
+    return [
+        load_vector(bias, [grp, blocks[j], 0], wb) if bias is not None else splat(0.0, wb)
+        for j in range(t.s.oc_blocks)
+        for _ in range(ow_block)
+    ]
 
 
 def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
-    """Accumulate one ow_block × oc_blocks tile over (c, kh, kw), then its epilogue and store."""
+    """NCHW: accumulate one ow_block × oc_blocks tile over (c, kh, kw), epilogue, store."""
     x, weight, bias, residual, y = buffers
     n, grp, bg, oh, ow0 = position
     g, s = t.g, t.s
     wb = s.vector_width
-    blocks = [affine([(bg, s.oc_blocks)], j) for j in range(s.oc_blocks)]
-    # The last block group may run past the channel blocks: clamp to the last block (its tile is
-    # then computed and stored twice, identically).
-    last = index(t.blocks - 1)
-    if t.blocks % s.oc_blocks:
-        blocks = [arith.MinSIOp(b, last).result for b in blocks]
-    initial = [
-        load_vector(bias, [grp, blocks[j], 0], wb) if bias is not None else splat(0.0, wb)
-        for j in range(s.oc_blocks)
-        for _ in range(ow_block)
-    ]
-    with loop(0, g.cg, carry=initial) as c_loop:
+    blocks = _output_blocks(t, bg)
+    with loop(0, g.cg, carry=_initial_tile(t, bias, grp, blocks, ow_block)) as c_loop:
         channel = affine([(grp, g.cg), (c_loop.iv, 1)])
-        if g.block is not None:
-            channel_at = _block_and_lane(channel, g.block)
         with loop(0, g.kh, carry=c_loop.carried) as kh_loop:
             row = affine([(oh, g.strides[0]), (kh_loop.iv, g.dilations[0])])
             with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
@@ -241,11 +262,7 @@ def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
                     col = affine(
                         [(ow0, g.strides[1]), (kw_loop.iv, g.dilations[1])], r * g.strides[1]
                     )
-                    if g.block is None:
-                        value = load(x, [n, channel, row, col])
-                    else:
-                        value = load(x, [n, channel_at[0], row, col, channel_at[1]])
-                    pixel = broadcast(value, wb)
+                    pixel = broadcast(load(x, [n, channel, row, col]), wb)
                     for j, wv in enumerate(weights):
                         accs[j * ow_block + r] = fma(pixel, wv, accs[j * ow_block + r])
                 kw_loop.yield_(*accs)
@@ -254,12 +271,58 @@ def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
     for j in range(s.oc_blocks):
         for r in range(ow_block):
             acc = c_loop.results[j * ow_block + r]
-            ow = add(ow0, r)
-            if g.block is None:
-                _store_nchw_tile(t, op, acc, residual, y, (n, grp, blocks[j], oh, ow))
-            else:
-                out_block = affine([(grp, g.og // wb), (blocks[j], 1)])
-                store_blocked(op, acc, residual, y, [n, out_block, oh, ow])
+            _store_nchw_tile(t, op, acc, residual, y, (n, grp, blocks[j], oh, add(ow0, r)))
+
+
+def _emit_blocked_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
+    """NCHWc: accumulate one ow_block × oc_blocks tile over input blocks, epilogue, store.
+
+    Loop order input block -> kh -> kw -> lane (unrolled): the X lanes of one input pixel are
+    one cache line, and the weights are read sequentially. Only the logical lanes of a partial
+    last input block are read, so its padded lanes never matter.
+    """
+    x, weight, bias, residual, y = buffers
+    n, grp, bg, oh, ow0 = position
+    g, s = t.g, t.s
+    wb = s.vector_width
+    blocks = _output_blocks(t, bg)
+    group_blocks = -(-g.cg // wb)
+    full, partial = divmod(g.cg, wb)
+    accs = _initial_tile(t, bias, grp, blocks, ow_block)
+
+    def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
+        in_block = affine([(grp, group_blocks), (block, 1)])
+        with loop(0, g.kh, carry=accs) as kh_loop:
+            row = affine([(oh, g.strides[0]), (kh_loop.iv, g.dilations[0])])
+            with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
+                tile = list(kw_loop.carried)
+                cols = [
+                    affine([(ow0, g.strides[1]), (kw_loop.iv, g.dilations[1])], r * g.strides[1])
+                    for r in range(ow_block)
+                ]
+                for lane in range(lanes):
+                    weights = [
+                        load_vector(weight, [grp, b, block, kh_loop.iv, kw_loop.iv, lane, 0], wb)
+                        for b in blocks
+                    ]
+                    for r, col in enumerate(cols):
+                        pixel = broadcast(load(x, [n, in_block, row, col, lane]), wb)
+                        for j, wv in enumerate(weights):
+                            tile[j * ow_block + r] = fma(pixel, wv, tile[j * ow_block + r])
+                kw_loop.yield_(*tile)
+            kh_loop.yield_(*kw_loop.results)
+        return list(kh_loop.results)
+
+    if full:
+        with loop(0, full, carry=accs) as block_loop:
+            block_loop.yield_(*accumulate(list(block_loop.carried), block_loop.iv, wb))
+        accs = list(block_loop.results)
+    if partial:
+        accs = accumulate(accs, full, partial)
+    for j in range(s.oc_blocks):
+        out_block = affine([(grp, g.og // wb), (blocks[j], 1)])
+        for r in range(ow_block):
+            store_blocked(op, accs[j * ow_block + r], residual, y, [n, out_block, oh, add(ow0, r)])
 
 
 def _store_nchw_tile(t: _Tiling, op, acc, residual, y, position) -> None:

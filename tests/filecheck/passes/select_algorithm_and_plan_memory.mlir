@@ -2,9 +2,9 @@
 // RUN: convir-opt %s -p conv-select-algorithm{target=x86-avx2},conv-plan-memory | filecheck %s --check-prefix=PLAN
 // RUN: not convir-opt %s -p conv-select-algorithm{target=sparc} 2>&1 | filecheck %s --check-prefix=BAD
 
-// Two chained convs: each gets the direct algorithm and an AVX2 schedule; the planner puts the
-// intermediate in the arena, lets the second conv write the graph output directly, and gives each
-// padded conv a workspace whose lifetime is its own op.
+// Two chained convs: each gets the direct algorithm and an AVX2 schedule (8 columns: two tiles of
+// 4, no remainder); the planner puts the intermediate in the arena, lets the second conv write the
+// graph output directly, and gives each padded conv a workspace whose lifetime is its own op.
 
 func.func @main(%x: tensor<1x3x8x8xf32>) -> tensor<1x16x8x8xf32> {
   %w1 = conv.constant dense<0.5> : tensor<16x3x3x3xf32>
@@ -14,7 +14,7 @@ func.func @main(%x: tensor<1x3x8x8xf32>) -> tensor<1x16x8x8xf32> {
   func.return %b : tensor<1x16x8x8xf32>
 }
 
-// CHECK: conv.conv2d {{.*}}algorithm = "direct", schedule = {vector_width = 8 : i64, ow_block = 6 : i64, oc_blocks = 2 : i64}
+// CHECK: conv.conv2d {{.*}}algorithm = "direct", schedule = {vector_width = 8 : i64, ow_block = 4 : i64, oc_blocks = 2 : i64}
 // A pinned schedule is kept as written.
 // CHECK: conv.conv2d {{.*}}algorithm = "direct", schedule = {vector_width = 8 : i64, ow_block = 4 : i64, oc_blocks = 1 : i64}
 
