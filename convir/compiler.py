@@ -27,7 +27,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ArrayAttr, DenseResourceAttr, ModuleOp
 
 from convir.dialects import make_context
-from convir.dialects.resources import resources_of
+from convir.dialects.resources import referenced_handles, resources_of
 from convir.runtime import CompiledModel, TensorSpec
 from convir.target import Target
 
@@ -86,6 +86,9 @@ def lower(
     if stop not in STAGES:
         raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
     target = target or Target.host()
+    # A private context may drop the weights the IR no longer refers to as the pipeline goes
+    # (folded BatchNorms, then everything once weights are packed into one blob): peak memory.
+    private = ctx is None
     ctx = ctx or make_context()
     module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
@@ -120,6 +123,8 @@ def lower(
     ]
     for stage, step in [("conv", lambda: None), *steps]:
         step()
+        if private:
+            resources_of(ctx).retain(referenced_handles(module))
         if stage == stop:
             return Lowered(ctx, module, target, stop)
     llvm_ir = translate_to_llvm_ir(module, target_triple=target.triple)

@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import (
     TensorType,
     f32,
 )
-from xdsl.ir import Attribute, Dialect
+from xdsl.ir import Attribute, Dialect, Operation
 
 # MLIR writes a blob as "0x" + its alignment (4 bytes, little endian) + the raw bytes.
 _BLOB_ALIGNMENT = 4
@@ -88,6 +88,12 @@ class ArrayResources(OpAsmDialectInterface):
         alignment = _BLOB_ALIGNMENT.to_bytes(4, "little").hex()
         return "0x" + alignment + self._arrays[key].tobytes().hex()
 
+    def retain(self, handles: Iterable[str]) -> None:
+        """Forget every array but those of `handles` (the ones some IR still refers to)."""
+        keep = set(handles)
+        for handle in [h for h in self._arrays if h not in keep]:
+            del self._arrays[handle]
+
     def array(self, attr: DenseResourceAttr) -> np.ndarray:
         """The array behind `attr`, with the attribute's shape and element type."""
         handle = attr.resource_handle.data
@@ -144,6 +150,16 @@ def resource_attr(ctx: Context, name: str, array: np.ndarray) -> DenseResourceAt
     array = np.require(array, np.float32, "C")
     handle = resources_of(ctx).add(name, array)
     return DenseResourceAttr.from_params(handle, TensorType(f32, list(array.shape)))
+
+
+def referenced_handles(module: Operation) -> set[str]:
+    """The resource handles of every `dense_resource` attribute on `module` and the ops in it."""
+    handles = set()
+    for op in module.walk():
+        for attr in (*op.properties.values(), *op.attributes.values()):
+            if isinstance(attr, DenseResourceAttr):
+                handles.add(attr.resource_handle.data)
+    return handles
 
 
 def constant_array(ctx: Context, value: Attribute) -> np.ndarray:
