@@ -12,6 +12,8 @@
     convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel  -> "threaded"
     lower_to_llvm               scf/arith/math/vector/memref/func/cf -> llvm     -> "llvm"
     translate_to_llvm_ir        llvmlite IR text                                  -> "llvm-ir"
+                                (past "llvm", both run one function at a time and LLVM links
+                                the parts: the llvm dialect of a whole model is large)
     compile_ir                  O3 + machine code, cached on disk                 -> "asm"
 
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
@@ -93,9 +95,10 @@ def lower(
     module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
-    from lowering.conv_to_loops import ConvertConvToLoopsPass
+    from lowering.conv_to_loops import ENTRY_POINT, ConvertConvToLoopsPass
+    from lowering.jit import link_ir
     from lowering.parallel_to_gomp import ConvertParallelToGompPass
-    from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
+    from lowering.to_llvm import lower_functions_to_llvm_ir, lower_to_llvm
     from passes.convert_layout import convert_layout
     from passes.fold_batchnorm import FoldBatchNormPass
     from passes.fold_constants import FoldConstantsPass
@@ -119,15 +122,17 @@ def lower(
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: ConvertConvToLoopsPass(target.vector_width).apply(ctx, module)),
         ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
-        ("llvm", lambda: lower_to_llvm(module)),
     ]
+    if stop == "llvm":
+        steps.append(("llvm", lambda: lower_to_llvm(module)))
     for stage, step in [("conv", lambda: None), *steps]:
         step()
         if private:
             resources_of(ctx).retain(referenced_handles(module))
         if stage == stop:
             return Lowered(ctx, module, target, stop)
-    llvm_ir = translate_to_llvm_ir(module, target_triple=target.triple)
+    parts = lower_functions_to_llvm_ir(module, target_triple=target.triple)
+    llvm_ir = link_ir(parts, exported=[ENTRY_POINT])
     return Lowered(ctx, module, target, stop, llvm_ir)
 
 

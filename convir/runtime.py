@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lowering.conv_to_loops import ENTRY_POINT
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -48,7 +50,7 @@ class CompiledModel:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         argtypes = [ctypes.c_void_p] * (len(self.inputs) + len(self.outputs) + 2) + [ctypes.c_int32]
-        self._forward = library.function("forward", None, argtypes)
+        self._forward = library.function(ENTRY_POINT, None, argtypes)
         self._arenas: list[np.ndarray] = []
         self._lock = threading.Lock()
 

@@ -47,6 +47,9 @@ from convir.dialects.shapes import i64_array, tensor_shape, volume
 from lowering.emit import byte_memref, f32_memref, view
 from lowering.kernels import KernelEmitter
 
+ENTRY_POINT = "forward"
+"""The name of the one function a compiled model exports."""
+
 WEIGHT_ALIGNMENT = 64
 
 
@@ -141,7 +144,7 @@ def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
     arg_attrs = [DictionaryAttr({}) for _ in forward_block.args]
     arg_attrs[-1] = DictionaryAttr({"convir.num_threads": UnitAttr()})
     forward = func.FuncOp(
-        "forward",
+        ENTRY_POINT,
         ([a.type for a in forward_block.args], []),
         Region(forward_block),
         arg_attrs=ArrayAttr(arg_attrs),

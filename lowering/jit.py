@@ -158,6 +158,29 @@ def _parse(llvm_ir: str, machine: llvm.TargetMachine) -> llvm.ModuleRef:
     return module
 
 
+def link_ir(parts: Iterable[str], exported: Iterable[str]) -> str:
+    """One LLVM IR module from modules that declare what the others define; every function
+    defined but not `exported` gets internal linkage (O3 may then inline or drop it)."""
+    _initialize()
+    linked: llvm.ModuleRef | None = None
+    for text in parts:
+        try:
+            module = llvm.parse_assembly(text)
+        except RuntimeError as error:
+            raise JitError(f"malformed LLVM IR: {str(error).strip()}") from error
+        if linked is None:
+            linked = module
+        else:
+            linked.link_in(module)
+    if linked is None:
+        raise JitError("link_ir: no modules to link")
+    public = set(exported)
+    for function in linked.functions:
+        if not function.is_declaration and function.name not in public:
+            function.linkage = llvm.Linkage.internal
+    return str(linked)
+
+
 def _run_o3(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
     """Run LLVM's default O3 module pipeline, tuned for `machine`, on `module` in place."""
     tuning = llvm.create_pipeline_tuning_options(speed_level=3)

@@ -13,8 +13,11 @@ never overlap one another; code that passes overlapping buffers would be miscomp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, UnrealizedConversionCastOp
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr, UnrealizedConversionCastOp
 from xdsl.passes import ModulePass
 from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_casts
@@ -35,6 +38,7 @@ __all__ = [
     "ConvertMathToLLVMPass",
     "ConvertMemRefToLLVMPass",
     "ConvertVectorToLLVMPass",
+    "lower_functions_to_llvm_ir",
     "lower_to_llvm",
     "translate_to_llvm_ir",
 ]
@@ -72,3 +76,45 @@ def lower_to_llvm(module: ModuleOp) -> None:
             types = f"{op.inputs.types[0]} to {op.outputs.types[0]}"
             raise ValueError(f"lower_to_llvm: a cast from {types} remained after lowering: {op}")
     module.verify()
+
+
+def lower_functions_to_llvm_ir(
+    module: ModuleOp, *, target_triple: str | None = None
+) -> Iterator[str]:
+    """LLVM IR texts of a loop-level module, one per function definition, to be linked.
+
+    Each function is detached from `module` and lowered and translated on its own, beside
+    declarations of the functions it refers to, so that only one function at a time exists in
+    the (verbose) llvm dialect: the peak memory of lowering a whole model is that of its loop-level
+    module, not of its llvm-dialect form. Every definition is made public so that the parts link;
+    `lowering.jit.link_ir` restores internal linkage. `module` is left with its declarations only.
+    """
+    signatures = {
+        op.sym_name.data: op.function_type for op in module.ops if isinstance(op, func.FuncOp)
+    }
+    others = [op for op in module.ops if not isinstance(op, func.FuncOp)]
+    if others:
+        raise ValueError(f"lower_functions_to_llvm_ir: '{others[0].name}' is not a function")
+    for function in [op for op in module.ops if isinstance(op, func.FuncOp) and op.body.blocks]:
+        function.detach()
+        function.sym_visibility = None
+        name = function.sym_name.data
+        declarations = [
+            func.FuncOp.external(
+                callee, signatures[callee].inputs.data, signatures[callee].outputs.data
+            )
+            for callee in sorted(_referenced_symbols(function) - {name})
+            if callee in signatures
+        ]
+        part = ModuleOp([*declarations, function])
+        lower_to_llvm(part)
+        yield translate_to_llvm_ir(part, target_triple=target_triple)
+
+
+def _referenced_symbols(function: func.FuncOp) -> set[str]:
+    names = set()
+    for op in function.walk():
+        for attr in (*op.properties.values(), *op.attributes.values()):
+            if isinstance(attr, SymbolRefAttr):
+                names.add(attr.root_reference.data)
+    return names

@@ -29,7 +29,7 @@ def _cache(tmp_path_factory, monkeypatch) -> None:
         ("loops", "func.func @forward"),
         ("threaded", "@GOMP_parallel"),
         ("llvm", "llvm.func @forward"),
-        ("llvm-ir", 'define void @"forward"'),
+        ("llvm-ir", 'define void @forward'),
         ("asm", "forward:"),
     ],
 )
