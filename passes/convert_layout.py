@@ -37,10 +37,9 @@ from xdsl.utils.exceptions import PassFailedException
 
 from convir import reference
 from convir.dialects import conv
-from convir.dialects.resources import constant_array
 from convir.dialects.shapes import blocked_shape, f32_tensor, tensor_shape, volume
 from convir.target import Target
-from passes.graph_rewriting import new_constant
+from passes.graph_rewriting import constant_value, new_constant
 
 
 def convertible_conv(op: conv.Conv2DOp, block: int) -> bool:
@@ -150,7 +149,10 @@ class _LayoutConverter:
             return value
         if len(shape) > 4 or (1,) * (4 - len(shape)) + tuple(shape) != (1, channels, 1, 1):
             return None
-        array = constant_array(self.ctx, owner.value).reshape(1, channels, 1, 1)
+        array = constant_value(self.ctx, value)
+        if array is None:  # printed without its blob: it cannot be repacked, the op stays NCHW
+            return None
+        array = array.reshape(1, channels, 1, 1)
         packed = reference.pack(np.asarray(array, np.float32), self.block)
         constant = new_constant(self.ctx, f"{_handle(owner)}_nchwc", packed)
         Rewriter.insert_op(constant, InsertPoint.after(owner))

@@ -78,4 +78,18 @@ func.func @cancel_and_grouped(%y: tensor<1x1x4x4x8xf32>) -> tensor<1x8x4x4xf32> 
   func.return %g : tensor<1x8x4x4xf32>
 }
 
+// A per-channel constant whose data was elided from the printout cannot be repacked: the scale
+// stays NCHW behind an unpack instead of failing the pass.
+// CHECK-LABEL: func.func @elided_scale
+// CHECK:      %[[A:.*]] = conv.conv2d {{.*}} -> tensor<1x1x4x4x8xf32>
+// CHECK-NEXT: %[[U:.*]] = conv.unpack %[[A]]
+// CHECK-NEXT: conv.binary %[[U]], %s {kind = "mul"} : tensor<1x8x4x4xf32>, tensor<8x1x1xf32>
+func.func @elided_scale(%x: tensor<1x3x4x4xf32>) -> tensor<1x8x4x4xf32> {
+  %w = conv.constant dense<0.5> : tensor<8x3x1x1xf32>
+  %s = conv.constant dense_resource<elided_scale> : tensor<8x1x1xf32>
+  %a = conv.conv2d %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x3x4x4xf32>, tensor<8x3x1x1xf32> -> tensor<1x8x4x4xf32>
+  %b = conv.binary %a, %s {kind = "mul"} : tensor<1x8x4x4xf32>, tensor<8x1x1xf32> -> tensor<1x8x4x4xf32>
+  func.return %b : tensor<1x8x4x4xf32>
+}
+
 // BAD: conv-convert-layout: option block must be >= 1, got -1
