@@ -1,14 +1,16 @@
-"""Pieces every conv algorithm shares: the schedule base class, the geometry of a conv, zero
-padding of the input into a workspace, and the epilogue of an NCHWc output vector."""
+"""Pieces every conv algorithm shares: the schedule base class, the geometry of a conv, the
+kernel function's signature, zero padding of the input into a workspace, and the epilogue of an
+NCHWc output vector."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import ClassVar, Self
+from typing import ClassVar, NamedTuple, Self
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, i64
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
 from xdsl.ir import SSAValue
 
 from convir.dialects import conv
@@ -16,8 +18,10 @@ from convir.dialects.shapes import tensor_shape
 from lowering.emit import (
     Index,
     add,
+    byte_memref,
     f32_constant,
     f32_memref,
+    kernel_function,
     load,
     load_vector,
     loop,
@@ -189,6 +193,52 @@ def epilogue_key(op: conv.Conv2DOp) -> str:
 def float_of(attr) -> float:
     """The value of an optional FloatAttr, 0.0 when absent."""
     return 0.0 if attr is None else float(attr.value.data)
+
+
+def has_constant_parameters(op: conv.Conv2DOp) -> bool:
+    """Weights (and bias) are constants, so they can be repacked at compile time."""
+    parameters = [op.weight] + ([op.bias] if op.bias is not None else [])
+    return all(isinstance(v.owner, conv.ConstantOp) for v in parameters)
+
+
+class ConvBuffers(NamedTuple):
+    """The memrefs a conv kernel works on; `x` is the zero-padded input when there are pads."""
+
+    x: SSAValue
+    weight: SSAValue
+    bias: SSAValue | None
+    residual: SSAValue | None
+    y: SSAValue
+
+
+@contextmanager
+def conv_kernel(
+    module: ModuleOp,
+    name: str,
+    op: conv.Conv2DOp,
+    g: ConvGeometry,
+    weight_shape: tuple[int, ...],
+    bias_shape: tuple[int, ...],
+) -> Iterator[ConvBuffers]:
+    """`func.func @name(x, weight[, bias][, residual], y[, workspace])` of a conv kernel, with
+    the input copied into its zero-padded version first when the conv has pads."""
+    arg_types = [f32_memref(g.input_shape()), f32_memref(weight_shape)]
+    if op.bias is not None:
+        arg_types.append(f32_memref(bias_shape))
+    if op.residual is not None:
+        arg_types.append(f32_memref(g.output_shape()))
+    arg_types.append(f32_memref(g.output_shape()))
+    if g.padding_bytes():
+        arg_types.append(byte_memref(g.padding_bytes()))
+    with kernel_function(module, name, arg_types) as args:
+        args = list(args)
+        x, weight = args.pop(0), args.pop(0)
+        bias = args.pop(0) if op.bias is not None else None
+        residual = args.pop(0) if op.residual is not None else None
+        y = args.pop(0)
+        if g.padding_bytes():
+            x = pad_input(g, x, args.pop(0))
+        yield ConvBuffers(x, weight, bias, residual, y)
 
 
 def pad_input(g: ConvGeometry, x: SSAValue, workspace: SSAValue) -> SSAValue:

@@ -23,8 +23,9 @@ from convir.dialects.shapes import tensor_shape
 from lowering.algorithms.common import (
     ConvGeometry,
     Schedule,
+    conv_kernel,
     epilogue_key,
-    pad_input,
+    has_constant_parameters,
     row_tile,
     store_blocked,
     width_tiles,
@@ -32,10 +33,7 @@ from lowering.algorithms.common import (
 from lowering.emit import (
     add,
     affine,
-    byte_memref,
-    f32_memref,
     fma,
-    kernel_function,
     load_vector,
     loop,
     parallel,
@@ -64,8 +62,7 @@ def applicable(op: conv.Conv2DOp) -> bool:
     if len(shape) != 5:
         return False
     g = ConvGeometry.of(op)
-    constants = [op.weight] + ([op.bias] if op.bias is not None else [])
-    return g.group == g.c == g.o and all(isinstance(v.owner, conv.ConstantOp) for v in constants)
+    return g.group == g.c == g.o and has_constant_parameters(op)
 
 
 def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DepthwiseSchedule:
@@ -113,30 +110,16 @@ class DepthwiseEmitter:
         g = _geometry(op)
         s = DepthwiseSchedule.from_attr(op.schedule)
         blocks, block = g.input_blocks, g.block
-        arg_types = [f32_memref(g.input_shape()), f32_memref((blocks, g.kh, g.kw, block))]
-        if op.bias is not None:
-            arg_types.append(f32_memref((blocks, block)))
-        if op.residual is not None:
-            arg_types.append(f32_memref(g.output_shape()))
-        arg_types.append(f32_memref(g.output_shape()))
-        workspace = self.workspace_bytes(op)
-        if workspace:
-            arg_types.append(byte_memref(workspace))
-        with kernel_function(module, name, arg_types) as args:
-            args = list(args)
-            x, weight = args.pop(0), args.pop(0)
-            bias = args.pop(0) if op.bias is not None else None
-            residual = args.pop(0) if op.residual is not None else None
-            y = args.pop(0)
-            if workspace:
-                x = pad_input(g, x, args.pop(0))
-            with parallel([(0, g.n), (0, blocks), (0, g.oh)]) as (n, cb, oh):
-                buffers = (x, weight, bias, residual, y)
-                width_tiles(
-                    g.ow,
-                    s.ow_block,
-                    lambda ow0, width: _emit_tile(g, op, buffers, (n, cb, oh, ow0), width),
-                )
+        weight_shape = (blocks, g.kh, g.kw, block)
+        with (
+            conv_kernel(module, name, op, g, weight_shape, (blocks, block)) as buffers,
+            parallel([(0, g.n), (0, blocks), (0, g.oh)]) as (n, cb, oh),
+        ):
+            width_tiles(
+                g.ow,
+                s.ow_block,
+                lambda ow0, width: _emit_tile(g, op, buffers, (n, cb, oh, ow0), width),
+            )
 
 
 def _geometry(op: conv.Conv2DOp) -> ConvGeometry:

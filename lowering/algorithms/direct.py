@@ -30,9 +30,10 @@ from convir.dialects import conv
 from lowering.algorithms.common import (
     ConvGeometry,
     Schedule,
+    conv_kernel,
     epilogue_key,
     float_of,
-    pad_input,
+    has_constant_parameters,
     row_tile,
     store_blocked,
     width_tiles,
@@ -42,15 +43,12 @@ from lowering.emit import (
     add,
     affine,
     broadcast,
-    byte_memref,
     extract,
     f32_constant,
-    f32_memref,
     fma,
     if_,
     index,
     insert,
-    kernel_function,
     load,
     load_vector,
     loop,
@@ -80,8 +78,7 @@ SCHEDULE = DirectSchedule
 
 def applicable(op: conv.Conv2DOp) -> bool:
     """The direct algorithm needs constant weights (and bias), which it repacks at compile time."""
-    constants = [op.weight] + ([op.bias] if op.bias is not None else [])
-    return all(isinstance(v.owner, conv.ConstantOp) for v in constants)
+    return has_constant_parameters(op)
 
 
 def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DirectSchedule:
@@ -177,24 +174,8 @@ class DirectEmitter:
             weight_shape = (g.group, blocks, g.cg, g.kh, g.kw, wb)
         else:
             weight_shape = (g.group, blocks, -(-g.cg // wb), g.kh, g.kw, wb, wb)
-        arg_types = [f32_memref(g.input_shape()), f32_memref(weight_shape)]
-        if op.bias is not None:
-            arg_types.append(f32_memref((g.group, blocks, wb)))
-        if op.residual is not None:
-            arg_types.append(f32_memref(g.output_shape()))
-        arg_types.append(f32_memref(g.output_shape()))
-        workspace = self.workspace_bytes(op)
-        if workspace:
-            arg_types.append(byte_memref(workspace))
-        with kernel_function(module, name, arg_types) as args:
-            args = list(args)
-            x, weight = args.pop(0), args.pop(0)
-            bias = args.pop(0) if op.bias is not None else None
-            residual = args.pop(0) if op.residual is not None else None
-            y = args.pop(0)
-            if workspace:
-                x = pad_input(g, x, args.pop(0))
-            _emit_tiles(_Tiling(g, s, blocks), op, (x, weight, bias, residual, y))
+        with conv_kernel(module, name, op, g, weight_shape, (g.group, blocks, wb)) as buffers:
+            _emit_tiles(_Tiling(g, s, blocks), op, buffers)
 
 
 @dataclass(frozen=True)
