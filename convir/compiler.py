@@ -12,8 +12,9 @@
     convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel  -> "threaded"
     lower_to_llvm               scf/arith/math/vector/memref/func/cf -> llvm     -> "llvm"
     translate_to_llvm_ir        llvmlite IR text                                  -> "llvm-ir"
-                                (past "llvm", both run one function at a time and LLVM links
-                                the parts: the llvm dialect of a whole model is large)
+                                (to reach "llvm-ir", each kernel goes from loops to LLVM IR
+                                text as soon as it is emitted, and LLVM links the parts: the
+                                IR of a whole model below graph level never exists at once)
     compile_ir                  O3 + machine code, cached on disk                 -> "asm"
 
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
@@ -95,7 +96,7 @@ def lower(
     module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
-    from lowering.conv_to_loops import ENTRY_POINT, ConvertConvToLoopsPass
+    from lowering.conv_to_loops import ENTRY_POINT, convert_to_loops
     from lowering.jit import link_ir
     from lowering.parallel_to_gomp import ConvertParallelToGompPass
     from lowering.to_llvm import lower_functions_to_llvm_ir, lower_to_llvm
@@ -114,25 +115,41 @@ def lower(
         convert_layout(ctx, module, block or target.vector_width)
         DeadCodeElimination().apply(ctx, module)
 
+    parts: list[str] = []
+
+    def to_llvm_ir(function_module: ModuleOp) -> None:
+        ConvertParallelToGompPass().apply(ctx, function_module)
+        parts.extend(lower_functions_to_llvm_ir(function_module, target_triple=target.triple))
+
+    def stream_to_llvm_ir() -> None:
+        # Each kernel goes all the way to LLVM IR text as soon as it is emitted: the loop-level
+        # IR of the whole model never exists at once (peak memory), then @forward follows.
+        convert_to_loops(ctx, module, target.vector_width, lambda k: to_llvm_ir(ModuleOp([k])))
+        to_llvm_ir(module)
+
     steps = [
         ("folded", fold),
         ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
         ("nchwc", to_nchwc),
         ("scheduled", lambda: select_algorithms(module, target)),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
-        ("loops", lambda: ConvertConvToLoopsPass(target.vector_width).apply(ctx, module)),
-        ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
     ]
-    if stop == "llvm":
-        steps.append(("llvm", lambda: lower_to_llvm(module)))
+    to_text = stop in ("llvm-ir", "asm")  # "asm" is compile_ir's business, from the LLVM IR
+    if to_text:
+        steps.append(("llvm-ir", stream_to_llvm_ir))
+    else:
+        steps += [
+            ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
+            ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
+            ("llvm", lambda: lower_to_llvm(module)),
+        ]
     for stage, step in [("conv", lambda: None), *steps]:
         step()
         if private:
             resources_of(ctx).retain(referenced_handles(module))
-        if stage == stop:
-            return Lowered(ctx, module, target, stop)
-    parts = lower_functions_to_llvm_ir(module, target_triple=target.triple)
-    llvm_ir = link_ir(parts, exported=[ENTRY_POINT])
+        if stage == stop or (to_text and stage == "llvm-ir"):
+            break
+    llvm_ir = link_ir(parts, exported=[ENTRY_POINT]) if to_text else None
     return Lowered(ctx, module, target, stop, llvm_ir)
 
 

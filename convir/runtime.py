@@ -43,7 +43,8 @@ class CompiledModel:
     ) -> None:
         self._library = library  # keeps the machine code alive as long as the model
         self.inputs, self.outputs = list(inputs), list(outputs)
-        self._weights = np.ascontiguousarray(weights, dtype=np.uint8)
+        # A view, never a copy: the weights are the largest buffer a model has.
+        self._weights = np.ascontiguousarray(weights).reshape(-1).view(np.uint8)
         self._arena_bytes = arena_bytes
         self._workspace_bytes = dict(workspace_bytes)
         self.threads = threads or len(os.sched_getaffinity(0))

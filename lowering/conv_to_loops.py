@@ -19,6 +19,7 @@ names and shapes, and each kernel's workspace bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,12 +86,33 @@ class _WeightsBlob:
             self.size = offset + data.size
         return self.offsets[key]
 
-    def bytes(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(1, np.uint8)
+    def take_bytes(self) -> np.ndarray:
+        """The blob as one array; the parts are released while they are copied in, so the
+        weights exist about once, not twice (np.empty's pages become resident as written)."""
+        blob = np.empty(max(self.size, 1), np.uint8)
+        blob[self.size :] = 0
+        position = 0
+        self.parts.reverse()
+        while self.parts:
+            part = self.parts.pop()
+            blob[position : position + part.size] = part
+            position += part.size
+        return blob
 
 
-def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
-    """Rewrite `module`'s planned `@main` into `@forward` and its kernels (module docstring)."""
+KernelSink = Callable[[func.FuncOp], None]
+"""Takes each kernel function as soon as it is emitted (see `convert_to_loops`)."""
+
+
+def convert_to_loops(
+    ctx: Context, module: ModuleOp, vector_width: int, kernel_sink: KernelSink | None = None
+) -> None:
+    """Rewrite `module`'s planned `@main` into `@forward` and its kernels (module docstring).
+
+    With a `kernel_sink`, each kernel is detached from `module` as soon as it is emitted and
+    handed to the sink, and `module` keeps a declaration of it in its place: a caller that lowers
+    kernels one by one (`convir.compiler`) never holds the loop-level IR of a whole model.
+    """
     main = next(
         (op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "main"),
         None,
@@ -105,19 +127,20 @@ def convert_to_loops(ctx: Context, module: ModuleOp, vector_width: int) -> None:
     inputs, outputs = list(block.args), list(returned.operands)
     arena_bytes = main.attributes["convir.arena_bytes"].value.data
 
-    lowering = _Lowering(ctx, module, vector_width)
+    lowering = _Lowering(ctx, module, vector_width, kernel_sink)
     ops = [op for op in block.ops if not isinstance(op, func.ReturnOp)]
     try:
-        for op in ops:  # first sweep: kernels, and constant operands packed into the weights
-            lowering.prepare(op)
         for i, value in enumerate(outputs):
             if lowering.needs_copy(value, i):
                 lowering.prepare_copy(value)
             if isinstance(value.owner, conv.ConstantOp):
                 lowering.constant_offset(value, None, ("output",))
+        for op in ops:  # first sweep: kernels, and constant operands packed into the weights
+            lowering.prepare(op)
+            lowering.release_packed_constants(op)
     except ValueError as error:
         raise PassFailedException(f"convert-conv-to-loops: {error}") from None
-    weights = lowering.weights.bytes()
+    weights = lowering.weights.take_bytes()
 
     buffer_types = [byte_memref(4 * volume(tensor_shape(v))) for v in [*inputs, *outputs]]
     arg_types = [*buffer_types, byte_memref(weights.size), byte_memref(arena_bytes), i32]
@@ -179,26 +202,74 @@ class _Lowering:
     weights_arg: SSAValue
     arena: SSAValue
 
-    def __init__(self, ctx: Context, module: ModuleOp, vector_width: int) -> None:
+    def __init__(
+        self, ctx: Context, module: ModuleOp, vector_width: int, kernel_sink: KernelSink | None
+    ) -> None:
         self.ctx, self.module, self.vector_width = ctx, module, vector_width
+        self.kernel_sink = kernel_sink
         self.weights = _WeightsBlob()
         self.kernels: set[str] = set()
         self.packed_shapes: dict[tuple, tuple[int, ...]] = {}
         self.workspaces: dict[str, int] = {}
         self.storage: dict[SSAValue, tuple[SSAValue, int]] = {}  # value -> (byte buffer, offset)
+        self.prepared: set[Operation] = set()
+        # Resource handle -> the constants holding it that still have readers to prepare.
+        self.constants_of: dict[str, set[Operation]] = {}
+        for op in module.walk():
+            if isinstance(op, conv.ConstantOp) and isinstance(op.value, DenseResourceAttr):
+                self.constants_of.setdefault(op.value.resource_handle.data, set()).add(op)
 
     def prepare(self, op: Operation) -> None:
         """Emit `op`'s kernel unless an identical one exists; pack its constant operands."""
+        self.prepared.add(op)
         if isinstance(op, conv.ConstantOp | conv.ReshapeOp):
             return
         emitter = emitter_for(op)
         key, packers = emitter.key(op), emitter.packers(op)
         if key not in self.kernels:
-            emitter.emit(op, self.module, key, self.vector_width)
+            self._emitted(lambda: emitter.emit(op, self.module, key, self.vector_width))
             self.kernels.add(key)
         for i, operand in enumerate(op.operands):
             if isinstance(operand.owner, conv.ConstantOp):
                 self.constant_offset(operand, packers.get(i), (key, i))
+
+    def _emitted(self, emit: Callable[[], None]) -> None:
+        """Run `emit`, which appends kernel functions to the module; with a kernel sink, hand
+        them over and leave declarations behind."""
+        last = self.module.body.block.last_op
+        emit()
+        if self.kernel_sink is None:
+            return
+        new = []
+        op = self.module.body.block.first_op if last is None else last.next_op
+        while op is not None:
+            new.append(op)
+            op = op.next_op
+        for kernel in new:
+            assert isinstance(kernel, func.FuncOp)
+            types = kernel.function_type
+            declaration = func.FuncOp.external(
+                kernel.sym_name.data, types.inputs.data, types.outputs.data
+            )
+            self.module.body.block.insert_op_before(declaration, kernel)
+            kernel.detach()
+            self.kernel_sink(kernel)
+
+    def release_packed_constants(self, op: Operation) -> None:
+        """Drop the arrays of `op`'s constant operands that no later op reads: they are packed
+        into the weights blob now, and keeping both would hold every weight twice."""
+        for operand in op.operands:
+            owner = operand.owner
+            if not isinstance(owner, conv.ConstantOp) or not isinstance(
+                owner.value, DenseResourceAttr
+            ):
+                continue
+            if {use.operation for use in operand.uses} <= self.prepared:
+                handle = owner.value.resource_handle.data
+                holders = self.constants_of.get(handle, set())
+                holders.discard(owner)
+                if not holders:
+                    resources_of(self.ctx).release(handle)
 
     def constant_offset(self, value: SSAValue, packer, use: tuple) -> tuple[int, tuple[int, ...]]:
         """Offset and shape of constant `value` as packed by `packer` for the kernel use `use`."""
@@ -258,7 +329,9 @@ class _Lowering:
 
         name = _copy_name(value)
         if name not in self.kernels:
-            emit_copy(self.module, name, tensor_shape(value), self.vector_width)
+            self._emitted(
+                lambda: emit_copy(self.module, name, tensor_shape(value), self.vector_width)
+            )
             self.kernels.add(name)
 
     def copy(self, value: SSAValue, output: SSAValue) -> None:

@@ -94,6 +94,10 @@ class ArrayResources(OpAsmDialectInterface):
         for handle in [h for h in self._arrays if h not in keep]:
             del self._arrays[handle]
 
+    def release(self, handle: str) -> None:
+        """Forget the array of `handle` (its last reader is done with it); no-op if unknown."""
+        self._arrays.pop(handle, None)
+
     def array(self, attr: DenseResourceAttr) -> np.ndarray:
         """The array behind `attr`, with the attribute's shape and element type."""
         handle = attr.resource_handle.data
