@@ -6,7 +6,8 @@
     conv-fuse-epilogue          bias, residual add, activation into the conv      -> "fused"
     conv-convert-layout         NCHWc (block = the target's vector width)
     dce                         dead ops (unused constants) removed               -> "nchwc"
-    conv-select-algorithm       every conv gets an algorithm and a schedule      -> "scheduled"
+    conv-select-algorithm       every conv gets an algorithm (and a convir.name)  -> "selected"
+    conv-tile                   every conv's schedule knobs filled for the target -> "scheduled"
     conv-plan-memory            arena offsets of intermediates and workspaces    -> "planned"
     convert-conv-to-loops       @forward + one kernel per distinct op            -> "loops"
     convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel  -> "threaded"
@@ -18,11 +19,15 @@
     compile_ir                  O3 + machine code, cached on disk                 -> "asm"
 
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
+Both take per-conv overrides: `algorithms` ({conv key or "all": algorithm}) for
+conv-select-algorithm and `tiles` ({conv key: {knob: value}}) for conv-tile, keyed by a conv's
+`convir.name` or `onnx.name` (see `passes.conv_overrides`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import onnx
@@ -39,6 +44,7 @@ STAGES = (
     "folded",
     "fused",
     "nchwc",
+    "selected",
     "scheduled",
     "planned",
     "loops",
@@ -53,7 +59,8 @@ STAGE_AFTER_PASS = {
     "conv-fold-batchnorm": "folded",
     "conv-fuse-epilogue": "fused",
     "conv-convert-layout": "nchwc",
-    "conv-select-algorithm": "scheduled",
+    "conv-select-algorithm": "selected",
+    "conv-tile": "scheduled",
     "conv-plan-memory": "planned",
     "convert-conv-to-loops": "loops",
     "convert-parallel-to-gomp": "threaded",
@@ -79,10 +86,13 @@ def lower(
     stop: str = "llvm-ir",
     ctx: Context | None = None,
     block: int | None = None,
+    algorithms: Mapping[str, str] | None = None,
+    tiles: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Lowered:
     """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
 
     `block` is the NCHWc block (channels per vector); default: the target's vector width.
+    `algorithms` and `tiles`: per-conv overrides of conv-select-algorithm and conv-tile.
     """
     from convir.importer.onnx import import_onnx
 
@@ -106,6 +116,7 @@ def lower(
     from passes.fuse_epilogue import FuseEpiloguePass
     from passes.plan_memory import PlanMemoryPass
     from passes.select_algorithm import select_algorithms
+    from passes.tile import tile_convs
 
     def fold() -> None:
         FoldConstantsPass().apply(ctx, module)
@@ -131,7 +142,8 @@ def lower(
         ("folded", fold),
         ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
         ("nchwc", to_nchwc),
-        ("scheduled", lambda: select_algorithms(module, target)),
+        ("selected", lambda: select_algorithms(module, target, algorithms)),
+        ("scheduled", lambda: tile_convs(module, target, tiles)),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
     ]
     to_text = stop in ("llvm-ir", "asm")  # "asm" is compile_ir's business, from the LLVM IR
@@ -160,15 +172,20 @@ def compile(
     target: Target | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     block: int | None = None,
+    algorithms: Mapping[str, str] | None = None,
+    tiles: Mapping[str, Mapping[str, int]] | None = None,
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
     `block`: channels per NCHWc block (default: the target's vector width); any block runs
     correctly on any machine, other than the vector width it is only slower.
+    `algorithms`, `tiles`: per-conv overrides, as for `lower`.
     """
     from lowering.jit import compile_ir
 
-    lowered = lower(model, target=target, stop="llvm-ir", block=block)
+    lowered = lower(
+        model, target=target, stop="llvm-ir", block=block, algorithms=algorithms, tiles=tiles
+    )
     module = lowered.module
     library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
     weights_attr = module.attributes["convir.weights"]

@@ -44,6 +44,12 @@ def _select_algorithm() -> type[ModulePass]:
     return SelectAlgorithmPass
 
 
+def _tile() -> type[ModulePass]:
+    from passes.tile import TilePass
+
+    return TilePass
+
+
 CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "conv-convert-layout": _convert_layout,
     "conv-fold-batchnorm": _fold_batchnorm,
@@ -51,4 +57,5 @@ CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "conv-fuse-epilogue": _fuse_epilogue,
     "conv-plan-memory": _plan_memory,
     "conv-select-algorithm": _select_algorithm,
+    "conv-tile": _tile,
 }

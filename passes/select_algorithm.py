@@ -1,70 +1,172 @@
-"""`conv-select-algorithm`: give every `conv.conv2d` an algorithm and a schedule.
+"""`conv-select-algorithm`: choose the algorithm of every `conv.conv2d`.
 
-Expects graph-form IR. For each conv without an `algorithm`, picks the first applicable one of
-`lowering.algorithms.ALGORITHMS` (today only `direct`, which needs constant weights) and writes
-its heuristic schedule for the target. A conv whose `algorithm` (and `schedule`) is already set,
-by hand in a `.mlir` file or by a tuner, is left as it is; its schedule is only validated.
-Nothing else changes. Option: `target` — `host` (default) or a preset name of `convir.target`.
+Expects graph-form IR, NCHW or NCHWc. Sets each conv's `algorithm` and nothing else (filling the
+schedule's knobs is `conv-tile`'s job), and names every conv that has no `convir.name` yet
+(`convir.dialects.conv_names`): names are the keys of per-conv overrides.
+
+The heuristic, a starting point to be tuned with measurements. Candidates are tried in this order;
+the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to the conv (its
+`applicable(op)`) wins, and the other algorithms of ALGORITHMS follow as a last resort:
+
+1. `depthwise` for depthwise convs (group = C = O);
+2. `gemm1x1` for 1×1 convs with group 1 and no padding on NCHWc (a plain GEMM, no column buffer);
+3. when the direct algorithm is known to be weak, `im2col` then `direct`, else `direct` then
+   `im2col`. Direct is weak with few input channels, C ≤ X (X the NCHWc block, or the target's
+   vector width for an NCHW conv; e.g. the 3-channel 7×7 stem: a short reduction per register
+   tile), and with a stride > 1 and a kernel > 1 (strided, overlapping input reads).
+
+Precedence for one conv: an `algorithm` option entry naming it; else an `algorithm` already in the
+IR (pinned by hand or by a tuner: kept, after checking it exists and applies); else the option's
+`all` entry if that algorithm applies to the conv; else the heuristic.
+
+Options:
+- `target`: `host` (default) or a preset of `convir.target`; the heuristic reads its vector width.
+- `algorithm`: overrides, `CONV=ALGORITHM[,CONV=ALGORITHM...]` with CONV a conv's `convir.name`,
+  its `onnx.name` or `all` (syntax: `passes.conv_overrides`), e.g.
+  `conv-select-algorithm{algorithm="conv_3=im2col,conv_7=direct,all=direct"}`. An entry that
+  changes a pinned algorithm drops the conv's schedule, whose knobs belonged to the old one.
+
+Errors (PassFailedException naming the conv, the option entry and what is accepted): a key that
+names no conv, an unknown algorithm, an algorithm forced on a conv it does not apply to, a pinned
+algorithm that is unknown or does not apply, a conv no algorithm applies to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
-from convir.dialects import conv
+from convir.dialects.conv import Conv2DOp
+from convir.dialects.conv_names import name_convs
 from convir.target import Target
+from passes.conv_overrides import (
+    ALL,
+    describe,
+    format_algorithm,
+    parse_algorithms,
+    parse_target,
+    resolve,
+)
+
+PASS = "conv-select-algorithm"
 
 
-def select_algorithm(op: conv.Conv2DOp, target: Target) -> None:
-    """Set `op`'s algorithm and schedule unless they are already pinned."""
-    from lowering.algorithms import ALGORITHMS
+def direct_is_weak(op: Conv2DOp, target: Target) -> bool:
+    """Few input channels (C ≤ X) or a strided conv with a kernel larger than 1×1."""
+    from lowering.algorithms.common import ConvGeometry
 
-    if op.algorithm is not None:
-        name = op.algorithm.data
-        if name not in ALGORITHMS:
-            known = ", ".join(ALGORITHMS)
-            raise PassFailedException(
-                f"'{op.name}' algorithm '{name}' is unknown; expected {known}"
-            )
-        try:
-            ALGORITHMS[name].SCHEDULE.from_attr(op.schedule)
-        except ValueError as error:
-            raise PassFailedException(f"'{op.name}': {error}") from None
-        return
-    for name, algorithm in ALGORITHMS.items():
-        if algorithm.applicable(op):
-            schedule = algorithm.heuristic(op, target.vector_width, target.vector_registers)
-            op.algorithm = StringAttr(name)
-            op.schedule = schedule.to_attr()
-            return
+    g = ConvGeometry.of(op)
+    few_channels = g.c <= (g.block or target.vector_width)
+    strided = max(g.strides) > 1 and max(g.kh, g.kw) > 1
+    return few_channels or strided
+
+
+def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
+    """The heuristic's candidates for `op`, best first (see the module docstring)."""
+    from lowering.algorithms.common import ConvGeometry
+
+    g = ConvGeometry.of(op)
+    order = []
+    if g.group == g.c == g.o:
+        order.append("depthwise")
+    if (g.kh, g.kw) == (1, 1) and g.group == 1 and g.block is not None and not g.needs_padding:
+        order.append("gemm1x1")
+    order += ["im2col", "direct"] if direct_is_weak(op, target) else ["direct", "im2col"]
+    return order
+
+
+def choose_algorithm(
+    op: Conv2DOp, target: Target, algorithms: Mapping[str, ModuleType] | None = None
+) -> str:
+    """The heuristic's algorithm for `op` among `algorithms` (default: all of ALGORITHMS)."""
+    algorithms = _algorithms() if algorithms is None else algorithms
+    preferred = [name for name in preferred_algorithms(op, target) if name in algorithms]
+    for name in [*preferred, *(name for name in algorithms if name not in preferred)]:
+        if algorithms[name].applicable(op):
+            return name
     raise PassFailedException(
-        f"'{op.name}': no algorithm applies (the direct algorithm needs constant weights and bias)"
+        f"{PASS}: no algorithm applies to {describe(op)} (tried {', '.join(algorithms)}; every "
+        "algorithm needs constant weights and bias)"
     )
+
+
+def select_algorithms(
+    module: ModuleOp, target: Target, algorithms: Mapping[str, str] | None = None
+) -> None:
+    """Name every conv of `module` and set its algorithm: `algorithms` maps conv keys (and `all`)
+    to algorithm names, then pinned algorithms, then the heuristic (see the module docstring)."""
+    overrides = dict(algorithms or {})
+    for key, name in overrides.items():
+        _check_known(name, format_algorithm(key, name))
+    default = overrides.pop(ALL, None)
+    convs = name_convs(module)
+    entries = {key: format_algorithm(key, name) for key, name in overrides.items()}
+    forced = {op: key for key, op in resolve(convs, entries, f"{PASS}: algorithm").items()}
+    for op in convs:
+        if op in forced:
+            _force(op, overrides[forced[op]], entries[forced[op]])
+        elif op.algorithm is not None:
+            _check_applies(op, op.algorithm.data, "pinned in the IR")
+        elif default is not None and _algorithms()[default].applicable(op):
+            op.algorithm = StringAttr(default)
+        else:
+            op.algorithm = StringAttr(choose_algorithm(op, target))
 
 
 @dataclass(frozen=True)
 class SelectAlgorithmPass(ModulePass):
-    """Pick an algorithm and a heuristic schedule for every unpinned conv (see module doc)."""
+    """Choose the algorithm of every conv: overrides, pinned, heuristic (see module doc)."""
 
-    name = "conv-select-algorithm"
+    name = PASS
 
     target: str = "host"
+    algorithm: str = ""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
-            target = Target.host() if self.target == "host" else Target.preset(self.target)
+            algorithms = parse_algorithms(self.algorithm)
         except ValueError as error:
-            raise PassFailedException(f"conv-select-algorithm: option target: {error}") from None
-        select_algorithms(op, target)
+            raise PassFailedException(f"{PASS}: option algorithm: {error}") from None
+        select_algorithms(op, parse_target(self.target, PASS), algorithms)
 
 
-def select_algorithms(module: ModuleOp, target: Target) -> None:
-    """`select_algorithm` on every conv of `module`."""
-    for op in module.walk():
-        if isinstance(op, conv.Conv2DOp):
-            select_algorithm(op, target)
+def _algorithms() -> Mapping[str, ModuleType]:
+    from lowering.algorithms import ALGORITHMS
+
+    return ALGORITHMS
+
+
+def _check_known(name: str, entry: str) -> None:
+    if name not in _algorithms():
+        raise PassFailedException(
+            f"{PASS}: algorithm '{entry}': unknown algorithm '{name}'; expected one of "
+            f"{', '.join(_algorithms())}"
+        )
+
+
+def _force(op: Conv2DOp, name: str, entry: str) -> None:
+    _check_applies(op, name, f"forced by algorithm '{entry}'")
+    if op.algorithm is not None and op.algorithm.data != name:
+        op.properties.pop("schedule", None)
+    op.algorithm = StringAttr(name)
+
+
+def _check_applies(op: Conv2DOp, name: str, why: str) -> None:
+    algorithms = _algorithms()
+    if name not in algorithms:
+        raise PassFailedException(
+            f"{PASS}: {describe(op)}: algorithm '{name}' ({why}) is unknown; expected one of "
+            f"{', '.join(algorithms)}"
+        )
+    if not algorithms[name].applicable(op):
+        applicable = [other for other, module in algorithms.items() if module.applicable(op)]
+        raise PassFailedException(
+            f"{PASS}: {describe(op)}: algorithm '{name}' ({why}) does not apply to this conv; "
+            f"applicable: {', '.join(applicable) or 'none'}"
+        )

@@ -3,6 +3,7 @@
     convir import MODEL.onnx [-o OUT.mlir] [--batch N] [--keep-weights]
     convir compile MODEL.onnx [--emit STAGE | --dump-after PASS] [--target T] [-o OUT]
     convir run MODEL.onnx [--input NAME=FILE.npy] [--threads N] [--compare ort]
+        both also: [--algorithm CONV=ALGORITHM]... [--tile CONV:KNOB=VALUE,...]...
     convir demo [--model NAME] [--size S]
 
 Every user error (unreadable file, malformed or unsupported model, bad option) prints one line on

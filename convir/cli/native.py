@@ -23,8 +23,10 @@ def add_native_commands(
         help="compile a model and print one stage of the pipeline",
         description="Compile an ONNX model and print the IR of one stage: conv (imported), "
         "folded (constants and BatchNorm folded), fused (epilogues fused into convs), nchwc "
-        "(NCHWc layout), scheduled (algorithms chosen), planned (arena placed), loops, threaded, "
-        "llvm (llvm dialect), llvm-ir, asm (optimised machine code).",
+        "(NCHWc layout), selected (algorithms chosen), scheduled (schedules filled), planned "
+        "(arena placed), loops, threaded, llvm (llvm dialect), llvm-ir, asm (optimised machine "
+        "code). Every conv.conv2d is printed with its convir.name (conv_0, conv_1, ... in model "
+        "order) and its ONNX node name (onnx.name): the keys of --algorithm and --tile.",
     )
     compile_parser.add_argument("model", help="path to an .onnx file")
     stage = compile_parser.add_mutually_exclusive_group()
@@ -36,6 +38,7 @@ def add_native_commands(
         help=f"print the IR after this pass: {', '.join(STAGE_AFTER_PASS)}",
     )
     _common_options(compile_parser, positive)
+    _override_options(compile_parser)
     compile_parser.add_argument("-o", "--output", help="write the text here instead of stdout")
     compile_parser.set_defaults(run=_compile_command)
 
@@ -57,6 +60,7 @@ def add_native_commands(
     run_parser.add_argument("--compare", choices=["ort"], help="compare with onnxruntime")
     run_parser.add_argument("--repeat", type=positive, default=10, help="timed runs (10)")
     _common_options(run_parser, positive)
+    _override_options(run_parser)
     run_parser.set_defaults(run=_run_command)
 
 
@@ -72,6 +76,59 @@ def _common_options(parser: argparse.ArgumentParser, positive: Callable[[str], i
         help="channels per NCHWc block (default: the target's vector width, 8 on AVX2, 16 on "
         "AVX-512; other blocks run correctly, only slower)",
     )
+
+
+def _override_options(parser: argparse.ArgumentParser) -> None:
+    from lowering.algorithms import ALGORITHMS
+    from passes.conv_overrides import parse_algorithms, parse_tiles
+
+    parser.add_argument(
+        "--algorithm",
+        action="append",
+        default=[],
+        type=_argument_type(parse_algorithms),
+        metavar="CONV=ALGORITHM",
+        help=f"run conv CONV with ALGORITHM ({', '.join(ALGORITHMS)}) instead of the heuristic's "
+        "choice; repeatable. CONV is a conv's name (conv_0, conv_1, ... in model order) or its "
+        "ONNX node name, both printed on every conv.conv2d by `convir compile MODEL --emit "
+        "scheduled`; all=ALGORITHM: ALGORITHM for every other conv, where it applies",
+    )
+    parser.add_argument(
+        "--tile",
+        action="append",
+        default=[],
+        type=_argument_type(parse_tiles),
+        metavar="CONV:KNOB=VALUE[,KNOB=VALUE...]",
+        help="pin schedule knobs of conv CONV (the others keep the heuristic's values), e.g. "
+        "conv_3:ow_block=4,oc_blocks=2; repeatable. The knobs of each conv's algorithm are "
+        "printed in its schedule by --emit scheduled",
+    )
+
+
+def _argument_type(parse: Callable[[str], dict]) -> Callable[[str], dict]:
+    """`parse` as an argparse type: a malformed value is a usage error naming the value."""
+
+    def parse_argument(text: str) -> dict:
+        try:
+            parsed = parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        if not parsed:
+            raise argparse.ArgumentTypeError("empty value")
+        return parsed
+
+    return parse_argument
+
+
+def _merged(values: list[dict], option: str) -> dict:
+    """The entries of a repeated option in one dictionary; a conv given twice is an error."""
+    merged: dict = {}
+    for value in values:
+        for key, entry in value.items():
+            if key in merged:
+                raise UserError(f"{option}: '{key}' is given twice")
+            merged[key] = entry
+    return merged
 
 
 def _target(name: str):
@@ -92,7 +149,15 @@ def _compile_command(args: argparse.Namespace) -> None:
     target = _target(args.target)
     ctx = make_context()
     module = import_onnx(args.model, batch=args.batch, ctx=ctx)
-    lowered = lower(module, target=target, stop=stop, ctx=ctx, block=args.block)
+    lowered = lower(
+        module,
+        target=target,
+        stop=stop,
+        ctx=ctx,
+        block=args.block,
+        algorithms=_merged(args.algorithm, "--algorithm"),
+        tiles=_merged(args.tile, "--tile"),
+    )
     if stop == "asm":
         from lowering.jit import assembly
 
@@ -121,7 +186,12 @@ def _run_command(args: argparse.Namespace) -> None:
 
     model = load_model(args.model)
     compiled = convir.compile(
-        model, threads=args.threads, target=_target(args.target), block=args.block
+        model,
+        threads=args.threads,
+        target=_target(args.target),
+        block=args.block,
+        algorithms=_merged(args.algorithm, "--algorithm"),
+        tiles=_merged(args.tile, "--tile"),
     )
     feed = _inputs(compiled, args.input)
     outputs = compiled.run(feed)

@@ -2,6 +2,8 @@
 
 `import_onnx` turns a `ModelProto` (or a path to one) into a module holding one
 `func.func @main`, whose arguments and results carry their ONNX names as `{onnx.name = ...}`.
+Every conv is named `convir.name = "conv_<i>"` in graph order and keeps its node's name as
+`onnx.name` (see `convir.dialects.conv_names`): the keys of per-conv overrides.
 
 The walk over the graph keeps, for every ONNX tensor name, either a numpy array (a value known at
 import time: initializers, `Constant`, and every node whose inputs are all known, which is how the
@@ -35,6 +37,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from convir.dialects import default_context
 from convir.dialects.conv import ConstantOp
+from convir.dialects.conv_names import name_convs
 from convir.dialects.resources import resource_attr
 from convir.dialects.shapes import f32_tensor, tensor_shape
 
@@ -222,6 +225,7 @@ def import_onnx(
         res_attrs=names(graph.output),
     )
     module = ModuleOp([func])
+    name_convs(module)
     try:
         module.verify()
     except VerifyException as error:

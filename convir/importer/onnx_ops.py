@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
+from xdsl.dialects.builtin import StringAttr
 
 from convir.dialects import conv
+from convir.dialects.conv_names import ONNX_NAME
 from convir.importer.onnx import Handler, NodeContext, Value
 
 HANDLERS: dict[str, Handler] = {}
@@ -81,6 +83,8 @@ def conv2d(node: NodeContext) -> list[Value]:
         dilations=dilations,
         group=node.attr("group", 1),
     )
+    if node.node.name:
+        op.attributes[ONNX_NAME] = StringAttr(node.node.name)
     return [node.add(op)]
 
 

@@ -77,8 +77,11 @@ SCHEDULE = DirectSchedule
 
 
 def applicable(op: conv.Conv2DOp) -> bool:
-    """The direct algorithm needs constant weights (and bias), which it repacks at compile time."""
-    return has_constant_parameters(op)
+    """The direct algorithm needs constant weights (and bias), which it repacks at compile time,
+    and on NCHWc groups of whole blocks of output channels."""
+    g = ConvGeometry.of(op)
+    whole_blocks = g.block is None or g.group == 1 or g.og % g.block == 0
+    return whole_blocks and has_constant_parameters(op)
 
 
 def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DirectSchedule:

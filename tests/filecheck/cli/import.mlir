@@ -12,8 +12,10 @@
 
 // A PyTorch opset-17 export with BatchNormalization kept, batch fixed at 2.
 // TORCH: func.func @main(%input: tensor<2x3x64x64xf32> {onnx.name = "input"}) -> (tensor<2x10xf32> {onnx.name = "output"})
-// TORCH: conv.conv2d %input, %{{.*}} {strides = array<i64: 2, 2>, pads = array<i64: 3, 3, 3, 3>
+// Each conv is named in graph order and keeps its ONNX node name: the keys of per-conv overrides.
+// TORCH: conv.conv2d %input, %{{.*}} {convir.name = "conv_0", onnx.name = "/conv1/Conv", strides = array<i64: 2, 2>, pads = array<i64: 3, 3, 3, 3>
 // TORCH: conv.batchnorm
 // TORCH: conv.pool {{.*}}kind = "max"
+// TORCH: conv.conv2d {{.*}}{convir.name = "conv_1", onnx.name = "/layer1/conv1/Conv",
 // TORCH: conv.global_pool {{.*}}kind = "avg"
 // TORCH: conv.gemm {{.*}}trans_b

@@ -1,4 +1,4 @@
-// RUN: convir-opt %s -p conv-select-algorithm{target=x86-avx2},conv-plan-memory,convert-conv-to-loops{vector_width=8} --elide-weights | filecheck %s
+// RUN: convir-opt %s -p conv-select-algorithm{target=x86-avx2},conv-tile{target=x86-avx2},conv-plan-memory,convert-conv-to-loops{vector_width=8} --elide-weights | filecheck %s
 
 // Two identical convs share one kernel; the activation gets its own. @forward takes the input,
 // the output, the packed weights and the arena as byte buffers, sets the thread count, and calls

@@ -29,7 +29,7 @@ def _cache(tmp_path_factory, monkeypatch) -> None:
         ("loops", "func.func @forward"),
         ("threaded", "@GOMP_parallel"),
         ("llvm", "llvm.func @forward"),
-        ("llvm-ir", 'define void @forward'),
+        ("llvm-ir", "define void @forward"),
         ("asm", "forward:"),
     ],
 )
@@ -104,3 +104,64 @@ def test_unsupported_model_fails_cleanly_at_compile(tmp_path, capsys) -> None:
     assert convir_main(["run", str(path)]) == 1
     err = capsys.readouterr().err
     assert "no algorithm applies" in err and err.count("\n") == 1
+
+
+def conv_lines(text: str) -> dict[str, str]:
+    """convir.name -> the line of that conv.conv2d."""
+    lines = [line for line in text.splitlines() if "conv.conv2d" in line]
+    return {line.split('convir.name = "')[1].split('"')[0]: line for line in lines}
+
+
+def test_overrides_show_in_the_scheduled_ir(capsys) -> None:
+    # direct everywhere, so that the knobs are direct's whatever the heuristic picks
+    argv = ["compile", str(MODEL), "--emit", "scheduled", "--algorithm", "conv_0=direct"]
+    argv += ["--algorithm", "all=direct", "--tile", "conv_1:ow_block=3,oc_blocks=1"]
+    argv += ["--tile", "/layer1/conv2/Conv:ow_block=2"]
+    assert convir_main(argv) == 0
+    convs = conv_lines(capsys.readouterr().out)
+    assert 'onnx.name = "/conv1/Conv"' in convs["conv_0"]
+    assert 'algorithm = "direct"' in convs["conv_0"]
+    assert "ow_block = 3 : i64, oc_blocks = 1 : i64}" in convs["conv_1"]
+    assert "ow_block = 2 : i64" in convs["conv_2"]
+
+
+def test_dump_after_select_shows_algorithms_before_tiling(capsys) -> None:
+    assert convir_main(["compile", str(MODEL), "--dump-after", "conv-select-algorithm"]) == 0
+    out = capsys.readouterr().out
+    assert 'algorithm = "' in out and "schedule" not in out
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (
+            ["--algorithm", "conv_99=direct"],
+            "conv-select-algorithm: algorithm 'conv_99=direct': no conv is named 'conv_99'; "
+            "expected conv_0, conv_1, conv_2, conv_3, conv_4, conv_5 or a conv's onnx.name",
+        ),
+        (["--algorithm", "conv_0=nosuch"], "unknown algorithm 'nosuch'; expected one of"),
+        (["--algorithm", "conv_0=direct", "--algorithm", "conv_0=direct"], "given twice"),
+        (
+            ["--algorithm", "conv_1=direct", "--tile", "conv_1:unroll=2"],
+            "runs direct, which has no knob 'unroll'; its knobs:",
+        ),
+    ],
+)
+def test_bad_overrides_are_one_line(argument: list[str], message: str, capsys) -> None:
+    assert convir_main(["compile", str(MODEL), *argument]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argument", [["--algorithm", "conv_0"], ["--tile", "conv_1:ow_block=0"]])
+def test_malformed_overrides_are_usage_errors(argument: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        convir_main(["compile", str(MODEL), *argument])
+    assert exit_info.value.code == 2
+    assert f"argument {argument[0]}: " in capsys.readouterr().err
+
+
+def test_run_with_overrides_matches_onnxruntime(capsys) -> None:
+    argv = ["run", str(MODEL), "--algorithm", "all=direct", "--tile", "conv_1:ow_block=3"]
+    assert convir_main([*argv, "--threads", "1", "--repeat", "1", "--compare", "ort"]) == 0
+    assert ": OK" in capsys.readouterr().out

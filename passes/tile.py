@@ -1,0 +1,135 @@
+"""`conv-tile`: fill the schedule of every conv that has an algorithm.
+
+Expects the output of `conv-select-algorithm` (any conv without an `algorithm` is left alone).
+For each conv with one, every knob of the algorithm's schedule gets its value from, first to last:
+
+1. an entry of the `tiles` option naming the conv;
+2. the knob already in the conv's `schedule`, pinned by hand in a `.mlir` file or by a tuner;
+3. the algorithm's heuristic for the target, `ALGORITHMS[name].heuristic(op, target)`, which reads
+   the target's vector registers, cache sizes and cores.
+
+The merged schedule is validated by the algorithm's schedule class (`from_attr`: known knobs,
+integers >= 1) and written back whole, in the class's knob order. Nothing else changes, except
+that a conv without a `convir.name` is given one (`convir.dialects.conv_names`), as
+`conv-select-algorithm` does.
+
+Options:
+- `target`: `host` (default) or a preset of `convir.target`.
+- `tiles`: knobs pinned per conv, `CONV:KNOB=VALUE[,KNOB=VALUE...][;CONV:...]` with CONV a conv's
+  `convir.name` or `onnx.name` (syntax: `passes.conv_overrides`), e.g.
+  `conv-tile{tiles="conv_3:ow_block=4,oc_blocks=2;conv_5:ow_block=2"}`.
+
+Errors (PassFailedException naming the conv): a key that names no conv, a conv named in `tiles`
+without an algorithm, an unknown algorithm, a knob the algorithm does not have, a knob < 1.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from convir.dialects.conv import Conv2DOp
+from convir.dialects.conv_names import name_convs
+from convir.target import Target
+from passes.conv_overrides import describe, format_tile, parse_target, parse_tiles, resolve
+
+if TYPE_CHECKING:
+    from lowering.algorithms.common import Schedule
+
+PASS = "conv-tile"
+
+
+def tile_conv(op: Conv2DOp, target: Target, knobs: Mapping[str, int] | None = None) -> None:
+    """Fill `op`'s schedule: `knobs`, then knobs pinned in the IR, then the heuristic."""
+    algorithm = _algorithm(op)
+    pinned = dict(op.schedule.data) if op.schedule is not None else {}
+    given = {knob: IntegerAttr(value, i64) for knob, value in (knobs or {}).items()}
+    merged = {**_heuristic(algorithm, op, target).to_attr().data, **pinned, **given}
+    try:
+        schedule = algorithm.SCHEDULE.from_attr(DictionaryAttr(merged))
+    except ValueError as error:
+        raise PassFailedException(f"{PASS}: {describe(op)}: {error}") from None
+    op.schedule = schedule.to_attr()
+
+
+def tile_convs(
+    module: ModuleOp, target: Target, tiles: Mapping[str, Mapping[str, int]] | None = None
+) -> None:
+    """`tile_conv` on every conv of `module` with an algorithm; `tiles` maps conv keys to the
+    knobs pinned on that conv."""
+    tiles = tiles or {}
+    convs = name_convs(module)
+    entries = {key: format_tile(key, knobs) for key, knobs in tiles.items()}
+    pinned = {op: key for key, op in resolve(convs, entries, f"{PASS}: tiles").items()}
+    for op in convs:
+        key = pinned.get(op)
+        if key is not None:
+            _check_knobs(op, entries[key], tiles[key])
+            tile_conv(op, target, tiles[key])
+        elif op.algorithm is not None:
+            tile_conv(op, target)
+
+
+@dataclass(frozen=True)
+class TilePass(ModulePass):
+    """Fill every scheduled conv's knobs: options, pinned knobs, heuristic (see module doc)."""
+
+    name = PASS
+
+    target: str = "host"
+    tiles: str = ""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        try:
+            tiles = parse_tiles(self.tiles)
+        except ValueError as error:
+            raise PassFailedException(f"{PASS}: option tiles: {error}") from None
+        tile_convs(op, parse_target(self.target, PASS), tiles)
+
+
+def _algorithm(op: Conv2DOp) -> ModuleType:
+    from lowering.algorithms import ALGORITHMS
+
+    if op.algorithm is None:
+        raise PassFailedException(
+            f"{PASS}: {describe(op)} has no algorithm; run conv-select-algorithm first"
+        )
+    name = op.algorithm.data
+    if name not in ALGORITHMS:
+        raise PassFailedException(
+            f"{PASS}: {describe(op)}: algorithm '{name}' is unknown; expected one of "
+            f"{', '.join(ALGORITHMS)}"
+        )
+    return ALGORITHMS[name]
+
+
+def _check_knobs(op: Conv2DOp, entry: str, knobs: Mapping[str, int]) -> None:
+    """Name the option entry when it gives a knob the conv's algorithm does not have."""
+    algorithm = _algorithm(op)
+    known = [field.name for field in fields(algorithm.SCHEDULE)]
+    for knob in knobs:
+        if knob not in known:
+            raise PassFailedException(
+                f"{PASS}: tiles '{entry}': {describe(op)} runs {algorithm.NAME}, which has no "
+                f"knob '{knob}'; its knobs: {', '.join(known)}"
+            )
+
+
+def _heuristic(algorithm: ModuleType, op: Conv2DOp, target: Target) -> Schedule:
+    """`algorithm.heuristic(op, target)`.
+
+    Merge shim: until the branch that gives every algorithm `heuristic(op, target)` lands, the
+    direct and depthwise modules here still take `(op, vector_width, vector_registers)`. After the
+    merge this function is `algorithm.heuristic(op, target)`, and `inspect` goes.
+    """
+    if len(inspect.signature(algorithm.heuristic).parameters) == 3:
+        return algorithm.heuristic(op, target.vector_width, target.vector_registers)
+    return algorithm.heuristic(op, target)

@@ -1,0 +1,49 @@
+// RUN: convir-opt %s -p 'conv-select-algorithm{target=x86-avx2}' | filecheck %s
+// RUN: convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0=direct,/blocks/pinned=direct"}' | filecheck %s --check-prefix=FORCE
+// RUN: convir-opt %s -p 'conv-select-algorithm{algorithm="all=direct"}' | filecheck %s --check-prefix=ALL
+// RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_9=direct"}' 2>&1 | filecheck %s --check-prefix=NOCONV
+// RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0=winograd"}' 2>&1 | filecheck %s --check-prefix=UNKNOWN
+// RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_2=depthwise"}' 2>&1 | filecheck %s --check-prefix=NOTAPPLY
+// RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0"}' 2>&1 | filecheck %s --check-prefix=MALFORMED
+// RUN: not convir-opt %s -p 'conv-select-algorithm{target=sparc}' 2>&1 | filecheck %s --check-prefix=TARGET
+
+// Three convs: two depthwise on NCHWc with a block of 1 (where both depthwise and direct apply),
+// one of them pinned to depthwise with a schedule, and a dense conv on NCHW. Unnamed convs are
+// named conv_<i> in module order; the pass sets `algorithm` and writes no schedule.
+
+func.func @blocked(%x: tensor<1x4x6x6x1xf32>) -> tensor<1x4x6x6x1xf32> {
+  %w = conv.constant dense<0.5> : tensor<4x1x3x3xf32>
+  %a = conv.conv2d %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 4 : i64} : tensor<1x4x6x6x1xf32>, tensor<4x1x3x3xf32> -> tensor<1x4x6x6x1xf32>
+  %b = conv.conv2d %a, %w {onnx.name = "/blocks/pinned", strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 4 : i64, algorithm = "depthwise", schedule = {ow_block = 2 : i64}} : tensor<1x4x6x6x1xf32>, tensor<4x1x3x3xf32> -> tensor<1x4x6x6x1xf32>
+  func.return %b : tensor<1x4x6x6x1xf32>
+}
+
+func.func @plain(%y: tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32> {
+  %w = conv.constant dense<0.25> : tensor<16x16x3x3xf32>
+  %c = conv.conv2d %y, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x16x6x6xf32>, tensor<16x16x3x3xf32> -> tensor<1x16x6x6xf32>
+  func.return %c : tensor<1x16x6x6xf32>
+}
+
+// The heuristic picks depthwise for the depthwise conv; the pinned algorithm and schedule stay;
+// the dense conv gets direct.
+// CHECK-LABEL: func.func @blocked
+// CHECK:       conv.conv2d %x, %w {convir.name = "conv_0", {{.*}}, algorithm = "depthwise"} :
+// CHECK:       conv.conv2d %a, %w {convir.name = "conv_1", onnx.name = "/blocks/pinned", {{.*}}, algorithm = "depthwise", schedule = {ow_block = 2 : i64}} :
+// CHECK-LABEL: func.func @plain
+// CHECK:       conv.conv2d %y, %w {convir.name = "conv_2", {{.*}}, algorithm = "direct"} :
+
+// Overrides by convir.name and by onnx.name; overriding a pinned algorithm drops its schedule.
+// FORCE:       conv.conv2d %x, %w {convir.name = "conv_0", {{.*}}, algorithm = "direct"} :
+// FORCE:       conv.conv2d %a, %w {convir.name = "conv_1", {{.*}}, algorithm = "direct"} :
+// FORCE:       conv.conv2d %y, %w {convir.name = "conv_2", {{.*}}, algorithm = "direct"} :
+
+// `all` applies where the algorithm does and never overrides a pinned algorithm.
+// ALL:         conv.conv2d %x, %w {convir.name = "conv_0", {{.*}}, algorithm = "direct"} :
+// ALL:         conv.conv2d %a, %w {{.*}}, algorithm = "depthwise", schedule = {ow_block = 2 : i64}} :
+// ALL:         conv.conv2d %y, %w {convir.name = "conv_2", {{.*}}, algorithm = "direct"} :
+
+// NOCONV: convir-opt: error: conv-select-algorithm: algorithm 'conv_9=direct': no conv is named 'conv_9'; expected conv_0, conv_1, conv_2 or a conv's onnx.name, as printed on each conv.conv2d by `convir compile MODEL --emit scheduled`
+// UNKNOWN: convir-opt: error: conv-select-algorithm: algorithm 'conv_0=winograd': unknown algorithm 'winograd'; expected one of {{.*}}direct
+// NOTAPPLY: convir-opt: error: conv-select-algorithm: conv_2 ('conv.conv2d'): algorithm 'depthwise' (forced by algorithm 'conv_2=depthwise') does not apply to this conv; applicable: direct
+// MALFORMED: convir-opt: error: conv-select-algorithm: option algorithm: 'conv_0' is not CONV=ALGORITHM (e.g. conv_3=im2col)
+// TARGET: convir-opt: error: conv-select-algorithm: option target: unknown target preset 'sparc'

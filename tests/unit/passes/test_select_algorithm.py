@@ -1,0 +1,125 @@
+"""conv-select-algorithm: the heuristic's preferences, the fallback through them, overrides."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from xdsl.dialects.builtin import StringAttr
+from xdsl.utils.exceptions import PassFailedException
+
+from convir.target import Target
+from passes.select_algorithm import choose_algorithm, preferred_algorithms, select_algorithms
+from tests.unit.passes.conv_ir import conv_module, only_conv
+
+AVX2 = Target.preset("x86-avx2")
+AVX512 = Target.preset("x86-avx512")
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        # depthwise 3x3 on NCHWc
+        (dict(c=32, o=32, group=32, pad=1, block=16), ["depthwise", "direct", "im2col"]),
+        # 1x1, group 1, no padding, NCHWc: a GEMM; stride 2 too (kernel 1 is not "strided")
+        (dict(c=32, o=64, kernel=1, block=16), ["gemm1x1", "direct", "im2col"]),
+        (dict(c=32, o=64, kernel=1, stride=2, block=16), ["gemm1x1", "direct", "im2col"]),
+        # 1x1 but padded, or on NCHW: no gemm1x1
+        (dict(c=32, o=64, kernel=1, pad=1, block=16), ["direct", "im2col"]),
+        (dict(c=32, o=64, kernel=1), ["direct", "im2col"]),
+        # the 3-channel 7x7 stride-2 stem: few channels and strided, direct is weak
+        (dict(c=3, o=64, kernel=7, stride=2, pad=3, block=16, hw=32), ["im2col", "direct"]),
+        # few channels alone (C <= X), strided 3x3 alone
+        (dict(c=16, o=32, pad=1, block=16), ["im2col", "direct"]),
+        (dict(c=64, o=64, stride=2, pad=1, block=16), ["im2col", "direct"]),
+        # a plain 3x3: direct
+        (dict(c=64, o=64, pad=1, block=16), ["direct", "im2col"]),
+    ],
+)
+def test_preferences_follow_the_documented_heuristic(shape: dict, expected: list[str]) -> None:
+    assert preferred_algorithms(only_conv(conv_module(**shape)), AVX512) == expected
+
+
+def test_on_nchw_few_channels_means_at_most_the_target_vector_width() -> None:
+    op = only_conv(conv_module(c=12, o=32, pad=1))
+    assert preferred_algorithms(op, AVX2)[0] == "direct"  # 12 > 8
+    assert preferred_algorithms(op, AVX512)[0] == "im2col"  # 12 <= 16
+
+
+def fake_algorithms(*names: str, inapplicable: tuple[str, ...] = ()) -> dict:
+    return {
+        name: SimpleNamespace(applicable=lambda op, name=name: name not in inapplicable)
+        for name in names
+    }
+
+
+def test_the_first_preference_that_exists_and_applies_wins() -> None:
+    stem = only_conv(conv_module(c=3, o=16, kernel=7, stride=2, pad=3, block=16, hw=32))
+    everything = ("depthwise", "direct", "gemm1x1", "im2col")
+    assert choose_algorithm(stem, AVX512, fake_algorithms(*everything)) == "im2col"
+    # im2col not applicable, or not built: fall back to direct
+    without_im2col = fake_algorithms(*everything, inapplicable=("im2col",))
+    assert choose_algorithm(stem, AVX512, without_im2col) == "direct"
+    assert choose_algorithm(stem, AVX512, fake_algorithms("depthwise", "direct")) == "direct"
+    pointwise = only_conv(conv_module(c=32, o=64, kernel=1, block=16))
+    assert choose_algorithm(pointwise, AVX512, fake_algorithms(*everything)) == "gemm1x1"
+    without_gemm = fake_algorithms(*everything, inapplicable=("gemm1x1",))
+    assert choose_algorithm(pointwise, AVX512, without_gemm) == "direct"
+
+
+def test_an_algorithm_outside_the_preferences_is_the_last_resort() -> None:
+    op = only_conv(conv_module(c=32, o=32, pad=1, block=16))
+    algorithms = fake_algorithms("direct", "winograd", inapplicable=("direct",))
+    assert choose_algorithm(op, AVX512, algorithms) == "winograd"
+
+
+def test_no_applicable_algorithm_is_an_error_naming_the_conv() -> None:
+    op = only_conv(conv_module(c=32, o=32, block=16, constant_weight=False))
+    op.attributes["convir.name"] = StringAttr("conv_7")
+    with pytest.raises(PassFailedException, match=r"no algorithm applies to conv_7 \('conv"):
+        choose_algorithm(op, AVX512)
+
+
+def test_real_algorithms_on_shapes_every_branch_agrees_on() -> None:
+    depthwise = only_conv(conv_module(c=32, o=32, group=32, pad=1, block=16))
+    dense = only_conv(conv_module(c=64, o=64, pad=1, block=16))
+    assert choose_algorithm(depthwise, AVX512) == "depthwise"
+    assert choose_algorithm(dense, AVX512) == "direct"
+
+
+def test_select_sets_only_the_algorithm_and_names_the_conv() -> None:
+    module = conv_module(c=64, o=64, pad=1, block=16)
+    select_algorithms(module, AVX512)
+    op = only_conv(module)
+    assert op.algorithm == StringAttr("direct") and op.schedule is None
+    assert op.attributes["convir.name"] == StringAttr("conv_0")
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ('algorithm = "winograd", ', r"conv_0 \('conv.conv2d'\): algorithm 'winograd' \(pinned"),
+        ('algorithm = "depthwise", ', r"'depthwise' \(pinned in the IR\) does not apply"),
+    ],
+)
+def test_a_bad_pinned_algorithm_is_an_error(attributes: str, message: str) -> None:
+    module = conv_module(c=64, o=64, pad=1, block=16, attributes=attributes)
+    with pytest.raises(PassFailedException, match=message):
+        select_algorithms(module, AVX512)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"conv_0": "direct", "/a/Conv": "direct"},
+            "'/a/Conv=direct': names the same conv as 'conv_0=direct'",
+        ),
+        ({"conv_1": "direct"}, "no conv is named 'conv_1'; expected conv_0 or a conv's onnx"),
+        ({"all": "nosuch"}, "algorithm 'all=nosuch': unknown algorithm 'nosuch'"),
+    ],
+)
+def test_bad_overrides_are_errors(overrides: dict, message: str) -> None:
+    module = conv_module(c=64, o=64, pad=1, block=16, attributes='onnx.name = "/a/Conv", ')
+    with pytest.raises(PassFailedException, match=message):
+        select_algorithms(module, AVX512, overrides)
