@@ -27,7 +27,7 @@ from convir.bench import BenchError
 from convir.bench.conv_harness import NativeConv, layer_data
 from convir.bench.onnxrt import ProfiledConv, conv_model, require_onnxruntime
 from convir.bench.peak import Peak, measure_peak
-from convir.bench.timing import calibrate, interleaved, mean_call_seconds, median
+from convir.bench.timing import calibrate, interleaved, median
 from convir.bench.workloads import ConvLayer, select_layers
 
 #: Largest max |convir - ORT| accepted, relative to max |ORT output|.
@@ -39,7 +39,8 @@ ORT_METHOD = "conv node time from onnxruntime's profiler (NCHWc reorders exclude
 
 @dataclass(frozen=True)
 class LayerResult:
-    """The measurement of one layer; times are None when the outputs disagreed."""
+    """The measurement of one layer: median seconds per call, and the fastest sample (a
+    diagnostic for noisy machines); times are None when the outputs disagreed."""
 
     layer: ConvLayer
     algorithm: str
@@ -47,6 +48,8 @@ class LayerResult:
     max_rel_error: float
     convir_s: float | None
     ort_s: float | None
+    convir_best_s: float | None = None
+    ort_best_s: float | None = None
 
     @property
     def correct(self) -> bool:
@@ -83,6 +86,8 @@ class LayerResult:
             "ort_gflops": self.gflops(self.ort_s),
             "ort_peak_percent": percent(self.ort_s),
             "ort_over_convir": self.ratio,
+            "convir_best_ms": ms(self.convir_best_s),
+            "ort_best_ms": ms(self.ort_best_s),
         }
 
 
@@ -100,17 +105,20 @@ def bench_layer(layer: ConvLayer, *, threads: int, repeat: int, seed: int = 0) -
     for _ in range(iterations):
         ort.run()
     samplers: list[Callable[[], float | None]] = [
-        lambda: mean_call_seconds(native.run, iterations),
+        lambda: native.seconds_per_call(iterations),
         lambda: ort.sample(iterations),
     ]
     convir_samples, _ = interleaved(samplers, repeat)
+    ort_samples = ort.sample_seconds()
     return LayerResult(
         layer,
         native.algorithm,
         iterations,
         error,
         median(convir_samples),
-        median(ort.sample_seconds()),
+        median(ort_samples),
+        min(convir_samples),
+        min(ort_samples),
     )
 
 

@@ -29,7 +29,8 @@ IMAGE_SIZE = 224
 
 @dataclass(frozen=True)
 class ModelResult:
-    """One model at one thread count; times are None when the outputs disagreed."""
+    """One model at one thread count: median seconds per inference, and the fastest sample (a
+    diagnostic for noisy machines); times are None when the outputs disagreed."""
 
     model: str
     threads: int
@@ -37,6 +38,8 @@ class ModelResult:
     max_rel_error: float
     convir_s: float | None
     ort_s: float | None
+    convir_best_s: float | None = None
+    ort_best_s: float | None = None
 
     @property
     def correct(self) -> bool:
@@ -59,6 +62,8 @@ class ModelResult:
             "convir_ms": None if self.convir_s is None else self.convir_s * 1e3,
             "ort_ms": None if self.ort_s is None else self.ort_s * 1e3,
             "ort_over_convir": self.ratio,
+            "convir_best_ms": None if self.convir_best_s is None else self.convir_best_s * 1e3,
+            "ort_best_ms": None if self.ort_best_s is None else self.ort_best_s * 1e3,
         }
 
 
@@ -128,7 +133,16 @@ def _bench_at(
         lambda: mean_call_seconds(theirs_once, iterations),
     ]
     convir_samples, ort_samples = interleaved(samplers, repeat)
-    return ModelResult(name, threads, compile_s, error, median(convir_samples), median(ort_samples))
+    return ModelResult(
+        name,
+        threads,
+        compile_s,
+        error,
+        median(convir_samples),
+        median(ort_samples),
+        min(convir_samples),
+        min(ort_samples),
+    )
 
 
 def run_models(

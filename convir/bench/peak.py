@@ -11,10 +11,11 @@ scalar or half-width code would flatter every percentage computed from it.
 The number reported is the best of `RUNS` runs, not their median: interference from other
 processes can only slow the kernel down, never speed it up, so the fastest run is the closest
 to the peak the core can sustain. Runs are short (`RUN_S`, a few scheduler time slices) and
-many, so that on a shared machine some of them run undisturbed; a FMA loop reaches its steady
-rate within microseconds, so short runs lose nothing. With `threads` > 1 the kernel runs on that many Python threads
-at once (ctypes releases the GIL), each on its own buffers; the wall time from a common start to
-the last thread's end gives the machine's total. Results are cached per process.
+many, so that on a shared machine some of them run undisturbed; an FMA loop reaches its steady
+rate within microseconds, so short runs lose nothing. With `threads` > 1 the kernel runs on
+that many Python threads at once (ctypes releases the GIL), each on its own buffers; the wall
+time from a common start to the last thread's end gives the machine's total. Results are
+cached per process.
 
 On AMD Zen 4 a 512-bit FMA is executed as two 256-bit halves: expect about 32 flop per cycle per
 core (2 pipes × 8 lanes × 2 flop), e.g. ≈ 120 GFLOP/s at 3.7 GHz.

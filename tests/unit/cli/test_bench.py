@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from convir import reference
 from convir.bench import BenchError
 from convir.bench.conv_harness import NativeConv, layer_data, reference_output
 from convir.bench.onnxrt import node_seconds_per_run
@@ -93,6 +94,11 @@ def test_harness_computes_the_reference(name: str) -> None:
     assert native.kernel.startswith("conv_")
     expected = reference_output(layer, x, weight, bias)
     np.testing.assert_allclose(native.output(), expected, rtol=1e-4, atol=1e-5)
+    # The native loop that is timed calls the same conv on the same buffers.
+    native._output[...] = 0
+    assert native.seconds_per_call(3) > 0
+    timed = reference.unpack(native._output, layer.out_channels)
+    np.testing.assert_allclose(timed, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_bench_layers_table_json_and_plot(tmp_path, capsys) -> None:
