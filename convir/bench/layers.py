@@ -8,8 +8,9 @@ For every layer (`workloads.select_layers`):
    more than `TOLERANCE` of the output's magnitude is reported as a mismatch, without times;
 3. the number of calls per sample is calibrated on convir's conv (≥ 2 ms per sample, at most
    `MAX_ITERATIONS` so that ORT's profile stays small), both are warmed up, and then `repeat`
-   samples of each are taken alternately (convir, ORT, convir, ...); each side's time is the
-   median of its samples.
+   samples of each are taken alternately (convir, ORT, convir, ...), each the mean time per
+   call over that many back-to-back calls (convir's made by a native loop, ORT's read from its
+   profiler); each side's time is the median of its samples.
 
 GFLOP/s counts 2 × multiply-adds of the conv (`ConvLayer.flop`); % of peak divides by the peak
 measured by `peak.measure_peak` with the same number of threads.
