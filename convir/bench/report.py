@@ -53,7 +53,7 @@ def print_peak(peak: Peak, out: IO[str]) -> None:
     """The peak and how it was measured."""
     print(
         f"peak  {peak.gflops:7.1f} GFLOP/s with {peak.threads} thread(s) "
-        f"({peak.gflops_per_core:.1f} per core): best of several runs of "
+        f"({peak.gflops_per_core:.1f} per core): {peak.to_json()['method']} of "
         f"{peak.accumulators} independent <{peak.vector_width} x float> FMA chains "
         f"({peak.fma_instructions} vector FMAs in the loop)",
         file=out,
