@@ -5,6 +5,7 @@
     convir run MODEL.onnx [--input NAME=FILE.npy] [--threads N] [--compare ort]
         both also: [--algorithm CONV=ALGORITHM]... [--tile CONV:KNOB=VALUE,...]...
     convir demo [--model NAME] [--size S]
+    convir bench peak|layers|models [--threads N] [--repeat N] [--json FILE] [--plot FILE.png]
 
 Every user error (unreadable file, malformed or unsupported model, bad option) prints one line on
 stderr and exits with status 1; argparse usage errors exit with status 2.
@@ -16,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from convir.cli.bench import add_bench_command
 from convir.cli.demo import add_demo_command
 from convir.cli.errors import UserError
 from convir.cli.native import add_native_commands
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_native_commands(commands, _positive)
     add_demo_command(commands, _positive)
+    add_bench_command(commands, _positive)
     return parser
 
 

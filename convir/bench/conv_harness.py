@@ -1,0 +1,231 @@
+"""convir's side of `convir bench layers`: one conv compiled and called as a model calls it.
+
+Inside a compiled model a conv reads an NCHWc tensor and writes one (block X = the target's
+vector width), with its bias and activation applied while the output tile is in registers; the
+packing to and from NCHW happens once per model, not per conv. `NativeConv` builds exactly that as
+a graph-form module in the conv dialect:
+
+    func.func @main(%x: tensor<1 x ceil(C/X) x H x W x X xf32>)
+        -> tensor<1 x ceil(O/X) x OH x OW x X xf32> {
+      %y = conv.conv2d %x, %weight bias %bias {activation = ...}
+      return %y
+    }
+
+and sends it through the normal pipeline (`convir.compiler.lower`: algorithm selection, memory
+planning, lowering, the on-disk object cache). The compiled `@forward` is checked to call that
+one conv kernel and nothing else (no pack, unpack or copy). Buffers are allocated once.
+`seconds_per_call(n)` times `n` back-to-back calls made by a small native loop (`REPEAT_IR`),
+so not even the ~1 µs of a ctypes call per conv is counted: onnxruntime's node time, which it
+is compared with, has no call overhead either.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import time
+from functools import cache
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseResourceAttr,
+    DictionaryAttr,
+    FloatAttr,
+    ModuleOp,
+    StringAttr,
+    f32,
+)
+from xdsl.ir import Block, Region
+
+from convir import reference
+from convir.bench import BenchError
+from convir.bench.workloads import ConvLayer
+from convir.dialects import conv, make_context
+from convir.dialects.resources import resources_of
+from convir.dialects.shapes import blocked_shape, f32_tensor, tensor_shape
+from convir.target import Target
+
+REPEAT_FUNCTION = "convir_bench_repeat"
+#: `repeat(forward, n, x, y, weights, arena, threads)` calls `forward(x, y, weights, arena,
+#: threads)` n >= 1 times.
+REPEAT_IR = f"""
+define void @{REPEAT_FUNCTION}(ptr %forward, i64 %n, ptr %x, ptr %y, ptr %w, ptr %a, i32 %t) {{
+entry:
+  br label %loop
+loop:
+  %i = phi i64 [ 0, %entry ], [ %next, %loop ]
+  call void %forward(ptr %x, ptr %y, ptr %w, ptr %a, i32 %t)
+  %next = add i64 %i, 1
+  %done = icmp uge i64 %next, %n
+  br i1 %done, label %exit, label %loop
+exit:
+  ret void
+}}
+"""
+
+
+@cache
+def _repeat_function(target: Target):
+    """The compiled `REPEAT_IR` as a ctypes function (compiled once per process and target)."""
+    from lowering.jit import compile_ir
+
+    library = compile_ir(REPEAT_IR, target)
+    return library.function(
+        REPEAT_FUNCTION,
+        None,
+        [ctypes.c_void_p, ctypes.c_int64, *[ctypes.c_void_p] * 4, ctypes.c_int32],
+    )
+
+
+def conv_module(
+    ctx: Context, layer: ConvLayer, weight: np.ndarray, bias: np.ndarray | None, block: int
+) -> ModuleOp:
+    """The graph-form module of `layer` on NCHWc tensors with its epilogue (module doc)."""
+    from passes.graph_rewriting import new_constant
+
+    input_type = f32_tensor(blocked_shape((1, layer.channels, layer.height, layer.width), block))
+    body = Block(arg_types=[input_type])
+    constants = [new_constant(ctx, f"{layer.name}.weight", weight)]
+    if bias is not None:
+        constants.append(new_constant(ctx, f"{layer.name}.bias", bias))
+    op = conv.Conv2DOp(
+        body.args[0],
+        constants[0].output,
+        constants[1].output if bias is not None else None,
+        strides=layer.strides,
+        pads=layer.pads,
+        dilations=layer.dilations,
+        group=layer.group,
+    )
+    if layer.activation is not None:
+        op.activation = StringAttr(layer.activation)
+        if layer.alpha is not None:
+            op.alpha = FloatAttr(layer.alpha, f32)
+        if layer.beta is not None:
+            op.beta = FloatAttr(layer.beta, f32)
+    body.add_ops([*constants, op, func.ReturnOp(op.output)])
+
+    def names(name: str) -> ArrayAttr:
+        return ArrayAttr([DictionaryAttr({"onnx.name": StringAttr(name)})])
+
+    main = func.FuncOp(
+        "main",
+        ([input_type], [op.output.type]),
+        Region(body),
+        arg_attrs=names("x"),
+        res_attrs=names("y"),
+    )
+    module = ModuleOp([main])
+    module.verify()
+    return module
+
+
+def forward_calls(llvm_ir: str) -> list[str]:
+    """The functions `@forward` calls in (unoptimised) LLVM IR text."""
+    match = re.search(r"define [^\n]*@forward\(.*?\n\}", llvm_ir, re.DOTALL)
+    if match is None:
+        raise BenchError("the compiled conv has no @forward function")
+    return re.findall(r"call [^@\n]*@([\w.$]+)\(", match.group(0))
+
+
+class NativeConv:
+    """`layer` compiled by convir for `target`, ready to be called on fixed NCHWc buffers."""
+
+    def __init__(
+        self,
+        layer: ConvLayer,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        *,
+        threads: int = 1,
+        target: Target | None = None,
+    ) -> None:
+        from convir.compiler import lower
+        from lowering.conv_to_loops import ENTRY_POINT
+        from lowering.jit import compile_ir
+
+        self.layer, self.threads = layer, threads
+        target = target or Target.host()
+        block = target.vector_width
+        ctx = make_context()
+        module = conv_module(ctx, layer, weight, bias, block)
+        scheduled = lower(module, target=target, stop="scheduled", ctx=ctx, block=block).module
+        op = next(op for op in scheduled.walk() if isinstance(op, conv.Conv2DOp))
+        #: The algorithm convir's selection chose, and its schedule as printed in the IR.
+        self.algorithm = op.algorithm.data if op.algorithm else "?"
+        self.schedule = str(op.schedule) if op.schedule else ""
+        lowered = lower(scheduled, target=target, stop="llvm-ir", ctx=ctx, block=block)
+        self._check_only_the_conv_runs(lowered.llvm_ir)
+        self._library = compile_ir(lowered.llvm_ir, target)
+        weights_attr = lowered.module.attributes["convir.weights"]
+        assert isinstance(weights_attr, DenseResourceAttr)
+        self._weights = np.ascontiguousarray(resources_of(ctx).array(weights_attr), np.uint8)
+        arena_bytes = lowered.module.attributes["convir.arena_bytes"].value.data
+        self._arena = np.zeros(max(arena_bytes, 1), np.uint8)
+        self._input = reference.pack(np.asarray(x, np.float32), block)
+        self._output = np.zeros(tensor_shape(op.output), np.float32)
+        self._forward = self._library.function(
+            ENTRY_POINT, None, [ctypes.c_void_p] * 4 + [ctypes.c_int32]
+        )
+        buffers = (self._input, self._output, self._weights, self._arena)
+        self._arguments = (*(b.ctypes.data for b in buffers), threads)
+        self._repeat = _repeat_function(target)
+        self._forward_address = self._library.address(ENTRY_POINT)
+
+    def _check_only_the_conv_runs(self, llvm_ir: str) -> None:
+        calls = [name for name in forward_calls(llvm_ir) if name != "omp_set_num_threads"]
+        if len(calls) != 1 or not calls[0].startswith("conv_"):
+            raise BenchError(
+                f"{self.layer.name}: the compiled module runs {calls or 'nothing'}, not one conv "
+                "kernel; its time would not be the conv's"
+            )
+        #: The name of the kernel function that is timed.
+        self.kernel = calls[0]
+
+    def run(self) -> None:
+        """One call of the compiled conv on the fixed buffers."""
+        self._forward(*self._arguments)
+
+    def seconds_per_call(self, iterations: int) -> float:
+        """Mean seconds per call over `iterations` calls made by a native loop."""
+        start = time.perf_counter()
+        self._repeat(self._forward_address, iterations, *self._arguments)
+        return (time.perf_counter() - start) / iterations
+
+    def output(self) -> np.ndarray:
+        """Run once and return the result in NCHW (logical channels only)."""
+        self.run()
+        return reference.unpack(self._output, self.layer.out_channels)
+
+
+def layer_data(layer: ConvLayer, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Input (N(0, 1)), He-normal weight and small bias of `layer`, reproducible from `seed`."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, layer.channels, layer.height, layer.width), np.float32)
+    fan_in = layer.channels // layer.group * layer.kernel[0] * layer.kernel[1]
+    shape = (layer.out_channels, layer.channels // layer.group, *layer.kernel)
+    weight = rng.standard_normal(shape, np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+    bias = rng.standard_normal(layer.out_channels, np.float32) * np.float32(0.1)
+    return x, weight, bias if layer.bias else None
+
+
+def reference_output(
+    layer: ConvLayer, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
+) -> np.ndarray:
+    """numpy's answer for `layer` (`convir.reference`): conv, bias, activation."""
+    y = reference.conv2d(
+        x,
+        weight,
+        bias,
+        strides=list(layer.strides),
+        pads=list(layer.pads),
+        dilations=list(layer.dilations),
+        group=layer.group,
+    )
+    if layer.activation is None:
+        return y
+    return reference.activation(y, layer.activation, layer.alpha or 0.0, layer.beta or 0.0)

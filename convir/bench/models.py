@@ -1,0 +1,170 @@
+"""`convir bench models`: whole built-in models, convir against onnxruntime, per thread count.
+
+Each model (`convir.models`, batch 1, 224×224 unless `size` says otherwise, random weights)
+is compiled once by `convir.compile`; its wall time, "compile s", includes the Python lowering,
+while machine code may come from the on-disk object cache. For each thread count the compiled
+model and an onnxruntime session (`onnxrt.session`: ORT_ENABLE_ALL, spinning off) run the same
+input; their outputs must agree within `TOLERANCE` of the output's magnitude, else the model is
+reported as a mismatch without times. Then, after a warm-up, `repeat` samples of each are taken
+alternately, each sample the mean over enough runs to last ≥ 2 ms; times are medians. Both
+times are of a whole inference called from Python with NCHW input and output:
+`CompiledModel.run` and `InferenceSession.run`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from convir.bench import BenchError
+from convir.bench.onnxrt import require_onnxruntime, session
+from convir.bench.timing import calibrate, interleaved, mean_call_seconds, median
+
+TOLERANCE = 1e-4
+IMAGE_SIZE = 224
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One model at one thread count: median seconds per inference, and the fastest sample (a
+    diagnostic for noisy machines); times are None when the outputs disagreed."""
+
+    model: str
+    threads: int
+    compile_s: float
+    max_rel_error: float
+    convir_s: float | None
+    ort_s: float | None
+    convir_best_s: float | None = None
+    ort_best_s: float | None = None
+
+    @property
+    def correct(self) -> bool:
+        return self.max_rel_error <= TOLERANCE
+
+    @property
+    def ratio(self) -> float | None:
+        """ORT time / convir time (> 1: convir is faster)."""
+        if self.convir_s is None or self.ort_s is None:
+            return None
+        return self.ort_s / self.convir_s
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "threads": self.threads,
+            "compile_s": self.compile_s,
+            "max_rel_error": self.max_rel_error,
+            "correct": self.correct,
+            "convir_ms": None if self.convir_s is None else self.convir_s * 1e3,
+            "ort_ms": None if self.ort_s is None else self.ort_s * 1e3,
+            "ort_over_convir": self.ratio,
+            "convir_best_ms": None if self.convir_best_s is None else self.convir_best_s * 1e3,
+            "ort_best_ms": None if self.ort_best_s is None else self.ort_best_s * 1e3,
+        }
+
+
+@dataclass(frozen=True)
+class ModelsReport:
+    """All model results."""
+
+    repeat: int
+    size: int
+    results: list[ModelResult]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "benchmark": "models",
+            "repeat": self.repeat,
+            "input": [1, 3, self.size, self.size],
+            "convir_time": "CompiledModel.run, NCHW in and out",
+            "ort_time": "InferenceSession.run (ORT_ENABLE_ALL, allow_spinning=0)",
+            "tolerance": TOLERANCE,
+            "models": [r.to_json() for r in self.results],
+            "mismatches": [f"{r.model} ({r.threads}T)" for r in self.results if not r.correct],
+        }
+
+
+def bench_model(
+    name: str, thread_counts: Sequence[int], repeat: int, *, size: int = IMAGE_SIZE, seed: int = 0
+) -> list[ModelResult]:
+    """Compile `name` once; check and time it against onnxruntime at each thread count."""
+    import convir
+    from convir.models import build
+
+    model = build(name, seed=seed, size=size)
+    start = time.perf_counter()
+    compiled = convir.compile(model)
+    compile_s = time.perf_counter() - start
+    x = np.random.default_rng(seed).standard_normal((1, 3, size, size), np.float32)
+    feed = {compiled.input_names[0]: x}
+    return [
+        _bench_at(name, compiled, model, feed, threads, repeat, compile_s)
+        for threads in thread_counts
+    ]
+
+
+def _bench_at(
+    name: str, compiled, model, feed: dict, threads: int, repeat: int, compile_s: float
+) -> ModelResult:
+    """Check and time compiled `model` against onnxruntime with `threads` threads."""
+    compiled.threads = threads
+    ort = session(model, threads)
+    ours = compiled.run(feed)[compiled.output_names[0]]
+    theirs = ort.run(None, feed)[0]
+    scale = max(float(np.max(np.abs(theirs))), 1e-30)
+    error = float(np.max(np.abs(ours - theirs))) / scale
+    if error > TOLERANCE:
+        return ModelResult(name, threads, compile_s, error, None, None)
+
+    def ours_once() -> None:
+        compiled.run(feed)
+
+    def theirs_once() -> None:
+        ort.run(None, feed)
+
+    iterations = calibrate(ours_once)
+    calibrate(theirs_once)  # its warm-up
+    samplers: list[Callable[[], float | None]] = [
+        lambda: mean_call_seconds(ours_once, iterations),
+        lambda: mean_call_seconds(theirs_once, iterations),
+    ]
+    convir_samples, ort_samples = interleaved(samplers, repeat)
+    return ModelResult(
+        name,
+        threads,
+        compile_s,
+        error,
+        median(convir_samples),
+        median(ort_samples),
+        min(convir_samples),
+        min(ort_samples),
+    )
+
+
+def run_models(
+    names: Sequence[str],
+    *,
+    thread_counts: Sequence[int],
+    repeat: int,
+    size: int = IMAGE_SIZE,
+    on_result: Callable[[ModelResult], None] = lambda result: None,
+) -> ModelsReport:
+    """Benchmark every model of `names` at every thread count (calling `on_result` after each)."""
+    from convir.models import MODELS
+
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        raise BenchError(f"unknown model(s) {', '.join(unknown)}; built-in: {', '.join(MODELS)}")
+    if repeat < 1 or not thread_counts or min(thread_counts) < 1:
+        raise BenchError("--repeat and every --threads count must be >= 1")
+    require_onnxruntime()
+    results = []
+    for name in names:
+        for result in bench_model(name, thread_counts, repeat, size=size):
+            results.append(result)
+            on_result(result)
+    return ModelsReport(repeat, size, results)

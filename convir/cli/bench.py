@@ -1,0 +1,223 @@
+"""`convir bench peak|layers|models`: the options; the measuring is `convir.bench`'s."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from convir.cli.errors import UserError
+
+_PEAK_METHOD = (
+    "The peak is measured, never assumed: a generated LLVM kernel runs independent chains of "
+    "full-width vector FMAs (24 on AVX-512) in a loop, its assembly is checked to really hold "
+    "vector FMAs (vfmadd on zmm for AVX-512), and the best of several runs is kept (other "
+    "processes can only slow it down, so the best run is the closest to the sustainable peak)."
+)
+
+
+def add_bench_command(commands: argparse._SubParsersAction, positive: Callable[[str], int]) -> None:
+    """Register `convir bench` and its three benchmarks on the subcommand parser."""
+    bench = commands.add_parser(
+        "bench",
+        help="measure the machine's peak, conv layers and whole models against onnxruntime",
+        description="Benchmarks. peak: the FP32 FMA peak of this machine. layers: every "
+        "distinct conv of ResNet-50/18, VGG-16 and MobileNetV2 as it runs inside the compiled "
+        "model, against the peak and onnxruntime's kernel. models: whole built-in models, "
+        f"convir against onnxruntime. {_PEAK_METHOD}",
+    )
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    _add_peak(benchmarks, positive)
+    _add_layers(benchmarks, positive)
+    _add_models(benchmarks, positive)
+
+
+def _add_peak(benchmarks: argparse._SubParsersAction, positive: Callable[[str], int]) -> None:
+    peak = benchmarks.add_parser(
+        "peak",
+        help="measure the FP32 FMA peak (GFLOP/s)",
+        description=f"Measure this machine's FP32 peak in GFLOP/s. {_PEAK_METHOD} With "
+        "--threads N the kernel runs on N threads at once and the total is reported.",
+    )
+    peak.add_argument("--threads", type=positive, default=1, help="threads (1)")
+    peak.add_argument("--json", metavar="FILE", help="also write the result as JSON ('-': stdout)")
+    peak.set_defaults(run=_run_peak)
+
+
+def _add_layers(benchmarks: argparse._SubParsersAction, positive: Callable[[str], int]) -> None:
+    from convir.bench.workloads import DEFAULT_LAYER_MODELS
+
+    layers = benchmarks.add_parser(
+        "layers",
+        help="time every distinct conv layer of standard CNNs against the peak and onnxruntime",
+        description="Time every distinct conv of the chosen models (224x224, batch 1), as the "
+        "compiled model runs it, against the measured peak and onnxruntime. convir's time is "
+        "the compiled conv alone: NCHWc tensors in and out (block = vector width), bias and "
+        "activation fused, no pack/unpack, called through ctypes on preallocated buffers. "
+        "ORT's time is its conv node's own time from onnxruntime's profiler (ORT_ENABLE_ALL, "
+        "same threads, spinning off), without the NCHWc reorder nodes ORT puts around a lone "
+        "conv. Residual adds fused in the model are left out on both sides. Every layer's "
+        "output is checked against onnxruntime before it is timed; a mismatch is reported "
+        "without times and makes the command fail. Samples alternate (convir, ORT, ...), "
+        "each the mean of enough calls to last >= 2 ms; times are medians.",
+    )
+    layers.add_argument(
+        "--models",
+        default=",".join(DEFAULT_LAYER_MODELS),
+        help=f"comma-separated built-in models ({','.join(DEFAULT_LAYER_MODELS)})",
+    )
+    layers.add_argument("--layers", metavar="SUBSTR", help="only layers whose name contains SUBSTR")
+    layers.add_argument("--threads", type=positive, default=1, help="threads (1)")
+    layers.add_argument("--repeat", type=positive, default=20, help="samples per side (20)")
+    layers.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    layers.add_argument("--plot", metavar="FILE.png", help="plot %% of peak per layer")
+    layers.set_defaults(run=_run_layers)
+
+
+def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str], int]) -> None:
+    from convir.models import MODELS
+    from convir.target import Target
+
+    cores = Target.host().cores
+    default_threads = "1" if cores == 1 else f"1,{cores}"
+    models = benchmarks.add_parser(
+        "models",
+        help="time whole built-in models against onnxruntime",
+        description="Compile each built-in model (224x224 unless --size, batch 1, random "
+        "weights), check its output against onnxruntime, and time both at each thread count: "
+        "a whole inference called from Python with NCHW input and output (CompiledModel.run "
+        "vs InferenceSession.run with ORT_ENABLE_ALL and spinning off). Samples alternate; "
+        "times are medians. 'compile s' is convir.compile's wall time (machine code may come "
+        "from the object cache).",
+    )
+    models.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated ({','.join(MODELS)})"
+    )
+    models.add_argument(
+        "--threads",
+        default=default_threads,
+        help=f"comma-separated thread counts ({default_threads}: 1 and all cores)",
+    )
+    models.add_argument("--repeat", type=positive, default=20, help="samples per side (20)")
+    models.add_argument("--size", type=positive, default=224, help="input height and width (224)")
+    models.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    models.add_argument("--plot", metavar="FILE.png", help="plot ms per model")
+    models.set_defaults(run=_run_models)
+
+
+def _names(text: str, option: str, known: list[str]) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        raise UserError(
+            f"{option}: unknown model(s) {', '.join(unknown) or '(none given)'}; "
+            f"expected a comma-separated subset of {', '.join(known)}"
+        )
+    return names
+
+
+def _thread_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise UserError(f"--threads: expected comma-separated positive integers, got '{text}'")
+    return counts
+
+
+def _table_stream(args: argparse.Namespace):
+    """stdout, unless the JSON goes there."""
+    return sys.stderr if args.json == "-" else sys.stdout
+
+
+def _bench_errors(run: Callable[[argparse.Namespace], None]):
+    """Turn the benchmarks' errors into the command line's one-line errors."""
+
+    def wrapped(args: argparse.Namespace) -> None:
+        from convir.bench import BenchError
+
+        try:
+            run(args)
+        except BenchError as error:
+            raise UserError(str(error)) from None
+
+    return wrapped
+
+
+@_bench_errors
+def _run_peak(args: argparse.Namespace) -> None:
+    from convir.bench.peak import measure_peak
+    from convir.bench.report import print_peak, write_json
+
+    peak = measure_peak(args.threads)
+    print_peak(peak, _table_stream(args))
+    if args.json:
+        write_json({"benchmark": "peak", "peak": peak.to_json()}, args.json)
+
+
+@_bench_errors
+def _run_layers(args: argparse.Namespace) -> None:
+    from convir.bench import report
+    from convir.bench.layers import run_layers
+    from convir.models import MODELS
+
+    models = _names(args.models, "--models", list(MODELS))
+    if args.plot:
+        report.require_matplotlib()
+    out = _table_stream(args)
+    first = [True]
+
+    def on_result(result, peak) -> None:
+        if first[0]:
+            report.print_layer_header(peak, out)
+            first[0] = False
+        report.print_layer_row(result, peak, out)
+
+    results = run_layers(
+        models,
+        substring=args.layers,
+        threads=args.threads,
+        repeat=args.repeat,
+        on_result=on_result,
+    )
+    report.print_layer_summary(results, out)
+    if args.json:
+        report.write_json(results.to_json(), args.json)
+    if args.plot:
+        report.plot_layers(results, args.plot)
+    _fail_on_mismatches(results.summary()["mismatches"])
+
+
+@_bench_errors
+def _run_models(args: argparse.Namespace) -> None:
+    from convir.bench import report
+    from convir.bench.models import run_models
+    from convir.models import MODELS
+
+    models = _names(args.models, "--models", list(MODELS))
+    counts = _thread_counts(args.threads)
+    if args.plot:
+        report.require_matplotlib()
+    out = _table_stream(args)
+    print(report.MODEL_HEADER, file=out)
+    results = run_models(
+        models,
+        thread_counts=counts,
+        repeat=args.repeat,
+        size=args.size,
+        on_result=lambda result: report.print_model_row(result, out),
+    )
+    if args.json:
+        report.write_json(results.to_json(), args.json)
+    if args.plot:
+        report.plot_models(results, args.plot)
+    _fail_on_mismatches(results.to_json()["mismatches"])
+
+
+def _fail_on_mismatches(mismatches: list[str]) -> None:
+    if mismatches:
+        raise UserError(
+            f"{len(mismatches)} result(s) differ from onnxruntime and have no times: "
+            f"{', '.join(mismatches)}"
+        )
