@@ -38,7 +38,7 @@ def select_algorithm(op: conv.Conv2DOp, target: Target) -> None:
         return
     for name, algorithm in ALGORITHMS.items():
         if algorithm.applicable(op):
-            schedule = algorithm.heuristic(op, target.vector_width, target.vector_registers)
+            schedule = algorithm.heuristic(op, target)
             op.algorithm = StringAttr(name)
             op.schedule = schedule.to_attr()
             return

@@ -1,8 +1,8 @@
 """Convolution algorithms, one module each (DESIGN §5).
 
 Each module has: `NAME`; an applicability predicate `applicable(op)`; a frozen schedule
-dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, vector_width, vector_registers)`
-choosing a schedule; and an emitter implementing `lowering.kernels.KernelEmitter`.
+dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, target)` choosing a schedule
+for a `convir.target.Target`; and an emitter implementing `lowering.kernels.KernelEmitter`.
 `ALGORITHMS` lists the modules by name.
 """
 

@@ -27,6 +27,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
+from convir.target import Target
 from lowering.algorithms.common import (
     ConvGeometry,
     Schedule,
@@ -81,16 +82,16 @@ def applicable(op: conv.Conv2DOp) -> bool:
     return has_constant_parameters(op)
 
 
-def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DirectSchedule:
+def heuristic(op: conv.Conv2DOp, target: Target) -> DirectSchedule:
     """Largest register tile that fits: ow_block × oc_blocks accumulators + weights + broadcast.
 
     On NCHWc the vector width is the block X, whatever the target's width.
     """
     g = ConvGeometry.of(op)
-    vector_width = g.block or vector_width
+    vector_width = g.block or target.vector_width
     blocks = -(-g.og // vector_width)
     oc_blocks = 2 if blocks % 2 == 0 else 1
-    budget = vector_registers - oc_blocks - 1
+    budget = target.vector_registers - oc_blocks - 1
     return DirectSchedule(vector_width, row_tile(g.ow, min(budget // oc_blocks, 8)), oc_blocks)
 
 
