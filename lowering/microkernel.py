@@ -11,7 +11,7 @@ in registers, so an epilogue (residual, activation) runs before the one store pe
 the register file: MR·NR + NR + 1 <= R, and `register_tile(R, vectors)` takes the largest MR
 the rule allows for an NR chosen from the output's vector count (NR = 4 when it divides
 evenly, else 3, else 4 with a narrower last panel; fewer vectors than that: all of them), with
-one more cap measured on LLVM 20 / Zen 4 (AVX-512, R = 32): on a 16-lane unrolled depth block
+one more cap measured on LLVM 22 / Zen 4 (AVX-512, R = 32): on a 16-lane unrolled depth block
 the machine scheduler hoists the broadcasts above the FMAs and then spills when NR = 2 tiles are
 taller than 4 rows, or NR = 3 taller than 8 (12 × 2: 477 spill instructions, 33-69 GFLOP/s),
 whereas NR = 1 folds the broadcast into the FMA (`{1to16}`) and needs no register for it. Plain
