@@ -11,14 +11,20 @@ from __future__ import annotations
 from types import ModuleType
 
 from convir.dialects import conv
-from lowering.algorithms import depthwise, direct
+from lowering.algorithms import depthwise, direct, gemm1x1
 from lowering.kernels import KernelEmitter
 
-#: In order of preference: selection takes the first applicable one.
-ALGORITHMS: dict[str, ModuleType] = {depthwise.NAME: depthwise, direct.NAME: direct}
+#: In order of preference: selection takes the first applicable one (direct applies to every
+#: conv with constant weights, so the GEMM algorithms run only when pinned or chosen otherwise).
+ALGORITHMS: dict[str, ModuleType] = {
+    depthwise.NAME: depthwise,
+    direct.NAME: direct,
+    gemm1x1.NAME: gemm1x1,
+}
 _EMITTERS: dict[str, KernelEmitter] = {
     depthwise.NAME: depthwise.DepthwiseEmitter(),
     direct.NAME: direct.DirectEmitter(),
+    gemm1x1.NAME: gemm1x1.Gemm1x1Emitter(),
 }
 
 

@@ -132,7 +132,7 @@ def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
 
 def _emit_tile(g: ConvGeometry, op, buffers, position, ow_block: int) -> None:
     """`ow_block` output vectors of channel block `cb`: accumulate over (kh, kw), then store."""
-    x, weight, bias, residual, y = buffers
+    x, weight, bias, residual, y, _ = buffers
     n, cb, oh, ow0 = position
     block = g.block
     initial = [

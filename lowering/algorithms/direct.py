@@ -225,7 +225,7 @@ def _initial_tile(t: _Tiling, bias, grp, blocks, ow_block: int) -> list[SSAValue
 
 def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
     """NCHW: accumulate one ow_block × oc_blocks tile over (c, kh, kw), epilogue, store."""
-    x, weight, bias, residual, y = buffers
+    x, weight, bias, residual, y, _ = buffers
     n, grp, bg, oh, ow0 = position
     g, s = t.g, t.s
     wb = s.vector_width
@@ -263,7 +263,7 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None
     one cache line, and the weights are read sequentially. Only the logical lanes of a partial
     last input block are read, so its padded lanes never matter.
     """
-    x, weight, bias, residual, y = buffers
+    x, weight, bias, residual, y, _ = buffers
     n, grp, bg, oh, ow0 = position
     g, s = t.g, t.s
     wb = s.vector_width
