@@ -27,8 +27,10 @@ So R = 32 gives 6 × 4, 8 × 3, 4 × 2 or 24 × 1 (all 29 registers or fewer, ~9
 **Depth.** K is walked as `DepthRange`s: an `scf.for` over an outer index whose body unrolls
 `lanes` depth steps (a conv walks input-channel blocks × taps outside and the X lanes of a
 block inside, so a partial last channel block is a second range with fewer lanes and the
-padded lanes of NCHWc data are never read). The operands are closures (`Operands`): where A's
-scalar and B's vector for (outer index, lane, row / vector) live is the caller's business.
+padded lanes of NCHWc data are never read). The operands are closures (`Operands`): A's scalar
+is asked for by (outer index, lane, tile row), in whatever layout the caller keeps A; B's
+vector by (depth row, vector), the row counting only real depth steps (`DepthRange.row`), so
+packed B has exactly K rows even when A's layout has padded lanes.
 
 **Edges.** Ragged M: `RowTiling` cuts M rows into tiles whose sizes differ by at most one
 (49 rows at MR 14: 13, 12, 12, 12) instead of full tiles plus a narrow remainder, so at most two
@@ -78,8 +80,8 @@ from lowering.emit import (
 ScalarAt = Callable[[SSAValue, int, int], SSAValue]
 """A's scalar at (outer depth index, lane, tile row)."""
 
-VectorAt = Callable[[SSAValue, int, int], SSAValue]
-"""B's vector at (outer depth index, lane, vector of the tile)."""
+VectorAt = Callable[[SSAValue, int], SSAValue]
+"""B's vector at (depth row, vector of the tile)."""
 
 
 class Operands(NamedTuple):
@@ -91,11 +93,17 @@ class Operands(NamedTuple):
 
 @dataclass(frozen=True)
 class DepthRange:
-    """Outer depth indices [first, first + count), each unrolling `lanes` depth steps."""
+    """Outer depth indices [first, first + count), each unrolling `lanes` depth steps; its
+    depth rows (of packed B) start at `first_row`."""
 
     first: int
     count: int
     lanes: int
+    first_row: int
+
+    def row(self, outer: SSAValue, lane: int) -> SSAValue:
+        """The depth row of step `lane` of outer index `outer`."""
+        return affine([(outer, self.lanes)], self.first_row - self.first * self.lanes + lane)
 
 
 #: The tallest tile LLVM keeps in registers per NR (measured on R = 32, module doc).
@@ -115,9 +123,9 @@ def blocked_depth(depth: int, width: int, taps: int = 1) -> list[DepthRange]:
     kernel positions): outer index = block·taps + tap. Full blocks loop; a partial block follows
     with fewer lanes."""
     full, partial = divmod(depth, width)
-    ranges = [DepthRange(0, full * taps, width)] if full else []
+    ranges = [DepthRange(0, full * taps, width, 0)] if full else []
     if partial:
-        ranges.append(DepthRange(full * taps, taps, partial))
+        ranges.append(DepthRange(full * taps, taps, partial, full * taps * width))
     return ranges
 
 
@@ -134,23 +142,25 @@ def accumulate(
     tile = [list(initial) for _ in range(rows)]
     for part in depth:
         if part.count == 1:
-            tile = _depth_steps(tile, index(part.first), part.lanes, operands)
+            tile = _depth_steps(tile, index(part.first), part, operands)
             continue
         with loop(part.first, part.first + part.count, carry=_flat(tile)) as outer:
-            stepped = _depth_steps(_rows(outer.carried, vectors), outer.iv, part.lanes, operands)
+            stepped = _depth_steps(_rows(outer.carried, vectors), outer.iv, part, operands)
             outer.yield_(*_flat(stepped))
         tile = _rows(outer.results, vectors)
     return tile
 
 
 def _depth_steps(
-    tile: list[list[SSAValue]], outer: SSAValue, lanes: int, operands: Operands
+    tile: list[list[SSAValue]], outer: SSAValue, part: DepthRange, operands: Operands
 ) -> list[list[SSAValue]]:
-    """`lanes` rank-1 updates: per lane, NR B vectors once, then per row a broadcast and NR FMAs."""
+    """One outer step of `part`: per lane, NR B vectors once, then per row a broadcast and NR
+    FMAs (rank-1 updates)."""
     tile = [list(row) for row in tile]
     width = tile[0][0].type.get_shape()[0]
-    for lane in range(lanes):
-        b = [operands.b(outer, lane, j) for j in range(len(tile[0]))]
+    for lane in range(part.lanes):
+        row = part.row(outer, lane)
+        b = [operands.b(row, j) for j in range(len(tile[0]))]
         for r, row in enumerate(tile):
             a = broadcast(operands.a(outer, lane, r), width)
             for j, b_vector in enumerate(b):
@@ -337,8 +347,8 @@ class _PlainGemm:
                 return load(a, [row_tile, outer, r, lane])
             return load(a, [add(first_row, r), affine([(outer, width)], lane)])
 
-        def b_at(outer: SSAValue, lane: int, j: int) -> SSAValue:
-            return load_vector(b, [panel, affine([(outer, width)], lane), j * width], width)
+        def b_at(row: SSAValue, j: int) -> SSAValue:
+            return load_vector(b, [panel, row, j * width], width)
 
         zero = [splat(0.0, width)] * shape[1]
         depth = blocked_depth(self.sizes[2], width)

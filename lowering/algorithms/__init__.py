@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from convir.dialects import conv
-from lowering.algorithms import depthwise, direct, gemm1x1
+from lowering.algorithms import depthwise, direct, gemm1x1, im2col
 from lowering.kernels import KernelEmitter
 
 #: In order of preference: selection takes the first applicable one (direct applies to every
@@ -20,11 +20,13 @@ ALGORITHMS: dict[str, ModuleType] = {
     depthwise.NAME: depthwise,
     direct.NAME: direct,
     gemm1x1.NAME: gemm1x1,
+    im2col.NAME: im2col,
 }
 _EMITTERS: dict[str, KernelEmitter] = {
     depthwise.NAME: depthwise.DepthwiseEmitter(),
     direct.NAME: direct.DirectEmitter(),
     gemm1x1.NAME: gemm1x1.Gemm1x1Emitter(),
+    im2col.NAME: im2col.Im2colEmitter(),
 }
 
 

@@ -2,15 +2,14 @@
 
 A conv of one image is the GEMM Y[M, N] = A[M, K] · B[K, N] with M = output pixels (row-major
 oh·OW + ow, so a register tile may run across output rows), N = output channels (X per vector)
-and K = input channels × taps in the order (input block cb, tap, lane): depth row
-(cb·taps + tap)·X + lane is input channel cb·X + lane at tap (kh, kw) = divmod(tap, KW). That is
-the order of NCHWc data (X lanes of one pixel contiguous), so the microkernel's outer depth index
-is cb·taps + tap and its unrolled lanes are the X lanes; a partial last input block is a second
-depth range with only its logical lanes, so padded lanes (of the input, or of an A panel copied
-from it) are never read.
+and K = C·KH·KW in the order (input block cb, tap, lane), tap = kh·KW + kw. That is the order of
+NCHWc data (the lanes of one pixel contiguous), so the microkernel's outer depth index is
+cb·taps + tap and its unrolled steps are the lanes of block cb; a partial last input block is a
+second depth range with only its logical lanes, so padded lanes (of the input, or of an A panel
+copied from it) are never read, and B has exactly C·KH·KW rows (`microkernel.DepthRange.row`).
 
-- `pack_weight`: [O, C, KH, KW] -> B panels [P, CB·taps·X, NR·X] (`microkernel.pack_b`), zero
-  rows for padded input lanes, zero columns past O.
+- `pack_weight`: [O, C, KH, KW] -> B panels [P, C·KH·KW, NR·X] (`microkernel.pack_b`), zero
+  columns past O.
 - `pack_bias`: [O] -> [P, NR·X].
 - `ConvGemm`: one conv's tiling (balanced row tiles over the pixels of an image, panels of NR
   output blocks) and `tile`, which runs the microkernel on one (panel, row tile) from the bias
@@ -72,14 +71,16 @@ def checked_geometry(op: conv.Conv2DOp, algorithm: str) -> ConvGeometry:
 
 
 def pack_weight(weight: np.ndarray, nr: int, block: int) -> np.ndarray:
-    """[O, C, KH, KW] -> B panels [P, CB·KH·KW·X, NR·X] in the depth order (cb, tap, lane)."""
+    """[O, C, KH, KW] -> B panels [P, C·KH·KW, NR·X] in the depth order (cb, tap, lane)."""
     o, c, kh, kw = weight.shape
     in_blocks = -(-c // block)
     padded = np.zeros((o, in_blocks * block, kh * kw), np.float32)
     padded[:, :c] = weight.reshape(o, c, kh * kw)
-    # [O, CB, X, taps] -> [CB, taps, X, O]: rows in depth order, one column per output channel.
+    # [O, CB, X, taps] -> [CB, taps, X, O]: rows in depth order, one column per output channel;
+    # then only the rows of real channels (the padded lanes of a partial last block go).
     rows = padded.reshape(o, in_blocks, block, kh * kw).transpose(1, 3, 2, 0)
-    return pack_b(rows.reshape(-1, o), nr, block)
+    real = (np.arange(in_blocks)[:, None, None] * block + np.arange(block)) < c
+    return pack_b(rows[np.broadcast_to(real, rows.shape[:3])], nr, block)
 
 
 def pack_bias(bias: np.ndarray, nr: int, block: int) -> np.ndarray:
@@ -89,6 +90,38 @@ def pack_bias(bias: np.ndarray, nr: int, block: int) -> np.ndarray:
     padded = np.zeros(count * panel, np.float32)
     padded[: bias.shape[0]] = bias
     return padded.reshape(count, panel)
+
+
+def balanced_task_size(
+    items: int, most: int, copies: int, cores: int, *, interleaved: bool = False
+) -> int:
+    """Items (row tiles, panels) per task: the count in [most/2, most] whose tasks load `cores`
+    threads most evenly, the largest such count on ties.
+
+    There are `copies` runs (images) of ceil(items / count) tasks, the last of each run partial.
+    Threads take contiguous shares of the tasks (the static split of `scf.parallel`), or every
+    `cores`-th task with `interleaved` (im2col's worker slots).
+    """
+    most = max(1, min(most, items))
+    best, best_load = most, None
+    for count in range(most, (most + 1) // 2 - 1, -1):
+        sizes = [min(count, items - first) for first in range(0, items, count)] * copies
+        load = max(_thread_loads(sizes, cores, interleaved))
+        if best_load is None or load < best_load:
+            best, best_load = count, load
+    return best
+
+
+def _thread_loads(sizes: list[int], cores: int, interleaved: bool) -> list[int]:
+    if interleaved:
+        return [sum(sizes[thread::cores]) for thread in range(cores)]
+    base, extra = divmod(len(sizes), cores)
+    loads, first = [], 0
+    for thread in range(cores):
+        count = base + (1 if thread < extra else 0)
+        loads.append(sum(sizes[first : first + count]))
+        first += count
+    return loads
 
 
 @dataclass(frozen=True)
@@ -127,7 +160,7 @@ class ConvGemm:
         return self.g.input_blocks * self.taps
 
     def weight_shape(self) -> tuple[int, int, int]:
-        return (self.panels.count, self.depth_blocks * self.block, self.nr * self.block)
+        return (self.panels.count, self.g.c * self.taps, self.nr * self.block)
 
     def bias_shape(self) -> tuple[int, int]:
         return (self.panels.count, self.nr * self.block)
@@ -167,8 +200,8 @@ class ConvGemm:
             for j in range(vectors)
         ]
 
-        def b_at(outer: SSAValue, lane: int, j: int) -> SSAValue:
-            return load_vector(weight, [panel, affine([(outer, width)], lane), j * width], width)
+        def b_at(row: SSAValue, j: int) -> SSAValue:
+            return load_vector(weight, [panel, row, j * width], width)
 
         shape = (len(coordinates), vectors)
         result = accumulate(shape, self.depth, Operands(a_at, b_at), initial)

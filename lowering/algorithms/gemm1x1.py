@@ -12,8 +12,8 @@ Threads: `scf.parallel` over (image, pixel-tile range, panel group) tasks. A tas
 `task_tiles` row tiles once per panel of its `task_panels`, so its slice of the input
 (task_tiles·MR·C·4 bytes) is read from memory once and then from L2, and each weight panel is
 read once per task. The heuristic sizes the pixel range to half the L2, splits panels only when
-there are too few pixel ranges for the cores (7×7 layers), and rounds the task count to a multiple
-of the cores so that the static split of tasks over threads is even.
+there are too few pixel ranges for the cores (7×7 layers), and shrinks tasks (by at most half)
+to load the threads most evenly under the static split (`conv_gemm.balanced_task_size`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from lowering.algorithms.common import ConvGeometry, Schedule, conv_kernel, epil
 from lowering.algorithms.conv_gemm import (
     ConvGemm,
     applicable_blocked_dense,
+    balanced_task_size,
     checked_geometry,
     pack_bias,
     pack_weight,
@@ -72,14 +73,14 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Gemm1x1Schedule:
     gemm = ConvGemm(g, mr, nr)
     tiles, panels = gemm.rows.count, gemm.panels.count
     tile_bytes = 4 * mr * g.input_blocks * gemm.block
-    task_tiles = max(1, min(tiles, target.l2_bytes // 2 // tile_bytes))
-    ranges = -(-tiles // task_tiles)
-    groups = 1
-    if g.n * ranges < 2 * target.cores:
-        groups = min(panels, -(-2 * target.cores // (g.n * ranges)))
-    while (g.n * ranges * groups) % target.cores and ranges < tiles:
-        ranges += 1
-    return Gemm1x1Schedule(mr, nr, -(-tiles // ranges), -(-panels // groups))
+    most = target.l2_bytes // 2 // tile_bytes
+    if g.n * -(-tiles // max(1, min(most, tiles))) >= 2 * target.cores:
+        return Gemm1x1Schedule(mr, nr, balanced_task_size(tiles, most, g.n, target.cores), panels)
+    # Too few pixel ranges for the cores: every range is one task per group of panels.
+    ranges = -(-tiles // max(1, min(most, tiles)))
+    groups = min(panels, -(-2 * target.cores // (g.n * ranges)))
+    task_panels = balanced_task_size(panels, -(-panels // groups), g.n * ranges, target.cores)
+    return Gemm1x1Schedule(mr, nr, -(-tiles // ranges), task_panels)
 
 
 def candidates(op: conv.Conv2DOp, target: Target) -> list[Gemm1x1Schedule]:

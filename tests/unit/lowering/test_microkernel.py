@@ -93,7 +93,10 @@ def test_panel_tiling_has_a_narrow_last_panel() -> None:
 
 def test_blocked_depth_loops_full_blocks_then_the_partial_one() -> None:
     ranges = blocked_depth(40, 16, taps=9)
-    assert [(r.first, r.count, r.lanes) for r in ranges] == [(0, 18, 16), (18, 9, 8)]
+    assert [(r.first, r.count, r.lanes, r.first_row) for r in ranges] == [
+        (0, 18, 16, 0),
+        (18, 9, 8, 18 * 16),
+    ]
     assert [(r.first, r.count, r.lanes) for r in blocked_depth(5, 16)] == [(0, 1, 5)]
 
 

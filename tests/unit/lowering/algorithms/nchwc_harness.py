@@ -24,7 +24,9 @@ from convir.dialects.shapes import f32_tensor
 from convir.runtime import CompiledModel
 from convir.target import Target
 from lowering.algorithms.common import Schedule
+from lowering.jit import compile_ir
 from passes.graph_rewriting import conv_with, new_constant
+from tests.onnx_cases import rand, single_node_model
 
 
 @dataclass
@@ -98,7 +100,6 @@ def compile_nchwc_conv(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> CompiledModel:
     """The conv of `case` on NCHWc at `block`, pinned to `algorithm` (and `schedule`)."""
-    from lowering.jit import compile_ir
 
     ctx = make_context()
     module = _conv_module(ctx, case, block, algorithm, schedule)
@@ -128,3 +129,31 @@ def expected_nchwc(case: ConvCase, r_nchw: np.ndarray | None, block: int) -> np.
 def logical_lanes(y: np.ndarray, channels: int) -> np.ndarray:
     """An NCHWc tensor back to NCHW (padded lanes dropped: their values are unspecified)."""
     return reference.unpack(y, channels)
+
+
+#: Activations the tests fuse (convir.reference names).
+ACTIVATIONS = [None, "relu", "sigmoid", "hard_swish"]
+
+
+def check_case(case: ConvCase, block: int, algorithm: str, schedule, cache_dir, seed: int):
+    """Compile `case` pinned to `algorithm`; its logical output lanes match the reference."""
+    compiled = compile_nchwc_conv(case, block, algorithm, schedule, cache_dir=cache_dir)
+    out_channels = case.weight.shape[0]
+    r = rand(*case.output_nchw(), seed=seed + 3) if case.residual else None
+    feed = {"x": reference.pack(case.x, block)}
+    if r is not None:
+        feed["r"] = reference.pack(r, block)
+    expected = logical_lanes(expected_nchwc(case, r, block), out_channels)
+    for threads in (1, 2):
+        compiled.threads = threads
+        y = logical_lanes(compiled.run(feed)["y"], out_channels)
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    return compiled
+
+
+def scheduled_conv(case: ConvCase) -> conv.Conv2DOp:
+    """The conv of `case` (NCHW model) after conv-convert-layout at block 16, unscheduled."""
+    initializers = {"w": case.weight} | ({"b": case.bias} if case.bias is not None else {})
+    model = single_node_model("Conv", {"x": case.x}, initializers, **case.attributes)
+    module = lower(model, stop="nchwc", block=16).module
+    return next(op for op in module.walk() if op.name == "conv.conv2d")

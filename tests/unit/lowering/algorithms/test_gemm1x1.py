@@ -3,42 +3,22 @@ natively at blocks 4, 8 and 16 and compared with the numpy reference at 1 and 2 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from xdsl.utils.exceptions import PassFailedException
 
-from convir import reference
-from convir.compiler import lower
 from convir.target import Target
 from lowering.algorithms import gemm1x1
 from lowering.algorithms.gemm1x1 import Gemm1x1Schedule
-from tests.onnx_cases import rand, single_node_model
+from tests.onnx_cases import rand
 from tests.unit.lowering.algorithms.nchwc_harness import (
+    ACTIVATIONS,
     ConvCase,
+    check_case,
     compile_nchwc_conv,
-    expected_nchwc,
-    logical_lanes,
+    scheduled_conv,
 )
-
-ACTIVATIONS = [None, "relu", "sigmoid", "hard_swish"]
-
-
-def check_case(case: ConvCase, block: int, algorithm: str, schedule, cache_dir, seed: int):
-    """Compile `case` pinned to `algorithm`; its logical output lanes match the reference."""
-    compiled = compile_nchwc_conv(case, block, algorithm, schedule, cache_dir=cache_dir)
-    out_channels = case.weight.shape[0]
-    r = rand(*case.output_nchw(), seed=seed + 3) if case.residual else None
-    feed = {"x": reference.pack(case.x, block)}
-    if r is not None:
-        feed["r"] = reference.pack(r, block)
-    expected = logical_lanes(expected_nchwc(case, r, block), out_channels)
-    for threads in (1, 2):
-        compiled.threads = threads
-        y = logical_lanes(compiled.run(feed)["y"], out_channels)
-        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
-    return compiled
 
 
 @st.composite
@@ -85,34 +65,27 @@ def test_gemm1x1_heuristic_schedule_matches_reference(shape, strides, tmp_path_f
         dict(strides=strides),
     )
     target = Target.host()
-    op = _scheduled_conv(case)
+    op = scheduled_conv(case)
     schedule = gemm1x1.heuristic(op, target)
     assert schedule.mr * schedule.nr + schedule.nr + 1 <= target.vector_registers
     check_case(case, 16, "gemm1x1", schedule, tmp_path_factory.getbasetemp() / "cache", 0)
 
 
-def _scheduled_conv(case: ConvCase):
-    initializers = {"w": case.weight} | ({"b": case.bias} if case.bias is not None else {})
-    model = single_node_model("Conv", {"x": case.x}, initializers, **case.attributes)
-    module = lower(model, stop="nchwc", block=16).module
-    return next(op for op in module.walk() if op.name == "conv.conv2d")
-
-
 def test_heuristic_splits_panels_when_pixels_are_few() -> None:
     case = ConvCase(rand(1, 64, 7, 7), rand(512, 64, 1, 1, seed=1))
     target = Target.host().with_(cores=2)
-    schedule = gemm1x1.heuristic(_scheduled_conv(case), target)
+    schedule = gemm1x1.heuristic(scheduled_conv(case), target)
     panels = -(-512 // 16 // schedule.nr)
     tasks = -(-panels // schedule.task_panels)
     assert tasks >= 2 and tasks % 2 == 0
 
 
 def test_gemm1x1_applies_only_to_unpadded_1x1() -> None:
-    pointwise = _scheduled_conv(ConvCase(rand(1, 8, 5, 5), rand(8, 8, 1, 1)))
-    padded = _scheduled_conv(
+    pointwise = scheduled_conv(ConvCase(rand(1, 8, 5, 5), rand(8, 8, 1, 1)))
+    padded = scheduled_conv(
         ConvCase(rand(1, 8, 5, 5), rand(8, 8, 1, 1), attributes=dict(pads=[1, 1, 1, 1]))
     )
-    spatial = _scheduled_conv(ConvCase(rand(1, 8, 5, 5), rand(8, 8, 3, 3)))
+    spatial = scheduled_conv(ConvCase(rand(1, 8, 5, 5), rand(8, 8, 3, 3)))
     assert gemm1x1.applicable(pointwise)
     assert not gemm1x1.applicable(padded) and not gemm1x1.applicable(spatial)
 
