@@ -3,6 +3,8 @@
 Each module has: `NAME`; an applicability predicate `applicable(op)`; a frozen schedule
 dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, target)` choosing a schedule
 for a `convir.target.Target`; and an emitter implementing `lowering.kernels.KernelEmitter`.
+The GEMM-based ones (`gemm1x1`, `im2col`, on the microkernel of `lowering.microkernel`) also
+offer `candidates(op, target)`, the schedules a search should try.
 `ALGORITHMS` lists the modules by name.
 """
 
