@@ -207,9 +207,11 @@ class RowTiling:
 
     def dispatch(self, tile: Index, emit: Callable[[SSAValue, int], None]) -> None:
         """emit(first row, rows) for tile `tile`, branching between the two tile heights."""
-        if isinstance(tile, int) or not self.large or self.large == self.count:
-            rows = self.size + (1 if isinstance(tile, int) and tile < self.large else 0)
-            emit(self.first_row(tile), self.largest if not isinstance(tile, int) else rows)
+        if isinstance(tile, int):
+            emit(self.first_row(tile), self.size + (1 if tile < self.large else 0))
+            return
+        if not self.large:
+            emit(self.first_row(tile), self.size)
             return
         is_large = arith.CmpiOp(tile, index(self.large), "ult").result
         if_else(

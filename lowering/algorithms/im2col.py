@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from xdsl.dialects import arith
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
@@ -97,13 +98,12 @@ def applicable(op: conv.Conv2DOp) -> bool:
 
 def heuristic(op: conv.Conv2DOp, target: Target) -> Im2colSchedule:
     """Register tile from the microkernel's rule, block size from L2 (module doc)."""
-    gemm = _gemm(
-        op, *register_tile(target.vector_registers, checked_geometry(op, NAME).output_blocks)
-    )
+    g = checked_geometry(op, NAME)
+    gemm = ConvGemm(g, *register_tile(target.vector_registers, g.output_blocks))
     tiles = gemm.rows.count
     budget = int(target.l2_bytes * L2_FRACTION)
     most = budget // (_pixel_bytes(gemm) * gemm.mr)
-    tiles_per_block = balanced_task_size(tiles, most, gemm.g.n, target.cores, interleaved=True)
+    tiles_per_block = balanced_task_size(tiles, most, g.n, target.cores, interleaved=True)
     return Im2colSchedule(gemm.mr, gemm.nr, tiles_per_block * gemm.mr, target.cores)
 
 
@@ -196,7 +196,7 @@ class Im2colEmitter:
         blocking = _Blocking.of(op)
         return blocking.slots * blocking.panel_bytes()
 
-    def emit(self, op: Operation, module, name: str, vector_width: int) -> None:
+    def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
         blocking = _Blocking.of(op)
         gemm, g = blocking.gemm, blocking.gemm.g
         items = g.n * blocking.blocks_per_image
