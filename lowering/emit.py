@@ -13,7 +13,7 @@ Integer arguments of the helpers may be Python ints (turned into `index` constan
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -151,6 +151,19 @@ def if_(condition: SSAValue) -> Iterator[None]:
     with ImplicitBuilder(then):
         yield
         scf.YieldOp()
+
+
+def if_else(condition: SSAValue, then: Callable[[], None], otherwise: Callable[[], None]) -> None:
+    """`scf.if %condition` with an else branch, neither with results: `then()` emits the first
+    branch's ops, `otherwise()` the second's."""
+    regions = []
+    for emit_branch in (then, otherwise):
+        block = Block()
+        with ImplicitBuilder(block):
+            emit_branch()
+            scf.YieldOp()
+        regions.append(Region(block))
+    scf.IfOp(condition, [], *regions)
 
 
 @contextmanager

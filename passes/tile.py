@@ -25,7 +25,6 @@ without an algorithm, an unknown algorithm, a knob the algorithm does not have, 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import ModuleType
@@ -42,7 +41,7 @@ from convir.target import Target
 from passes.conv_overrides import describe, format_tile, parse_target, parse_tiles, resolve
 
 if TYPE_CHECKING:
-    from lowering.algorithms.common import Schedule
+    pass
 
 PASS = "conv-tile"
 
@@ -52,7 +51,7 @@ def tile_conv(op: Conv2DOp, target: Target, knobs: Mapping[str, int] | None = No
     algorithm = _algorithm(op)
     pinned = dict(op.schedule.data) if op.schedule is not None else {}
     given = {knob: IntegerAttr(value, i64) for knob, value in (knobs or {}).items()}
-    merged = {**_heuristic(algorithm, op, target).to_attr().data, **pinned, **given}
+    merged = {**algorithm.heuristic(op, target).to_attr().data, **pinned, **given}
     try:
         schedule = algorithm.SCHEDULE.from_attr(DictionaryAttr(merged))
     except ValueError as error:
@@ -121,15 +120,3 @@ def _check_knobs(op: Conv2DOp, entry: str, knobs: Mapping[str, int]) -> None:
                 f"{PASS}: tiles '{entry}': {describe(op)} runs {algorithm.NAME}, which has no "
                 f"knob '{knob}'; its knobs: {', '.join(known)}"
             )
-
-
-def _heuristic(algorithm: ModuleType, op: Conv2DOp, target: Target) -> Schedule:
-    """`algorithm.heuristic(op, target)`.
-
-    Merge shim: until the branch that gives every algorithm `heuristic(op, target)` lands, the
-    direct and depthwise modules here still take `(op, vector_width, vector_registers)`. After the
-    merge this function is `algorithm.heuristic(op, target)`, and `inspect` goes.
-    """
-    if len(inspect.signature(algorithm.heuristic).parameters) == 3:
-        return algorithm.heuristic(op, target.vector_width, target.vector_registers)
-    return algorithm.heuristic(op, target)

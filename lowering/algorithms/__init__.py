@@ -1,8 +1,10 @@
 """Convolution algorithms, one module each (DESIGN §5).
 
 Each module has: `NAME`; an applicability predicate `applicable(op)`; a frozen schedule
-dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, vector_width, vector_registers)`
-choosing a schedule; and an emitter implementing `lowering.kernels.KernelEmitter`.
+dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, target)` choosing a schedule
+for a `convir.target.Target`; and an emitter implementing `lowering.kernels.KernelEmitter`.
+The GEMM-based ones (`gemm1x1`, `im2col`, on the microkernel of `lowering.microkernel`) also
+offer `candidates(op, target)`, the schedules a search should try.
 `ALGORITHMS` lists the modules by name.
 """
 
@@ -11,14 +13,22 @@ from __future__ import annotations
 from types import ModuleType
 
 from convir.dialects import conv
-from lowering.algorithms import depthwise, direct
+from lowering.algorithms import depthwise, direct, gemm1x1, im2col
 from lowering.kernels import KernelEmitter
 
-#: In order of preference: selection takes the first applicable one.
-ALGORITHMS: dict[str, ModuleType] = {depthwise.NAME: depthwise, direct.NAME: direct}
+#: In order of preference: selection takes the first applicable one (direct applies to every
+#: conv with constant weights, so the GEMM algorithms run only when pinned or chosen otherwise).
+ALGORITHMS: dict[str, ModuleType] = {
+    depthwise.NAME: depthwise,
+    direct.NAME: direct,
+    gemm1x1.NAME: gemm1x1,
+    im2col.NAME: im2col,
+}
 _EMITTERS: dict[str, KernelEmitter] = {
     depthwise.NAME: depthwise.DepthwiseEmitter(),
     direct.NAME: direct.DirectEmitter(),
+    gemm1x1.NAME: gemm1x1.Gemm1x1Emitter(),
+    im2col.NAME: im2col.Im2colEmitter(),
 }
 
 

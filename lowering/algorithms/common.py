@@ -202,13 +202,15 @@ def has_constant_parameters(op: conv.Conv2DOp) -> bool:
 
 
 class ConvBuffers(NamedTuple):
-    """The memrefs a conv kernel works on; `x` is the zero-padded input when there are pads."""
+    """The memrefs a conv kernel works on; `x` is the zero-padded input when `conv_kernel` made
+    one, `workspace` the algorithm's own scratch buffer when it asked for one."""
 
     x: SSAValue
     weight: SSAValue
     bias: SSAValue | None
     residual: SSAValue | None
     y: SSAValue
+    workspace: SSAValue | None = None
 
 
 @contextmanager
@@ -219,26 +221,34 @@ def conv_kernel(
     g: ConvGeometry,
     weight_shape: tuple[int, ...],
     bias_shape: tuple[int, ...],
+    workspace_bytes: int | None = None,
 ) -> Iterator[ConvBuffers]:
-    """`func.func @name(x, weight[, bias][, residual], y[, workspace])` of a conv kernel, with
-    the input copied into its zero-padded version first when the conv has pads."""
+    """`func.func @name(x, weight[, bias][, residual], y[, workspace])` of a conv kernel.
+
+    By default the workspace holds the zero-padded input, copied there first when the conv has
+    pads. An algorithm that handles padding itself passes `workspace_bytes` (0 for none) and
+    gets the raw input and its workspace.
+    """
+    own_workspace = workspace_bytes is not None
+    scratch_bytes = workspace_bytes if own_workspace else g.padding_bytes()
     arg_types = [f32_memref(g.input_shape()), f32_memref(weight_shape)]
     if op.bias is not None:
         arg_types.append(f32_memref(bias_shape))
     if op.residual is not None:
         arg_types.append(f32_memref(g.output_shape()))
     arg_types.append(f32_memref(g.output_shape()))
-    if g.padding_bytes():
-        arg_types.append(byte_memref(g.padding_bytes()))
+    if scratch_bytes:
+        arg_types.append(byte_memref(scratch_bytes))
     with kernel_function(module, name, arg_types) as args:
         args = list(args)
         x, weight = args.pop(0), args.pop(0)
         bias = args.pop(0) if op.bias is not None else None
         residual = args.pop(0) if op.residual is not None else None
         y = args.pop(0)
-        if g.padding_bytes():
-            x = pad_input(g, x, args.pop(0))
-        yield ConvBuffers(x, weight, bias, residual, y)
+        workspace = args.pop(0) if scratch_bytes else None
+        if workspace is not None and not own_workspace:
+            x, workspace = pad_input(g, x, workspace), None
+        yield ConvBuffers(x, weight, bias, residual, y, workspace)
 
 
 def pad_input(g: ConvGeometry, x: SSAValue, workspace: SSAValue) -> SSAValue:

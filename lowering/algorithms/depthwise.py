@@ -20,6 +20,7 @@ from xdsl.ir import Operation
 
 from convir.dialects import conv
 from convir.dialects.shapes import tensor_shape
+from convir.target import Target
 from lowering.algorithms.common import (
     ConvGeometry,
     Schedule,
@@ -65,10 +66,10 @@ def applicable(op: conv.Conv2DOp) -> bool:
     return g.group == g.c == g.o and has_constant_parameters(op)
 
 
-def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DepthwiseSchedule:
+def heuristic(op: conv.Conv2DOp, target: Target) -> DepthwiseSchedule:
     """As many output pixels as fit in registers beside one weight and one input vector."""
     ow = ConvGeometry.of(op).ow
-    return DepthwiseSchedule(row_tile(ow, min(vector_registers - 2, 8)))
+    return DepthwiseSchedule(row_tile(ow, min(target.vector_registers - 2, 8)))
 
 
 def pack_weight(weight: np.ndarray, block: int) -> np.ndarray:
@@ -131,7 +132,7 @@ def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
 
 def _emit_tile(g: ConvGeometry, op, buffers, position, ow_block: int) -> None:
     """`ow_block` output vectors of channel block `cb`: accumulate over (kh, kw), then store."""
-    x, weight, bias, residual, y = buffers
+    x, weight, bias, residual, y, _ = buffers
     n, cb, oh, ow0 = position
     block = g.block
     initial = [

@@ -27,6 +27,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
+from convir.target import Target
 from lowering.algorithms.common import (
     ConvGeometry,
     Schedule,
@@ -84,16 +85,16 @@ def applicable(op: conv.Conv2DOp) -> bool:
     return whole_blocks and has_constant_parameters(op)
 
 
-def heuristic(op: conv.Conv2DOp, vector_width: int, vector_registers: int) -> DirectSchedule:
+def heuristic(op: conv.Conv2DOp, target: Target) -> DirectSchedule:
     """Largest register tile that fits: ow_block × oc_blocks accumulators + weights + broadcast.
 
     On NCHWc the vector width is the block X, whatever the target's width.
     """
     g = ConvGeometry.of(op)
-    vector_width = g.block or vector_width
+    vector_width = g.block or target.vector_width
     blocks = -(-g.og // vector_width)
     oc_blocks = 2 if blocks % 2 == 0 else 1
-    budget = vector_registers - oc_blocks - 1
+    budget = target.vector_registers - oc_blocks - 1
     return DirectSchedule(vector_width, row_tile(g.ow, min(budget // oc_blocks, 8)), oc_blocks)
 
 
@@ -227,7 +228,7 @@ def _initial_tile(t: _Tiling, bias, grp, blocks, ow_block: int) -> list[SSAValue
 
 def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
     """NCHW: accumulate one ow_block × oc_blocks tile over (c, kh, kw), epilogue, store."""
-    x, weight, bias, residual, y = buffers
+    x, weight, bias, residual, y, _ = buffers
     n, grp, bg, oh, ow0 = position
     g, s = t.g, t.s
     wb = s.vector_width
@@ -265,7 +266,7 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None
     one cache line, and the weights are read sequentially. Only the logical lanes of a partial
     last input block are read, so its padded lanes never matter.
     """
-    x, weight, bias, residual, y = buffers
+    x, weight, bias, residual, y, _ = buffers
     n, grp, bg, oh, ow0 = position
     g, s = t.g, t.s
     wb = s.vector_width

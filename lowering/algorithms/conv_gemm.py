@@ -1,0 +1,211 @@
+"""What the GEMM-based conv algorithms (`gemm1x1`, `im2col`) share, on NCHWc with group 1.
+
+A conv of one image is the GEMM Y[M, N] = A[M, K] · B[K, N] with M = output pixels (row-major
+oh·OW + ow, so a register tile may run across output rows), N = output channels (X per vector)
+and K = C·KH·KW in the order (input block cb, tap, lane), tap = kh·KW + kw. That is the order of
+NCHWc data (the lanes of one pixel contiguous), so the microkernel's outer depth index is
+cb·taps + tap and its unrolled steps are the lanes of block cb; a partial last input block is a
+second depth range with only its logical lanes, so padded lanes (of the input, or of an A panel
+copied from it) are never read, and B has exactly C·KH·KW rows (`microkernel.DepthRange.row`).
+
+- `pack_weight`: [O, C, KH, KW] -> B panels [P, C·KH·KW, NR·X] (`microkernel.pack_b`), zero
+  columns past O.
+- `pack_bias`: [O] -> [P, NR·X].
+- `ConvGemm`: one conv's tiling (balanced row tiles over the pixels of an image, panels of NR
+  output blocks) and `tile`, which runs the microkernel on one (panel, row tile) from the bias
+  and applies the epilogue (residual, activation, one vector store per pixel and output block)
+  while the tile is in registers. Stores are whole vectors: padded output lanes are unspecified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects import arith
+from xdsl.ir import SSAValue
+
+from convir.dialects import conv
+from convir.dialects.shapes import tensor_shape
+from lowering.algorithms.common import (
+    ConvBuffers,
+    ConvGeometry,
+    has_constant_parameters,
+    store_blocked,
+)
+from lowering.emit import Index, add, affine, index, load_vector, splat
+from lowering.microkernel import (
+    DepthRange,
+    Operands,
+    PanelTiling,
+    RowTiling,
+    ScalarAt,
+    accumulate,
+    blocked_depth,
+    pack_b,
+)
+
+PixelCoordinates = list[tuple[SSAValue, SSAValue]]
+"""(oh, ow) of each row of a register tile."""
+
+
+def applicable_blocked_dense(op: conv.Conv2DOp) -> bool:
+    """NCHWc input, group 1, constant weights and bias: what both GEMM algorithms need."""
+    return (
+        len(tensor_shape(op.input)) == 5
+        and op.group.value.data == 1
+        and has_constant_parameters(op)
+    )
+
+
+def checked_geometry(op: conv.Conv2DOp, algorithm: str) -> ConvGeometry:
+    """The geometry of `op`, or an error naming the op if `algorithm` cannot run it."""
+    g = ConvGeometry.of(op)
+    if g.block is None or g.group != 1:
+        raise ValueError(
+            f"'{op.name}' {algorithm} needs an NCHWc input and group 1 "
+            f"(got {'NCHW' if g.block is None else 'NCHWc'}, group {g.group})"
+        )
+    return g
+
+
+def pack_weight(weight: np.ndarray, nr: int, block: int) -> np.ndarray:
+    """[O, C, KH, KW] -> B panels [P, C·KH·KW, NR·X] in the depth order (cb, tap, lane)."""
+    o, c, kh, kw = weight.shape
+    in_blocks = -(-c // block)
+    padded = np.zeros((o, in_blocks * block, kh * kw), np.float32)
+    padded[:, :c] = weight.reshape(o, c, kh * kw)
+    # [O, CB, X, taps] -> [CB, taps, X, O]: rows in depth order, one column per output channel;
+    # then only the rows of real channels (the padded lanes of a partial last block go).
+    rows = padded.reshape(o, in_blocks, block, kh * kw).transpose(1, 3, 2, 0)
+    real = (np.arange(in_blocks)[:, None, None] * block + np.arange(block)) < c
+    return pack_b(rows[np.broadcast_to(real, rows.shape[:3])], nr, block)
+
+
+def pack_bias(bias: np.ndarray, nr: int, block: int) -> np.ndarray:
+    """[O] -> [P, NR·X], zero past O."""
+    panel = nr * block
+    count = -(-bias.shape[0] // panel)
+    padded = np.zeros(count * panel, np.float32)
+    padded[: bias.shape[0]] = bias
+    return padded.reshape(count, panel)
+
+
+def balanced_task_size(
+    items: int, most: int, copies: int, cores: int, *, interleaved: bool = False
+) -> int:
+    """Items (row tiles, panels) per task: the count in [most/2, most] whose tasks load `cores`
+    threads most evenly, the largest such count on ties.
+
+    There are `copies` runs (images) of ceil(items / count) tasks, the last of each run partial.
+    Threads take contiguous shares of the tasks (the static split of `scf.parallel`), or every
+    `cores`-th task with `interleaved` (im2col's worker slots).
+    """
+    most = max(1, min(most, items))
+    best, best_load = most, None
+    for count in range(most, (most + 1) // 2 - 1, -1):
+        sizes = [min(count, items - first) for first in range(0, items, count)] * copies
+        load = max(_thread_loads(sizes, cores, interleaved))
+        if best_load is None or load < best_load:
+            best, best_load = count, load
+    return best
+
+
+def _thread_loads(sizes: list[int], cores: int, interleaved: bool) -> list[int]:
+    if interleaved:
+        return [sum(sizes[thread::cores]) for thread in range(cores)]
+    base, extra = divmod(len(sizes), cores)
+    loads, first = [], 0
+    for thread in range(cores):
+        count = base + (1 if thread < extra else 0)
+        loads.append(sum(sizes[first : first + count]))
+        first += count
+    return loads
+
+
+@dataclass(frozen=True)
+class ConvGemm:
+    """One conv as a GEMM with an MR × NR register tile (module doc)."""
+
+    g: ConvGeometry
+    mr: int
+    nr: int
+
+    @property
+    def block(self) -> int:
+        assert self.g.block is not None
+        return self.g.block
+
+    @property
+    def taps(self) -> int:
+        return self.g.kh * self.g.kw
+
+    @property
+    def rows(self) -> RowTiling:
+        """Row tiles over the OH·OW output pixels of one image."""
+        return RowTiling.of(self.g.oh * self.g.ow, self.mr)
+
+    @property
+    def panels(self) -> PanelTiling:
+        return PanelTiling(self.g.output_blocks, self.nr)
+
+    @property
+    def depth(self) -> list[DepthRange]:
+        return blocked_depth(self.g.c, self.block, self.taps)
+
+    @property
+    def depth_blocks(self) -> int:
+        """Outer depth indices of the packed layouts: input blocks × taps."""
+        return self.g.input_blocks * self.taps
+
+    def weight_shape(self) -> tuple[int, int, int]:
+        return (self.panels.count, self.g.c * self.taps, self.nr * self.block)
+
+    def bias_shape(self) -> tuple[int, int]:
+        return (self.panels.count, self.nr * self.block)
+
+    def dispatch(
+        self, panel: Index, row_tile: Index, emit: Callable[[SSAValue, tuple[int, int]], None]
+    ) -> None:
+        """emit(first pixel, (rows, vectors)) for one (panel, row tile), one branch per shape."""
+        self.panels.dispatch(
+            panel,
+            lambda vectors, _: self.rows.dispatch(
+                row_tile, lambda first, rows: emit(first, (rows, vectors))
+            ),
+        )
+
+    def coordinates(self, first_pixel: SSAValue, rows: int) -> PixelCoordinates:
+        """(oh, ow) of the `rows` pixels from `first_pixel` on."""
+        ow = index(self.g.ow)
+        pixels = [add(first_pixel, r) for r in range(rows)]
+        return [(arith.DivUIOp(p, ow).result, arith.RemUIOp(p, ow).result) for p in pixels]
+
+    def tile(
+        self,
+        op: conv.Conv2DOp,
+        buffers: ConvBuffers,
+        position: tuple[SSAValue, SSAValue, PixelCoordinates],
+        vectors: int,
+        a_at: ScalarAt,
+    ) -> None:
+        """Y for the pixels `coordinates` of image `n` × the `vectors` blocks of `panel`:
+        bias, the depth loop reading A through `a_at`, residual, activation, store."""
+        n, panel, coordinates = position
+        width = self.block
+        weight, bias = buffers.weight, buffers.bias
+        initial = [
+            load_vector(bias, [panel, j * width], width) if bias is not None else splat(0.0, width)
+            for j in range(vectors)
+        ]
+
+        def b_at(row: SSAValue, j: int) -> SSAValue:
+            return load_vector(weight, [panel, row, j * width], width)
+
+        shape = (len(coordinates), vectors)
+        result = accumulate(shape, self.depth, Operands(a_at, b_at), initial)
+        for (oh, ow), accs in zip(coordinates, result, strict=True):
+            for j, acc in enumerate(accs):
+                out_block = affine([(panel, self.nr)], j)
+                store_blocked(op, acc, buffers.residual, buffers.y, [n, out_block, oh, ow])

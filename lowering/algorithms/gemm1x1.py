@@ -1,0 +1,167 @@
+"""`gemm1x1`: a 1×1 convolution on NCHWc as a GEMM straight on the data, no column buffer.
+
+M = output pixels of an image, K = input channels, N = output channels (`conv_gemm`). A 1×1 conv
+without padding reads input pixel (oh·SH, ow·SW) for output pixel (oh, ow), and NCHWc already
+lays out each input block as [pixel, lane]: the microkernel broadcasts A's scalars from the input
+in place. Register tiles run over the flattened OH·OW pixels, across output rows (stride 1 or
+not), in balanced tiles (`microkernel.RowTiling`), so there is no per-row remainder. Weights are
+packed at compile time into B panels of NR output blocks; bias initialises the accumulators and
+the epilogue runs on the tile in registers.
+
+Threads: `scf.parallel` over (image, pixel-tile range, panel group) tasks. A task sweeps its
+`task_tiles` row tiles once per panel of its `task_panels`, so its slice of the input
+(task_tiles·MR·C·4 bytes) is read from memory once and then from L2, and each weight panel is
+read once per task. The heuristic sizes the pixel range to half the L2, splits panels only when
+there are too few pixel ranges for the cores (7×7 layers), and shrinks tasks (by at most half)
+to load the threads most evenly under the static split (`conv_gemm.balanced_task_size`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+
+from convir.dialects import conv
+from convir.target import Target
+from lowering.algorithms.common import ConvGeometry, Schedule, conv_kernel, epilogue_key
+from lowering.algorithms.conv_gemm import (
+    ConvGemm,
+    applicable_blocked_dense,
+    balanced_task_size,
+    checked_geometry,
+    pack_bias,
+    pack_weight,
+)
+from lowering.emit import affine, index, load, loop, parallel
+from lowering.kernels import Packer
+from lowering.microkernel import register_tile
+
+NAME = "gemm1x1"
+
+
+@dataclass(frozen=True)
+class Gemm1x1Schedule(Schedule):
+    """Knobs of gemm1x1: the MR × NR register tile and the size of one thread task."""
+
+    ALGORITHM: ClassVar[str] = NAME
+
+    mr: int = 6
+    nr: int = 4
+    task_tiles: int = 64
+    task_panels: int = 64
+
+
+SCHEDULE = Gemm1x1Schedule
+
+
+def applicable(op: conv.Conv2DOp) -> bool:
+    """1×1 kernel, no padding, group 1, NCHWc, constant weights (any stride)."""
+    if not applicable_blocked_dense(op):
+        return False
+    g = ConvGeometry.of(op)
+    return g.kh == g.kw == 1 and not g.needs_padding
+
+
+def heuristic(op: conv.Conv2DOp, target: Target) -> Gemm1x1Schedule:
+    """The register tile of `microkernel.register_tile` and tasks sized as the module doc says."""
+    g = _geometry(op)
+    mr, nr = register_tile(target.vector_registers, g.output_blocks)
+    gemm = ConvGemm(g, mr, nr)
+    tiles, panels = gemm.rows.count, gemm.panels.count
+    tile_bytes = 4 * mr * g.input_blocks * gemm.block
+    most = target.l2_bytes // 2 // tile_bytes
+    if g.n * -(-tiles // max(1, min(most, tiles))) >= 2 * target.cores:
+        return Gemm1x1Schedule(mr, nr, balanced_task_size(tiles, most, g.n, target.cores), panels)
+    # Too few pixel ranges for the cores: every range is one task per group of panels.
+    ranges = -(-tiles // max(1, min(most, tiles)))
+    groups = min(panels, -(-2 * target.cores // (g.n * ranges)))
+    task_panels = balanced_task_size(panels, -(-panels // groups), g.n * ranges, target.cores)
+    return Gemm1x1Schedule(mr, nr, -(-tiles // ranges), task_panels)
+
+
+def candidates(op: conv.Conv2DOp, target: Target) -> list[Gemm1x1Schedule]:
+    """The search space around the heuristic: other register tiles, half and double tasks."""
+    base = heuristic(op, target)
+    tiles = [(base.mr, base.nr), (8, 3), (24, 1), (4, 2)]
+    if target.vector_registers < 32:
+        tiles = [(base.mr, base.nr)]
+    schedules = [replace(base, mr=mr, nr=nr) for mr, nr in tiles]
+    schedules += [replace(base, task_tiles=max(1, base.task_tiles // 2))]
+    schedules += [replace(base, task_tiles=base.task_tiles * 2)]
+    return list(dict.fromkeys(schedules))
+
+
+def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
+    g = checked_geometry(op, NAME)
+    if g.kh != 1 or g.kw != 1 or g.needs_padding:
+        raise ValueError(
+            f"'{op.name}' gemm1x1 needs a 1x1 kernel without padding, got {g.kh}x{g.kw} "
+            f"pads {list(g.pads)}"
+        )
+    return g
+
+
+class Gemm1x1Emitter:
+    """`KernelEmitter` of `conv.conv2d` with `algorithm = "gemm1x1"`."""
+
+    def key(self, op: Operation) -> str:
+        g = _geometry(op)
+        s = Gemm1x1Schedule.from_attr(op.schedule)
+        return (
+            f"conv_gemm1x1_{g.key()}_t{s.mr}x{s.nr}_"
+            f"task{s.task_tiles}x{s.task_panels}_{epilogue_key(op)}"
+        )
+
+    def packers(self, op: Operation) -> dict[int, Packer]:
+        block = _geometry(op).block
+        nr = Gemm1x1Schedule.from_attr(op.schedule).nr
+        packers: dict[int, Packer] = {1: lambda w: pack_weight(w, nr, block)}
+        if op.bias is not None:
+            packers[2] = lambda b: pack_bias(b, nr, block)
+        return packers
+
+    def workspace_bytes(self, op: Operation) -> int:
+        return 0
+
+    def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
+        g = _geometry(op)
+        s = Gemm1x1Schedule.from_attr(op.schedule)
+        gemm = ConvGemm(g, s.mr, s.nr)
+        tiles, panels = gemm.rows.count, gemm.panels.count
+        task_tiles, task_panels = min(s.task_tiles, tiles), min(s.task_panels, panels)
+        ranges, groups = -(-tiles // task_tiles), -(-panels // task_panels)
+        with (
+            conv_kernel(module, name, op, g, gemm.weight_shape(), gemm.bias_shape(), 0) as buffers,
+            parallel([(0, g.n), (0, ranges), (0, groups)]) as (n, task_range, group),
+        ):
+            first_panel = affine([(group, task_panels)])
+            first_tile = affine([(task_range, task_tiles)])
+            last_panel = _bounded(affine([(group, task_panels)], task_panels), panels)
+            last_tile = _bounded(affine([(task_range, task_tiles)], task_tiles), tiles)
+            with loop(first_panel, last_panel) as panel, loop(first_tile, last_tile) as row_tile:
+                gemm.dispatch(
+                    panel.iv,
+                    row_tile.iv,
+                    lambda first, shape: _tile(op, gemm, buffers, (n, panel.iv, first), shape),
+                )
+
+
+def _bounded(value: SSAValue, bound: int) -> SSAValue:
+    return arith.MinSIOp(value, index(bound)).result
+
+
+def _tile(op, gemm: ConvGemm, buffers, position, shape: tuple[int, int]) -> None:
+    """One register tile whose A rows are input pixels (oh·SH, ow·SW), read in place."""
+    n, panel, first_pixel = position
+    coordinates = gemm.coordinates(first_pixel, shape[0])
+    sh, sw = gemm.g.strides
+    rows = [(affine([(oh, sh)]), affine([(ow, sw)])) for oh, ow in coordinates]
+
+    def a_at(outer: SSAValue, lane: int, r: int) -> SSAValue:
+        return load(buffers.x, [n, outer, *rows[r], lane])
+
+    gemm.tile(op, buffers, (n, panel, coordinates), shape[1], a_at)

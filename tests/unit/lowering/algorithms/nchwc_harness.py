@@ -1,0 +1,159 @@
+"""One NCHWc conv with a pinned algorithm and schedule, compiled natively (tests, benchmarks).
+
+The graph-form module takes the NCHWc input (and residual) directly and returns the NCHWc output,
+so nothing but the conv kernel runs: `compile_nchwc_conv(...)` gives a `CompiledModel` whose
+inputs are "x" (and "r") and whose output is "y". `expected_nchwc` is the numpy oracle.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
+from xdsl.ir import Block, Region
+
+from convir import reference
+from convir.compiler import _specs, _workspaces, lower
+from convir.dialects import conv, make_context
+from convir.dialects.resources import resources_of
+from convir.dialects.shapes import f32_tensor
+from convir.runtime import CompiledModel
+from convir.target import Target
+from lowering.algorithms.common import Schedule
+from lowering.jit import compile_ir
+from passes.graph_rewriting import conv_with, new_constant
+from tests.onnx_cases import rand, single_node_model
+
+
+@dataclass
+class ConvCase:
+    """A conv with its data: NCHW x [N, C, H, W], weight [O, C/G, KH, KW], optional bias."""
+
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+    residual: bool = False
+    activation: str | None = None
+    attributes: dict = field(default_factory=dict)  # strides, pads, dilations, group
+
+    def output_nchw(self) -> tuple[int, ...]:
+        return reference.conv2d(self.x, self.weight, self.bias, **self.attributes).shape
+
+
+def _conv_module(
+    ctx: Context, case: ConvCase, block: int, algorithm: str, schedule: Schedule | None
+) -> ModuleOp:
+    n, c, h, w = case.x.shape
+    out = case.output_nchw()
+    x_type = f32_tensor((n, -(-c // block), h, w, block))
+    y_type = f32_tensor((out[0], -(-out[1] // block), out[2], out[3], block))
+    arg_types = [x_type] + ([y_type] if case.residual else [])
+    body = Block(arg_types=arg_types)
+    weight = new_constant(ctx, "w", case.weight)
+    bias = new_constant(ctx, "b", case.bias) if case.bias is not None else None
+    body.add_ops([weight] + ([bias] if bias else []))
+    attributes = dict(case.attributes)
+    plain = conv.Conv2DOp(
+        body.args[0],
+        weight.output,
+        bias.output if bias else None,
+        strides=attributes.get("strides", (1, 1)),
+        pads=attributes.get("pads", (0, 0, 0, 0)),
+        dilations=attributes.get("dilations", (1, 1)),
+        group=attributes.get("group", 1),
+        output_shape=y_type.get_shape(),
+    )
+    properties = {"algorithm": StringAttr(algorithm)}
+    if schedule is not None:
+        properties["schedule"] = schedule.to_attr()
+    if case.activation is not None:
+        properties["activation"] = StringAttr(case.activation)
+    pinned = conv_with(
+        plain, residual=body.args[1] if case.residual else None, properties=properties
+    )
+    body.add_op(pinned)
+    body.add_op(func.ReturnOp(pinned.output))
+    names = ["x", "r"][: len(arg_types)]
+    main = func.FuncOp(
+        "main",
+        (arg_types, [y_type]),
+        Region(body),
+        arg_attrs=ArrayAttr([DictionaryAttr({"onnx.name": StringAttr(n)}) for n in names]),
+        res_attrs=ArrayAttr([DictionaryAttr({"onnx.name": StringAttr("y")})]),
+    )
+    module = ModuleOp([main])
+    module.verify()
+    return module
+
+
+def compile_nchwc_conv(
+    case: ConvCase,
+    block: int,
+    algorithm: str,
+    schedule: Schedule | None = None,
+    *,
+    target: Target | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> CompiledModel:
+    """The conv of `case` on NCHWc at `block`, pinned to `algorithm` (and `schedule`)."""
+
+    ctx = make_context()
+    module = _conv_module(ctx, case, block, algorithm, schedule)
+    lowered = lower(module, ctx=ctx, target=target, stop="llvm-ir", block=block)
+    library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
+    weights = resources_of(ctx).array(lowered.module.attributes["convir.weights"])
+    return CompiledModel(
+        library,
+        _specs(lowered.module, "input"),
+        _specs(lowered.module, "output"),
+        weights,
+        lowered.module.attributes["convir.arena_bytes"].value.data,
+        _workspaces(lowered.module),
+    )
+
+
+def expected_nchwc(case: ConvCase, r_nchw: np.ndarray | None, block: int) -> np.ndarray:
+    """The reference output (bias, residual, activation) packed to NCHWc at `block`."""
+    y = reference.conv2d(case.x, case.weight, case.bias, **case.attributes)
+    if r_nchw is not None:
+        y = y + r_nchw
+    if case.activation is not None:
+        y = reference.activation(y, case.activation)
+    return reference.pack(y, block)
+
+
+def logical_lanes(y: np.ndarray, channels: int) -> np.ndarray:
+    """An NCHWc tensor back to NCHW (padded lanes dropped: their values are unspecified)."""
+    return reference.unpack(y, channels)
+
+
+#: Activations the tests fuse (convir.reference names).
+ACTIVATIONS = [None, "relu", "sigmoid", "hard_swish"]
+
+
+def check_case(case: ConvCase, block: int, algorithm: str, schedule, cache_dir, seed: int):
+    """Compile `case` pinned to `algorithm`; its logical output lanes match the reference."""
+    compiled = compile_nchwc_conv(case, block, algorithm, schedule, cache_dir=cache_dir)
+    out_channels = case.weight.shape[0]
+    r = rand(*case.output_nchw(), seed=seed + 3) if case.residual else None
+    feed = {"x": reference.pack(case.x, block)}
+    if r is not None:
+        feed["r"] = reference.pack(r, block)
+    expected = logical_lanes(expected_nchwc(case, r, block), out_channels)
+    for threads in (1, 2):
+        compiled.threads = threads
+        y = logical_lanes(compiled.run(feed)["y"], out_channels)
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    return compiled
+
+
+def scheduled_conv(case: ConvCase) -> conv.Conv2DOp:
+    """The conv of `case` (NCHW model) after conv-convert-layout at block 16, unscheduled."""
+    initializers = {"w": case.weight} | ({"b": case.bias} if case.bias is not None else {})
+    model = single_node_model("Conv", {"x": case.x}, initializers, **case.attributes)
+    module = lower(model, stop="nchwc", block=16).module
+    return next(op for op in module.walk() if op.name == "conv.conv2d")

@@ -1,0 +1,96 @@
+"""`gemm1x1` pinned on NCHWc 1×1 convs (any stride, ragged channels, fused epilogues), compiled
+natively at blocks 4, 8 and 16 and compared with the numpy reference at 1 and 2 threads."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from xdsl.utils.exceptions import PassFailedException
+
+from convir.target import Target
+from lowering.algorithms import gemm1x1
+from lowering.algorithms.gemm1x1 import Gemm1x1Schedule
+from tests.onnx_cases import rand
+from tests.unit.lowering.algorithms.nchwc_harness import (
+    ACTIVATIONS,
+    ConvCase,
+    check_case,
+    compile_nchwc_conv,
+    scheduled_conv,
+)
+
+
+@st.composite
+def pointwise_cases(draw):
+    seed = draw(st.integers(0, 1000))
+    n, c, o = draw(st.integers(1, 2)), draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    h, w = draw(st.integers(1, 11)), draw(st.integers(1, 11))
+    case = ConvCase(
+        rand(n, c, h, w, seed=seed),
+        rand(o, c, 1, 1, seed=seed + 1),
+        rand(o, seed=seed + 2) if draw(st.booleans()) else None,
+        residual=draw(st.booleans()),
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        attributes=dict(strides=[draw(st.integers(1, 2)), draw(st.integers(1, 2))]),
+    )
+    schedule = Gemm1x1Schedule(
+        *draw(st.sampled_from([(6, 4), (8, 3), (4, 2), (24, 1), (1, 1), (5, 2)])),
+        task_tiles=draw(st.integers(1, 4)),
+        task_panels=draw(st.integers(1, 3)),
+    )
+    return case, draw(st.sampled_from([4, 8, 16])), schedule, seed
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=pointwise_cases())
+def test_gemm1x1_matches_reference(drawn, tmp_path_factory) -> None:
+    case, block, schedule, seed = drawn
+    cache_dir = tmp_path_factory.getbasetemp() / "cache"
+    check_case(case, block, "gemm1x1", schedule, cache_dir, seed)
+
+
+@pytest.mark.parametrize(
+    ("shape", "strides"),
+    [((1, 64, 14, 14, 48), [1, 1]), ((2, 36, 9, 7, 20), [2, 2]), ((1, 16, 7, 7, 160), [1, 1])],
+)
+def test_gemm1x1_heuristic_schedule_matches_reference(shape, strides, tmp_path_factory) -> None:
+    n, c, h, w, o = shape
+    case = ConvCase(
+        rand(n, c, h, w),
+        rand(o, c, 1, 1, seed=1),
+        rand(o, seed=2),
+        True,
+        "relu",
+        dict(strides=strides),
+    )
+    target = Target.host()
+    op = scheduled_conv(case)
+    schedule = gemm1x1.heuristic(op, target)
+    assert schedule.mr * schedule.nr + schedule.nr + 1 <= target.vector_registers
+    check_case(case, 16, "gemm1x1", schedule, tmp_path_factory.getbasetemp() / "cache", 0)
+
+
+def test_heuristic_splits_panels_when_pixels_are_few() -> None:
+    case = ConvCase(rand(1, 64, 7, 7), rand(512, 64, 1, 1, seed=1))
+    target = Target.host().with_(cores=2)
+    schedule = gemm1x1.heuristic(scheduled_conv(case), target)
+    panels = -(-512 // 16 // schedule.nr)
+    tasks = -(-panels // schedule.task_panels)
+    assert tasks >= 2 and tasks % 2 == 0
+
+
+def test_gemm1x1_applies_only_to_unpadded_1x1() -> None:
+    pointwise = scheduled_conv(ConvCase(rand(1, 8, 5, 5), rand(8, 8, 1, 1)))
+    padded = scheduled_conv(
+        ConvCase(rand(1, 8, 5, 5), rand(8, 8, 1, 1), attributes=dict(pads=[1, 1, 1, 1]))
+    )
+    spatial = scheduled_conv(ConvCase(rand(1, 8, 5, 5), rand(8, 8, 3, 3)))
+    assert gemm1x1.applicable(pointwise)
+    assert not gemm1x1.applicable(padded) and not gemm1x1.applicable(spatial)
+
+
+def test_pinning_gemm1x1_on_a_3x3_conv_names_the_op(tmp_path) -> None:
+    case = ConvCase(rand(1, 8, 5, 5), rand(8, 8, 3, 3))
+    with pytest.raises(PassFailedException, match=r"'conv.conv2d' gemm1x1 needs a 1x1 kernel"):
+        compile_nchwc_conv(case, 16, "gemm1x1", cache_dir=tmp_path)
