@@ -143,6 +143,7 @@ class NativeConv:
         *,
         threads: int = 1,
         target: Target | None = None,
+        algorithm: str | None = None,
     ) -> None:
         from convir.compiler import lower
         from lowering.conv_to_loops import ENTRY_POINT
@@ -153,7 +154,10 @@ class NativeConv:
         block = target.vector_width
         ctx = make_context()
         module = conv_module(ctx, layer, weight, bias, block)
-        scheduled = lower(module, target=target, stop="scheduled", ctx=ctx, block=block).module
+        pins = {"all": algorithm} if algorithm else None
+        scheduled = lower(
+            module, target=target, stop="scheduled", ctx=ctx, block=block, algorithms=pins
+        ).module
         op = next(op for op in scheduled.walk() if isinstance(op, conv.Conv2DOp))
         #: The algorithm convir's selection chose, and its schedule as printed in the IR.
         self.algorithm = op.algorithm.data if op.algorithm else "?"

@@ -92,10 +92,13 @@ class LayerResult:
         }
 
 
-def bench_layer(layer: ConvLayer, *, threads: int, repeat: int, seed: int = 0) -> LayerResult:
-    """Check and time `layer` on convir and onnxruntime (module docstring)."""
+def bench_layer(
+    layer: ConvLayer, *, threads: int, repeat: int, seed: int = 0, algorithm: str | None = None
+) -> LayerResult:
+    """Check and time `layer` on convir and onnxruntime (module docstring); `algorithm` pins
+    convir's algorithm where it applies (default: convir's selection)."""
     x, weight, bias = layer_data(layer, seed)
-    native = NativeConv(layer, x, weight, bias, threads=threads)
+    native = NativeConv(layer, x, weight, bias, threads=threads, algorithm=algorithm)
     ort = ProfiledConv(conv_model(layer, weight, bias), {"x": x}, threads)
     expected = ort.output()
     scale = max(float(np.max(np.abs(expected))), 1e-30)
@@ -184,6 +187,7 @@ def run_layers(
     substring: str | None,
     threads: int,
     repeat: int,
+    algorithm: str | None = None,
     on_result: Callable[[LayerResult, Peak], None] = lambda result, peak: None,
 ) -> LayersReport:
     """Measure the peak, then every selected layer (calling `on_result` after each)."""
@@ -194,7 +198,7 @@ def run_layers(
     peak = measure_peak(threads)
     results = []
     for layer in layers:
-        result = bench_layer(layer, threads=threads, repeat=repeat)
+        result = bench_layer(layer, threads=threads, repeat=repeat, algorithm=algorithm)
         results.append(result)
         on_result(result, peak)
     return LayersReport(peak, threads, repeat, results)

@@ -68,6 +68,12 @@ def _add_layers(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
     )
     layers.add_argument("--layers", metavar="SUBSTR", help="only layers whose name contains SUBSTR")
     layers.add_argument("--threads", type=positive, default=1, help="threads (1)")
+    layers.add_argument(
+        "--algorithm",
+        metavar="NAME",
+        help="run every layer with this convir algorithm where it applies, convir's choice "
+        "elsewhere (default: convir's choice everywhere; the table names what ran)",
+    )
     layers.add_argument("--repeat", type=positive, default=20, help="samples per side (20)")
     layers.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     layers.add_argument("--plot", metavar="FILE.png", help="plot %% of peak per layer")
@@ -163,6 +169,14 @@ def _run_layers(args: argparse.Namespace) -> None:
     from convir.models import MODELS
 
     models = _names(args.models, "--models", list(MODELS))
+    if args.algorithm is not None:
+        from lowering.algorithms import ALGORITHMS
+
+        if args.algorithm not in ALGORITHMS:
+            raise UserError(
+                f"--algorithm: unknown algorithm '{args.algorithm}'; expected one of "
+                f"{', '.join(ALGORITHMS)}"
+            )
     if args.plot:
         report.require_matplotlib()
     out = _table_stream(args)
@@ -179,6 +193,7 @@ def _run_layers(args: argparse.Namespace) -> None:
         substring=args.layers,
         threads=args.threads,
         repeat=args.repeat,
+        algorithm=args.algorithm,
         on_result=on_result,
     )
     report.print_layer_summary(results, out)

@@ -101,6 +101,14 @@ def test_harness_computes_the_reference(name: str) -> None:
     np.testing.assert_allclose(timed, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_harness_runs_a_pinned_algorithm() -> None:
+    x, weight, bias = layer_data(ODD_LAYER, seed=4)
+    native = NativeConv(ODD_LAYER, x, weight, bias, algorithm="im2col")
+    assert native.algorithm == "im2col"
+    expected = reference_output(ODD_LAYER, x, weight, bias)
+    np.testing.assert_allclose(native.output(), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_bench_layers_table_json_and_plot(tmp_path, capsys) -> None:
     plot = tmp_path / "layers.png"
     argv = ["bench", "layers", "--models", "mobilenet_v2", "--layers", SMALL_LAYER]
@@ -144,6 +152,7 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path, capsys) -> N
         (["layers", "--models", "resnet50,lenet"], "--models: unknown model(s) lenet"),
         (["layers", "--models", "mobilenet_v2", "--layers", "nope"], "--layers 'nope' matches no"),
         (["models", "--models", "alexnet"], "--models: unknown model(s) alexnet"),
+        (["layers", "--algorithm", "winograd"], "--algorithm: unknown algorithm 'winograd'"),
         (["models", "--threads", "1,0"], "--threads: expected comma-separated positive"),
     ],
 )
