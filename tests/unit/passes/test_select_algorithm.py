@@ -20,30 +20,26 @@ AVX512 = Target.preset("x86-avx512")
     ("shape", "expected"),
     [
         # depthwise 3x3 on NCHWc
-        (dict(c=32, o=32, group=32, pad=1, block=16), ["depthwise", "direct", "im2col"]),
+        (dict(c=32, o=32, group=32, pad=1, block=16), ["depthwise", "im2col", "direct"]),
         # 1x1, group 1, no padding, NCHWc: a GEMM; stride 2 too (kernel 1 is not "strided")
-        (dict(c=32, o=64, kernel=1, block=16), ["gemm1x1", "direct", "im2col"]),
-        (dict(c=32, o=64, kernel=1, stride=2, block=16), ["gemm1x1", "direct", "im2col"]),
+        (dict(c=32, o=64, kernel=1, block=16), ["gemm1x1", "im2col", "direct"]),
+        (dict(c=32, o=64, kernel=1, stride=2, block=16), ["gemm1x1", "im2col", "direct"]),
         # 1x1 but padded, or on NCHW: no gemm1x1
-        (dict(c=32, o=64, kernel=1, pad=1, block=16), ["direct", "im2col"]),
-        (dict(c=32, o=64, kernel=1), ["direct", "im2col"]),
-        # the 3-channel 7x7 stride-2 stem: few channels and strided, direct is weak
+        (dict(c=32, o=64, kernel=1, pad=1, block=16), ["im2col", "direct"]),
+        (dict(c=32, o=64, kernel=1), ["im2col", "direct"]),
+        # the 3-channel 7x7 stride-2 stem, a strided 3x3, a plain 3x3: im2col first
         (dict(c=3, o=64, kernel=7, stride=2, pad=3, block=16, hw=32), ["im2col", "direct"]),
-        # few channels alone (C <= X), strided 3x3 alone
-        (dict(c=16, o=32, pad=1, block=16), ["im2col", "direct"]),
         (dict(c=64, o=64, stride=2, pad=1, block=16), ["im2col", "direct"]),
-        # a plain 3x3: direct
-        (dict(c=64, o=64, pad=1, block=16), ["direct", "im2col"]),
+        (dict(c=64, o=64, pad=1, block=16), ["im2col", "direct"]),
     ],
 )
 def test_preferences_follow_the_documented_heuristic(shape: dict, expected: list[str]) -> None:
     assert preferred_algorithms(only_conv(conv_module(**shape)), AVX512) == expected
 
 
-def test_on_nchw_few_channels_means_at_most_the_target_vector_width() -> None:
+def test_on_nchw_direct_is_chosen_because_im2col_does_not_apply() -> None:
     op = only_conv(conv_module(c=12, o=32, pad=1))
-    assert preferred_algorithms(op, AVX2)[0] == "direct"  # 12 > 8
-    assert preferred_algorithms(op, AVX512)[0] == "im2col"  # 12 <= 16
+    assert choose_algorithm(op, AVX512) == "direct"
 
 
 def fake_algorithms(*names: str, inapplicable: tuple[str, ...] = ()) -> dict:
@@ -64,7 +60,7 @@ def test_the_first_preference_that_exists_and_applies_wins() -> None:
     pointwise = only_conv(conv_module(c=32, o=64, kernel=1, block=16))
     assert choose_algorithm(pointwise, AVX512, fake_algorithms(*everything)) == "gemm1x1"
     without_gemm = fake_algorithms(*everything, inapplicable=("gemm1x1",))
-    assert choose_algorithm(pointwise, AVX512, without_gemm) == "direct"
+    assert choose_algorithm(pointwise, AVX512, without_gemm) == "im2col"
 
 
 def test_an_algorithm_outside_the_preferences_is_the_last_resort() -> None:
@@ -80,18 +76,22 @@ def test_no_applicable_algorithm_is_an_error_naming_the_conv() -> None:
         choose_algorithm(op, AVX512)
 
 
-def test_real_algorithms_on_shapes_every_branch_agrees_on() -> None:
+def test_real_algorithms_on_the_four_kinds_of_conv() -> None:
     depthwise = only_conv(conv_module(c=32, o=32, group=32, pad=1, block=16))
+    pointwise = only_conv(conv_module(c=32, o=64, kernel=1, block=16))
     dense = only_conv(conv_module(c=64, o=64, pad=1, block=16))
+    grouped = only_conv(conv_module(c=64, o=64, group=2, pad=1, block=16))
     assert choose_algorithm(depthwise, AVX512) == "depthwise"
-    assert choose_algorithm(dense, AVX512) == "direct"
+    assert choose_algorithm(pointwise, AVX512) == "gemm1x1"
+    assert choose_algorithm(dense, AVX512) == "im2col"
+    assert choose_algorithm(grouped, AVX512) == "direct"
 
 
 def test_select_sets_only_the_algorithm_and_names_the_conv() -> None:
     module = conv_module(c=64, o=64, pad=1, block=16)
     select_algorithms(module, AVX512)
     op = only_conv(module)
-    assert op.algorithm == StringAttr("direct") and op.schedule is None
+    assert op.algorithm == StringAttr("im2col") and op.schedule is None
     assert op.attributes["convir.name"] == StringAttr("conv_0")
 
 
