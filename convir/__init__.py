@@ -3,8 +3,10 @@
 The top level stays light: heavy modules load on first use of the names below.
 - `import_onnx(model, *, batch=None, ctx=None)`: ONNX model or path -> conv-dialect module.
 - `OnnxImportError`: raised for models that cannot be imported (names node, op type and reason).
-- `compile(model, *, threads=None, target=None, cache_dir=None)`: ONNX model or path ->
-  `CompiledModel`, native code called like an onnxruntime session.
+- `compile(model, *, threads=None, target=None, cache_dir=None, block=None, algorithms=None,
+  tiles=None)`: ONNX model or path -> `CompiledModel`, native code called like an onnxruntime
+  session (`block`: NCHWc block; `algorithms`/`tiles`: per-conv overrides, see
+  `convir.compiler.lower`).
 """
 
 from __future__ import annotations

@@ -181,11 +181,26 @@ def compile(
     correctly on any machine, other than the vector width it is only slower.
     `algorithms`, `tiles`: per-conv overrides, as for `lower`.
     """
-    from lowering.jit import compile_ir
-
     lowered = lower(
         model, target=target, stop="llvm-ir", block=block, algorithms=algorithms, tiles=tiles
     )
+    return compile_lowered(lowered, threads=threads, cache_dir=cache_dir)
+
+
+def compile_lowered(
+    lowered: Lowered,
+    *,
+    threads: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> CompiledModel:
+    """Machine code for a module `lower` took to "llvm-ir" (from any graph-form module, e.g. a
+    hand-built one), with its weights, arena and I/O specs, as a `CompiledModel`."""
+    from lowering.jit import compile_ir
+
+    if lowered.llvm_ir is None:
+        raise ValueError(
+            f"compile_lowered needs a module lowered to 'llvm-ir', not '{lowered.stage}'"
+        )
     module = lowered.module
     library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
     weights_attr = module.attributes["convir.weights"]

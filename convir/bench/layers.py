@@ -22,54 +22,30 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from convir.bench import BenchError
 from convir.bench.conv_harness import NativeConv, layer_data
 from convir.bench.onnxrt import ProfiledConv, conv_model, require_onnxruntime
 from convir.bench.peak import Peak, measure_peak
-from convir.bench.timing import calibrate, interleaved, median
+from convir.bench.timing import TOLERANCE, Comparison, calibrate, interleaved, relative_error
 from convir.bench.workloads import ConvLayer, select_layers
 
-#: Largest max |convir - ORT| accepted, relative to max |ORT output|.
-TOLERANCE = 1e-4
 MAX_ITERATIONS = 200
 #: How onnxruntime's time is taken, for table headers and JSON.
 ORT_METHOD = "conv node time from onnxruntime's profiler (NCHWc reorders excluded)"
 
 
 @dataclass(frozen=True)
-class LayerResult:
-    """The measurement of one layer: median seconds per call, and the fastest sample (a
-    diagnostic for noisy machines); times are None when the outputs disagreed."""
+class LayerResult(Comparison):
+    """The measurement of one layer (seconds per call) and the algorithm convir ran."""
 
     layer: ConvLayer
     algorithm: str
     iterations: int
-    max_rel_error: float
-    convir_s: float | None
-    ort_s: float | None
-    convir_best_s: float | None = None
-    ort_best_s: float | None = None
-
-    @property
-    def correct(self) -> bool:
-        return self.max_rel_error <= TOLERANCE
 
     def gflops(self, seconds: float | None) -> float | None:
         return None if seconds is None else self.layer.flop / seconds / 1e9
 
-    @property
-    def ratio(self) -> float | None:
-        """ORT time / convir time (> 1: convir is faster)."""
-        if self.convir_s is None or self.ort_s is None:
-            return None
-        return self.ort_s / self.convir_s
-
     def to_json(self, peak: Peak) -> dict[str, object]:
-        def ms(seconds: float | None) -> float | None:
-            return None if seconds is None else seconds * 1e3
-
         def percent(seconds: float | None) -> float | None:
             rate = self.gflops(seconds)
             return None if rate is None else 100 * rate / peak.gflops
@@ -78,17 +54,11 @@ class LayerResult:
             **self.layer.to_json(),
             "algorithm": self.algorithm,
             "iterations_per_sample": self.iterations,
-            "max_rel_error": self.max_rel_error,
-            "correct": self.correct,
-            "convir_ms": ms(self.convir_s),
+            **self.times_json(),
             "convir_gflops": self.gflops(self.convir_s),
             "convir_peak_percent": percent(self.convir_s),
-            "ort_ms": ms(self.ort_s),
             "ort_gflops": self.gflops(self.ort_s),
             "ort_peak_percent": percent(self.ort_s),
-            "ort_over_convir": self.ratio,
-            "convir_best_ms": ms(self.convir_best_s),
-            "ort_best_ms": ms(self.ort_best_s),
         }
 
 
@@ -100,11 +70,9 @@ def bench_layer(
     x, weight, bias = layer_data(layer, seed)
     native = NativeConv(layer, x, weight, bias, threads=threads, algorithm=algorithm)
     ort = ProfiledConv(conv_model(layer, weight, bias), {"x": x}, threads)
-    expected = ort.output()
-    scale = max(float(np.max(np.abs(expected))), 1e-30)
-    error = float(np.max(np.abs(native.output() - expected))) / scale
+    error = relative_error(native.output(), ort.output())
     if error > TOLERANCE:
-        return LayerResult(layer, native.algorithm, 0, error, None, None)
+        return LayerResult(layer, native.algorithm, 0, max_rel_error=error)
     iterations = calibrate(native.run, max_iterations=MAX_ITERATIONS)
     for _ in range(iterations):
         ort.run()
@@ -113,17 +81,8 @@ def bench_layer(
         lambda: ort.sample(iterations),
     ]
     convir_samples, _ = interleaved(samplers, repeat)
-    ort_samples = ort.sample_seconds()
-    return LayerResult(
-        layer,
-        native.algorithm,
-        iterations,
-        error,
-        median(convir_samples),
-        median(ort_samples),
-        min(convir_samples),
-        min(ort_samples),
-    )
+    timed = Comparison.timed(error, convir_samples, ort.sample_seconds())
+    return LayerResult(layer, native.algorithm, iterations, **timed)
 
 
 @dataclass(frozen=True)

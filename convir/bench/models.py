@@ -21,49 +21,32 @@ import numpy as np
 
 from convir.bench import BenchError
 from convir.bench.onnxrt import require_onnxruntime, session
-from convir.bench.timing import calibrate, interleaved, mean_call_seconds, median
+from convir.bench.timing import (
+    TOLERANCE,
+    Comparison,
+    calibrate,
+    interleaved,
+    mean_call_seconds,
+    relative_error,
+)
 
-TOLERANCE = 1e-4
 IMAGE_SIZE = 224
 
 
 @dataclass(frozen=True)
-class ModelResult:
-    """One model at one thread count: median seconds per inference, and the fastest sample (a
-    diagnostic for noisy machines); times are None when the outputs disagreed."""
+class ModelResult(Comparison):
+    """One model at one thread count (seconds per inference) and its compile time."""
 
     model: str
     threads: int
     compile_s: float
-    max_rel_error: float
-    convir_s: float | None
-    ort_s: float | None
-    convir_best_s: float | None = None
-    ort_best_s: float | None = None
-
-    @property
-    def correct(self) -> bool:
-        return self.max_rel_error <= TOLERANCE
-
-    @property
-    def ratio(self) -> float | None:
-        """ORT time / convir time (> 1: convir is faster)."""
-        if self.convir_s is None or self.ort_s is None:
-            return None
-        return self.ort_s / self.convir_s
 
     def to_json(self) -> dict[str, object]:
         return {
             "model": self.model,
             "threads": self.threads,
             "compile_s": self.compile_s,
-            "max_rel_error": self.max_rel_error,
-            "correct": self.correct,
-            "convir_ms": None if self.convir_s is None else self.convir_s * 1e3,
-            "ort_ms": None if self.ort_s is None else self.ort_s * 1e3,
-            "ort_over_convir": self.ratio,
-            "convir_best_ms": None if self.convir_best_s is None else self.convir_best_s * 1e3,
-            "ort_best_ms": None if self.ort_best_s is None else self.ort_best_s * 1e3,
+            **self.times_json(),
         }
 
 
@@ -115,10 +98,9 @@ def _bench_at(
     ort = session(model, threads)
     ours = compiled.run(feed)[compiled.output_names[0]]
     theirs = ort.run(None, feed)[0]
-    scale = max(float(np.max(np.abs(theirs))), 1e-30)
-    error = float(np.max(np.abs(ours - theirs))) / scale
+    error = relative_error(ours, theirs)
     if error > TOLERANCE:
-        return ModelResult(name, threads, compile_s, error, None, None)
+        return ModelResult(name, threads, compile_s, max_rel_error=error)
 
     def ours_once() -> None:
         compiled.run(feed)
@@ -134,14 +116,7 @@ def _bench_at(
     ]
     convir_samples, ort_samples = interleaved(samplers, repeat)
     return ModelResult(
-        name,
-        threads,
-        compile_s,
-        error,
-        median(convir_samples),
-        median(ort_samples),
-        min(convir_samples),
-        min(ort_samples),
+        name, threads, compile_s, **Comparison.timed(error, convir_samples, ort_samples)
     )
 
 

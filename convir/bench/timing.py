@@ -13,6 +13,9 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 #: A sample should last at least this long (a few thousand times perf_counter's overhead).
 MIN_SAMPLE_S = 2e-3
@@ -64,3 +67,66 @@ def interleaved(samplers: Sequence[Callable[[], float | None]], repeat: int) -> 
 def median(values: Sequence[float]) -> float:
     """The median of `values` (not empty)."""
     return float(statistics.median(values))
+
+
+#: Largest max |convir - ORT| accepted, relative to max |ORT output|.
+TOLERANCE = 1e-4
+
+
+def relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """max |ours - theirs| relative to max |theirs|."""
+    scale = max(float(np.max(np.abs(theirs))), 1e-30)
+    return float(np.max(np.abs(ours - theirs))) / scale
+
+
+@dataclass(frozen=True, kw_only=True)
+class Comparison:
+    """convir against onnxruntime on one workload: the outputs' relative difference, the median
+    seconds of each side, and the fastest sample (a diagnostic for noisy machines); times are None
+    when the outputs disagreed. Keyword-only, so a result class can put its own fields first."""
+
+    max_rel_error: float
+    convir_s: float | None = None
+    ort_s: float | None = None
+    convir_best_s: float | None = None
+    ort_best_s: float | None = None
+
+    @staticmethod
+    def timed(
+        max_rel_error: float, convir_samples: Sequence[float], ort_samples: Sequence[float]
+    ) -> dict[str, float]:
+        """The fields of a comparison whose samples were taken (medians and minima)."""
+        return {
+            "max_rel_error": max_rel_error,
+            "convir_s": median(convir_samples),
+            "ort_s": median(ort_samples),
+            "convir_best_s": min(convir_samples),
+            "ort_best_s": min(ort_samples),
+        }
+
+    @property
+    def correct(self) -> bool:
+        return self.max_rel_error <= TOLERANCE
+
+    @property
+    def ratio(self) -> float | None:
+        """ORT time / convir time (> 1: convir is faster)."""
+        if self.convir_s is None or self.ort_s is None:
+            return None
+        return self.ort_s / self.convir_s
+
+    def times_json(self) -> dict[str, object]:
+        """The comparison's JSON fields, times in milliseconds."""
+        return {
+            "max_rel_error": self.max_rel_error,
+            "correct": self.correct,
+            "convir_ms": _ms(self.convir_s),
+            "ort_ms": _ms(self.ort_s),
+            "ort_over_convir": self.ratio,
+            "convir_best_ms": _ms(self.convir_best_s),
+            "ort_best_ms": _ms(self.ort_best_s),
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3

@@ -17,14 +17,12 @@ from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAtt
 from xdsl.ir import Block, Region
 
 from convir import reference
-from convir.compiler import _specs, _workspaces, lower
+from convir.compiler import compile_lowered, lower
 from convir.dialects import conv, make_context
-from convir.dialects.resources import resources_of
 from convir.dialects.shapes import f32_tensor
 from convir.runtime import CompiledModel
 from convir.target import Target
 from lowering.algorithms.common import Schedule
-from lowering.jit import compile_ir
 from passes.graph_rewriting import conv_with, new_constant
 from tests.onnx_cases import rand, single_node_model
 
@@ -104,16 +102,7 @@ def compile_nchwc_conv(
     ctx = make_context()
     module = _conv_module(ctx, case, block, algorithm, schedule)
     lowered = lower(module, ctx=ctx, target=target, stop="llvm-ir", block=block)
-    library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
-    weights = resources_of(ctx).array(lowered.module.attributes["convir.weights"])
-    return CompiledModel(
-        library,
-        _specs(lowered.module, "input"),
-        _specs(lowered.module, "output"),
-        weights,
-        lowered.module.attributes["convir.arena_bytes"].value.data,
-        _workspaces(lowered.module),
-    )
+    return compile_lowered(lowered, cache_dir=cache_dir)
 
 
 def expected_nchwc(case: ConvCase, r_nchw: np.ndarray | None, block: int) -> np.ndarray:
