@@ -11,6 +11,8 @@ What converts (`X` = block):
 - `conv.conv2d` with group 1, depthwise (group = C = O) or whole blocks per group
   (C/group and O/group multiples of X). Weights and bias keep their logical shapes (kernels
   repack them at compile time); padded input lanes are never read, so their values do not matter.
+  A group-1 conv with fewer input channels than X whose input has no NCHWc twin (the 3-channel
+  stem) keeps its NCHW input and writes NCHWc (`reads_nchw_input`): no pack of the image.
 - `conv.pool`, `conv.global_pool`, `conv.activation` whose input is already NCHWc.
 - `conv.binary` between an NCHWc operand and either another NCHWc operand or a constant that is
   per-channel (`[C, 1, 1]`, `[1, C, 1, 1]`: repacked here to `[1, C/X, 1, 1, X]`) or a scalar.
@@ -44,13 +46,21 @@ from passes.graph_rewriting import constant_value, new_constant
 
 def convertible_conv(op: conv.Conv2DOp, block: int) -> bool:
     """Whether the NCHWc kernels handle this conv's grouping at block `block`."""
-    if len(tensor_shape(op.input)) != 4:
+    if len(tensor_shape(op.input)) != 4 or len(tensor_shape(op.output)) != 4:
         return False
     channels, outputs = tensor_shape(op.input)[1], tensor_shape(op.weight)[0]
     group = op.group.value.data
     if group == 1 or group == channels == outputs:
         return True
     return (channels // group) % block == 0 and (outputs // group) % block == 0
+
+
+def reads_nchw_input(channels: int, group: int, block: int) -> bool:
+    """Whether a convertible conv keeps its NCHW input and only writes NCHWc: group 1 and fewer
+    input channels than one block (the 3-channel stem of an image model). Packing would spread
+    C < X channels over X-lane vectors, X/C times the bytes, for the conv to read back one lane
+    at a time; the conv reads the NCHW planes directly instead (ONNX Runtime does the same)."""
+    return group == 1 and channels < block
 
 
 class _LayoutConverter:
@@ -112,7 +122,11 @@ class _LayoutConverter:
         if isinstance(op, conv.Conv2DOp):
             if not convertible_conv(op, self.block):
                 return None
-            operands = [self._packed(op.input), op.weight]
+            channels = tensor_shape(op.input)[1]
+            keep = op.input not in self.twins and reads_nchw_input(
+                channels, op.group.value.data, self.block
+            )
+            operands = [op.input if keep else self._packed(op.input), op.weight]
             operands += [op.bias] if op.bias is not None else []
             operands += [self._packed(op.residual)] if op.residual is not None else []
             return self._rebuilt(op, operands)

@@ -10,11 +10,14 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
 
 1. `depthwise` for depthwise convs (group = C = O);
 2. `gemm1x1` for 1×1 convs with group 1 and no padding on NCHWc (a plain GEMM, no column buffer);
-3. `im2col`, then `direct`. Measured on Zen 4 with AVX-512 (`convir bench layers --algorithm
-   direct|im2col`, 1 thread), im2col beats direct on every dense 3×3 of ResNet-50 and VGG-16
-   (512→512 @7: 99 vs 85 GFLOP/s, 256→256 @56: 107 vs 88, 128→128 @28: 112 vs 103) and on the
-   7×7 stem (92 vs 78), and ties on 64→64 @224 (101 vs 103). Direct remains for what im2col
-   does not take: NCHW convs and grouped convs that are not depthwise.
+3. `direct` then `im2col` when the weights one direct register tile runs over fit in half of L2
+   (`lowering.algorithms.direct.streams_weights_from_l2`), else `im2col` then `direct`.
+   Measured on Zen 4 with AVX-512 (`convir bench layers --models resnet50 --algorithm
+   direct|im2col`, 1 thread, 4×4 direct tiles): direct wins the 7×7 stem 3→64 (106 vs 92
+   GFLOP/s; im2col's panel fill is 147 scalar taps per pixel for one panel of 64 channels) and
+   the 3×3 convs with 64 and 128 input channels (113 vs 107, 111 vs 106); im2col wins at 256 and
+   512 input channels (512→512 s2 @14: 108 vs 89), whose tile weights leave L2. Direct remains
+   for what im2col does not take: NCHW convs and grouped convs that are not depthwise.
 
 Precedence for one conv: an `algorithm` option entry naming it; else an `algorithm` already in the
 IR (pinned by hand or by a tuner: kept, after checking it exists and applies); else the option's
@@ -60,6 +63,7 @@ PASS = "conv-select-algorithm"
 
 def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
     """The heuristic's candidates for `op`, best first (see the module docstring)."""
+    from lowering.algorithms import direct
     from lowering.algorithms.common import ConvGeometry
 
     g = ConvGeometry.of(op)
@@ -68,6 +72,8 @@ def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
         order.append("depthwise")
     if (g.kh, g.kw) == (1, 1) and g.group == 1 and g.block is not None and not g.needs_padding:
         order.append("gemm1x1")
+    if direct.streams_weights_from_l2(op, target):
+        return [*order, "direct", "im2col"]
     return [*order, "im2col", "direct"]
 
 

@@ -1,8 +1,9 @@
 """convir's side of `convir bench layers`: one conv compiled and called as a model calls it.
 
 Inside a compiled model a conv reads an NCHWc tensor and writes one (block X = the target's
-vector width), with its bias and activation applied while the output tile is in registers; the
-packing to and from NCHW happens once per model, not per conv. `NativeConv` builds exactly that as
+vector width; a stem with fewer input channels than X reads its NCHW image as it is), with its
+bias and activation applied while the output tile is in registers; the packing to and from NCHW
+happens once per model, not per conv. `NativeConv` builds exactly that as
 a graph-form module in the conv dialect:
 
     func.func @main(%x: tensor<1 x ceil(C/X) x H x W x X xf32>)
@@ -86,7 +87,11 @@ def conv_module(
     """The graph-form module of `layer` on NCHWc tensors with its epilogue (module doc)."""
     from passes.graph_rewriting import new_constant
 
-    input_type = f32_tensor(blocked_shape((1, layer.channels, layer.height, layer.width), block))
+    input_shape = (1, layer.channels, layer.height, layer.width)
+    if not reads_nchw_input(layer, block):
+        input_shape = blocked_shape(input_shape, block)
+    input_type = f32_tensor(input_shape)
+    output_shape = (1, layer.out_channels, *layer.output_hw)
     body = Block(arg_types=[input_type])
     constants = [new_constant(ctx, f"{layer.name}.weight", weight)]
     if bias is not None:
@@ -99,6 +104,7 @@ def conv_module(
         pads=layer.pads,
         dilations=layer.dilations,
         group=layer.group,
+        output_shape=blocked_shape(output_shape, block),
     )
     if layer.activation is not None:
         op.activation = StringAttr(layer.activation)
@@ -121,6 +127,14 @@ def conv_module(
     module = ModuleOp([main])
     module.verify()
     return module
+
+
+def reads_nchw_input(layer: ConvLayer, block: int) -> bool:
+    """Whether the compiled model's conv reads its input in NCHW (a few-channel stem: see
+    `passes.convert_layout.reads_nchw_input`); every other layer reads NCHWc."""
+    from passes.convert_layout import reads_nchw_input as keeps_nchw
+
+    return keeps_nchw(layer.channels, layer.group, block)
 
 
 def forward_calls(llvm_ir: str) -> list[str]:
@@ -170,7 +184,8 @@ class NativeConv:
         self._weights = np.ascontiguousarray(resources_of(ctx).array(weights_attr), np.uint8)
         arena_bytes = lowered.module.attributes["convir.arena_bytes"].value.data
         self._arena = np.zeros(max(arena_bytes, 1), np.uint8)
-        self._input = reference.pack(np.asarray(x, np.float32), block)
+        x = np.ascontiguousarray(x, np.float32)
+        self._input = x if reads_nchw_input(layer, block) else reference.pack(x, block)
         self._output = np.zeros(tensor_shape(op.output), np.float32)
         self._forward = self._library.function(
             ENTRY_POINT, None, [ctypes.c_void_p] * 4 + [ctypes.c_int32]

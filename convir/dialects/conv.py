@@ -47,6 +47,7 @@ from xdsl.traits import ConstantLike, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from convir.dialects.shapes import (
+    blocked_shape,
     broadcast_shapes,
     conv2d_output_shape,
     f32_tensor,
@@ -193,6 +194,8 @@ class Conv2DOp(IRDLOperation):
     the output, added before the activation) -> output [N, O, OH, OW]. In NCHWc the input is
     [N, ceil(C/X), H, W, X] and the output [N, ceil(O/X), OH, OW, X]; weight and bias keep their
     logical shapes (kernels repack them at compile time) and padded input lanes are never read.
+    An NCHW input may also give an NCHWc output (a stem conv reading a few-channel image as it
+    is, without packing it).
     `activation` names an element of ACTIVATION_KINDS applied last, with `alpha`/`beta` as in
     `conv.activation`. `algorithm` and `schedule` are filled by algorithm selection and tiling.
     """
@@ -272,6 +275,9 @@ class Conv2DOp(IRDLOperation):
         expected = conv2d_output_shape(input_shape, (o, cg, kh, kw), strides, pads, dilations)
         if min(expected[2:4]) < 1:
             _fail(self, f"kernel {kh}x{kw} does not fit the padded input {h}x{w}")
+        output_shape = tensor_shape(self.output)
+        if not is_blocked(input_shape) and is_blocked(output_shape) and output_shape[4] >= 1:
+            expected = blocked_shape(expected, output_shape[4])
         if tensor_shape(self.output) != expected:
             _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
         if self.residual is not None and self.residual.type != self.output.type:

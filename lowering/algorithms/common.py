@@ -68,7 +68,8 @@ class Schedule:
 @dataclass(frozen=True)
 class ConvGeometry:
     """Every size of a `conv.conv2d` an emitter needs. `c` and `o` are logical channel counts;
-    `block` is X for NCHWc tensors ([N, C/X, H, W, X]) and None for NCHW."""
+    `block` is X for NCHWc tensors ([N, C/X, H, W, X]) and None for NCHW; `nchw_input` marks a
+    conv that reads an NCHW input and writes an NCHWc output of block X."""
 
     n: int
     c: int
@@ -84,6 +85,7 @@ class ConvGeometry:
     pads: tuple[int, int, int, int]
     dilations: tuple[int, int]
     block: int | None
+    nchw_input: bool = False
 
     @staticmethod
     def of(op: conv.Conv2DOp) -> ConvGeometry:
@@ -92,9 +94,25 @@ class ConvGeometry:
         group = op.group.value.data
         n, _, h, w = input_shape[:4]
         oh, ow = tensor_shape(op.output)[2:4]
-        block = input_shape[4] if len(input_shape) == 5 else None
+        output_shape = tensor_shape(op.output)
+        block = output_shape[4] if len(output_shape) == 5 else None
+        nchw_input = block is not None and len(input_shape) == 4
         ints = [tuple(int(v) for v in a.iter_values()) for a in (op.strides, op.pads, op.dilations)]
-        return ConvGeometry(n, cg * group, h, w, o, group, kh, kw, oh, ow, *ints, block)  # type: ignore[arg-type]
+        return ConvGeometry(
+            n,
+            cg * group,
+            h,
+            w,
+            o,
+            group,
+            kh,
+            kw,
+            oh,
+            ow,
+            *ints,
+            block,
+            nchw_input,  # type: ignore[arg-type]
+        )
 
     @property
     def og(self) -> int:
@@ -123,8 +141,13 @@ class ConvGeometry:
         assert self.block is not None
         return -(-self.o // self.block)
 
+    @property
+    def blocked_input(self) -> bool:
+        """Whether the input is NCHWc (else NCHW, whatever the output)."""
+        return self.block is not None and not self.nchw_input
+
     def input_shape(self) -> tuple[int, ...]:
-        if self.block is None:
+        if not self.blocked_input:
             return (self.n, self.c, self.h, self.w)
         return (self.n, self.input_blocks, self.h, self.w, self.block)
 
@@ -148,7 +171,9 @@ class ConvGeometry:
 
     def key(self) -> str:
         """The geometry as part of a kernel name."""
-        shape = "x".join(map(str, self.input_shape()))
+        shape = "x".join(map(str, self.input_shape())) + (
+            f"to{self.block}" if self.nchw_input else ""
+        )
         return (
             f"{shape}_o{self.o}k{self.kh}x{self.kw}s{self.strides[0]}x{self.strides[1]}"
             f"p{'_'.join(map(str, self.pads))}d{self.dilations[0]}x{self.dilations[1]}g{self.group}"
@@ -260,7 +285,7 @@ def pad_input(g: ConvGeometry, x: SSAValue, workspace: SSAValue) -> SSAValue:
     top, left = g.pads[0], g.pads[1]
     padded = view(workspace, 0, f32_memref(g.padded_input_shape()))
     planes = g.input_shape()[:2]
-    if g.block is None:
+    if not g.blocked_input:
         zero = f32_constant(0.0)
         with parallel([(0, planes[0]), (0, planes[1])]) as (n, c):
             with loop(0, hp) as row, loop(0, wp) as col:

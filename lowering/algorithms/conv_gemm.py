@@ -62,10 +62,10 @@ def applicable_blocked_dense(op: conv.Conv2DOp) -> bool:
 def checked_geometry(op: conv.Conv2DOp, algorithm: str) -> ConvGeometry:
     """The geometry of `op`, or an error naming the op if `algorithm` cannot run it."""
     g = ConvGeometry.of(op)
-    if g.block is None or g.group != 1:
+    if not g.blocked_input or g.group != 1:
         raise ValueError(
             f"'{op.name}' {algorithm} needs an NCHWc input and group 1 "
-            f"(got {'NCHW' if g.block is None else 'NCHWc'}, group {g.group})"
+            f"(got {'NCHWc' if g.blocked_input else 'NCHW'}, group {g.group})"
         )
     return g
 

@@ -125,7 +125,7 @@ class DepthwiseEmitter:
 
 def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
     g = ConvGeometry.of(op)
-    if g.block is None or not g.group == g.c == g.o:
+    if not g.blocked_input or not g.group == g.c == g.o:
         raise ValueError(f"'{op.name}' depthwise needs an NCHWc input and group = C = O")
     return g
 

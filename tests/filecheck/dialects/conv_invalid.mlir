@@ -10,6 +10,15 @@ func.func @wrong_output_shape(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x3xf32>) 
 
 // -----
 
+// An NCHW input may give an NCHWc output, but only of the right logical size.
+func.func @wrong_blocked_output(%x: tensor<1x3x8x8xf32>, %w: tensor<12x3x3x3xf32>) -> tensor<1x1x6x6x8xf32> {
+  %y = conv.conv2d %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x3x8x8xf32>, tensor<12x3x3x3xf32> -> tensor<1x1x6x6x8xf32>
+  func.return %y : tensor<1x1x6x6x8xf32>
+}
+// CHECK: 'conv.conv2d' output must have shape [1, 2, 6, 6, 8], got tensor<1x1x6x6x8xf32>
+
+// -----
+
 func.func @bad_group(%x: tensor<1x6x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<1x4x6x6xf32> {
   %y = conv.conv2d %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 4 : i64} : tensor<1x6x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<1x4x6x6xf32>
   func.return %y : tensor<1x4x6x6xf32>

@@ -13,6 +13,9 @@ func.func @every_op(%x: tensor<1x3x8x8xf32>) -> tensor<1x10xf32> {
   %y = conv.conv2d %x, %w bias %b {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32> bias tensor<4xf32> -> tensor<1x4x8x8xf32>
   // CHECK: conv.conv2d %{{.*}}, %[[W]] residual %[[Y]] {{.*}}activation = "relu"{{.*}} : tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32> residual tensor<1x4x8x8xf32> -> tensor<1x4x8x8xf32>
   %z = conv.conv2d %x, %w residual %y {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64, activation = "relu"} : tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32> residual tensor<1x4x8x8xf32> -> tensor<1x4x8x8xf32>
+  // An NCHW input with an NCHWc output (a stem that reads its image unpacked).
+  // CHECK: conv.conv2d %{{.*}}, %[[W]] {{.*}} : tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<1x1x4x4x8xf32>
+  %stem = conv.conv2d %x, %w {strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<1x1x4x4x8xf32>
   // CHECK: conv.batchnorm
   %bn = conv.batchnorm %z, %b, %b, %b, %b {epsilon = 1.0e-05 : f32} : tensor<1x4x8x8xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32> -> tensor<1x4x8x8xf32>
   // CHECK: conv.activation %{{.*}} {kind = "clip", alpha = 0.000000e+00 : f32, beta = 6.000000e+00 : f32}

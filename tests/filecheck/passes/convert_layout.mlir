@@ -3,9 +3,10 @@
 // RUN: not convir-opt %s -p 'conv-convert-layout{block=-1}' 2>&1 | filecheck %s --check-prefix=BAD
 
 // A conv chain through a per-channel scale and a pool: one pack at the input, one unpack at the
-// return, the scale constant repacked, nothing converted back in between.
+// return, the scale constant repacked, nothing converted back in between. At block 16 the
+// 10-channel input is less than one block: the first conv reads it as NCHW, nothing is packed.
 // CHECK-LABEL: func.func @chain
-// CHECK:      %[[X:.*]] = conv.pack %x {block = 8 : i64} : tensor<1x3x8x8xf32> -> tensor<1x1x8x8x8xf32>
+// CHECK:      %[[X:.*]] = conv.pack %x {block = 8 : i64} : tensor<1x10x8x8xf32> -> tensor<1x2x8x8x8xf32>
 // CHECK:      %[[S:.*]] = conv.constant dense_resource<{{.*}}> : tensor<1x2x1x1x8xf32>
 // CHECK:      %[[A:.*]] = conv.conv2d %[[X]], %w1 {{.*}} -> tensor<1x2x8x8x8xf32>
 // CHECK-NEXT: %[[B:.*]] = conv.binary %[[A]], %[[S]] {kind = "mul"} {{.*}} -> tensor<1x2x8x8x8xf32>
@@ -14,12 +15,15 @@
 // CHECK-NEXT: %[[U:.*]] = conv.unpack %[[C]] : tensor<1x2x4x4x8xf32> -> tensor<1x16x4x4xf32>
 // CHECK-NEXT: func.return %[[U]]
 // AVX512-LABEL: func.func @chain
-// AVX512: conv.pack %x {block = 16 : i64} : tensor<1x3x8x8xf32> -> tensor<1x1x8x8x16xf32>
-func.func @chain(%x: tensor<1x3x8x8xf32>) -> tensor<1x16x4x4xf32> {
-  %w1 = conv.constant dense<0.5> : tensor<16x3x3x3xf32>
+// AVX512-NOT:   conv.pack
+// AVX512:       conv.conv2d %x, %w1 {{.*}} : tensor<1x10x8x8xf32>, tensor<16x10x3x3xf32> -> tensor<1x1x8x8x16xf32>
+// AVX512:       conv.unpack
+// AVX512-NEXT:  func.return
+func.func @chain(%x: tensor<1x10x8x8xf32>) -> tensor<1x16x4x4xf32> {
+  %w1 = conv.constant dense<0.5> : tensor<16x10x3x3xf32>
   %w2 = conv.constant dense<0.25> : tensor<16x16x1x1xf32>
   %s = conv.constant dense<2.0> : tensor<16x1x1xf32>
-  %a = conv.conv2d %x, %w1 {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x3x8x8xf32>, tensor<16x3x3x3xf32> -> tensor<1x16x8x8xf32>
+  %a = conv.conv2d %x, %w1 {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x10x8x8xf32>, tensor<16x10x3x3xf32> -> tensor<1x16x8x8xf32>
   %b = conv.binary %a, %s {kind = "mul"} : tensor<1x16x8x8xf32>, tensor<16x1x1xf32> -> tensor<1x16x8x8xf32>
   %p = conv.pool %b {kind = "max", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : tensor<1x16x8x8xf32> -> tensor<1x16x4x4xf32>
   %c = conv.conv2d %p, %w2 {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x16x4x4xf32>, tensor<16x16x1x1xf32> -> tensor<1x16x4x4xf32>

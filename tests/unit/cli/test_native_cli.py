@@ -24,7 +24,7 @@ def _cache(tmp_path_factory, monkeypatch) -> None:
     ("stage", "marker"),
     [
         ("conv", "conv.conv2d"),
-        ("scheduled", 'algorithm = "im2col", schedule = {'),
+        ("scheduled", 'algorithm = "direct", schedule = {vector_width'),
         ("planned", "convir.arena_offset"),
         ("loops", "func.func @forward"),
         ("threaded", "@GOMP_parallel"),

@@ -14,27 +14,33 @@ from tests.unit.passes.conv_ir import conv_module, only_conv
 
 AVX2 = Target.preset("x86-avx2")
 AVX512 = Target.preset("x86-avx512")
+#: This machine's L2 (the preset has Sapphire Rapids' 1.25 MiB).
+ZEN4 = AVX512.with_(l2_bytes=1 << 20)
 
 
 @pytest.mark.parametrize(
     ("shape", "expected"),
     [
-        # depthwise 3x3 on NCHWc
-        (dict(c=32, o=32, group=32, pad=1, block=16), ["depthwise", "im2col", "direct"]),
+        # depthwise 3x3 on NCHWc (its direct tile's weights are tiny: direct before im2col)
+        (dict(c=32, o=32, group=32, pad=1, block=16), ["depthwise", "direct", "im2col"]),
         # 1x1, group 1, no padding, NCHWc: a GEMM; stride 2 too (kernel 1 is not "strided")
-        (dict(c=32, o=64, kernel=1, block=16), ["gemm1x1", "im2col", "direct"]),
-        (dict(c=32, o=64, kernel=1, stride=2, block=16), ["gemm1x1", "im2col", "direct"]),
+        (dict(c=32, o=64, kernel=1, block=16), ["gemm1x1", "direct", "im2col"]),
+        (dict(c=32, o=64, kernel=1, stride=2, block=16), ["gemm1x1", "direct", "im2col"]),
         # 1x1 but padded, or on NCHW: no gemm1x1
-        (dict(c=32, o=64, kernel=1, pad=1, block=16), ["im2col", "direct"]),
-        (dict(c=32, o=64, kernel=1), ["im2col", "direct"]),
-        # the 3-channel 7x7 stride-2 stem, a strided 3x3, a plain 3x3: im2col first
-        (dict(c=3, o=64, kernel=7, stride=2, pad=3, block=16, hw=32), ["im2col", "direct"]),
-        (dict(c=64, o=64, stride=2, pad=1, block=16), ["im2col", "direct"]),
-        (dict(c=64, o=64, pad=1, block=16), ["im2col", "direct"]),
+        (dict(c=32, o=64, kernel=1, pad=1, block=16), ["direct", "im2col"]),
+        (dict(c=32, o=64, kernel=1), ["direct", "im2col"]),
+        # the 3-channel 7x7 stride-2 stem, 3x3 on 64 and 128 channels: the weights of a 4-block
+        # direct tile (37, 144, 288 KiB) fit in half of the 1 MiB L2: direct first
+        (dict(c=3, o=64, kernel=7, stride=2, pad=3, block=16, hw=32), ["direct", "im2col"]),
+        (dict(c=64, o=64, stride=2, pad=1, block=16), ["direct", "im2col"]),
+        (dict(c=128, o=128, pad=1, block=16), ["direct", "im2col"]),
+        # 3x3 on 256 channels (576 KiB) and 512 (1.1 MiB) do not: im2col first
+        (dict(c=256, o=256, pad=1, block=16), ["im2col", "direct"]),
+        (dict(c=512, o=512, stride=2, pad=1, block=16, hw=14), ["im2col", "direct"]),
     ],
 )
 def test_preferences_follow_the_documented_heuristic(shape: dict, expected: list[str]) -> None:
-    assert preferred_algorithms(only_conv(conv_module(**shape)), AVX512) == expected
+    assert preferred_algorithms(only_conv(conv_module(**shape)), ZEN4) == expected
 
 
 def test_on_nchw_direct_is_chosen_because_im2col_does_not_apply() -> None:
@@ -52,15 +58,15 @@ def fake_algorithms(*names: str, inapplicable: tuple[str, ...] = ()) -> dict:
 def test_the_first_preference_that_exists_and_applies_wins() -> None:
     stem = only_conv(conv_module(c=3, o=16, kernel=7, stride=2, pad=3, block=16, hw=32))
     everything = ("depthwise", "direct", "gemm1x1", "im2col")
-    assert choose_algorithm(stem, AVX512, fake_algorithms(*everything)) == "im2col"
-    # im2col not applicable, or not built: fall back to direct
-    without_im2col = fake_algorithms(*everything, inapplicable=("im2col",))
-    assert choose_algorithm(stem, AVX512, without_im2col) == "direct"
-    assert choose_algorithm(stem, AVX512, fake_algorithms("depthwise", "direct")) == "direct"
+    assert choose_algorithm(stem, AVX512, fake_algorithms(*everything)) == "direct"
+    # direct not applicable, or not built: fall back to im2col
+    without_direct = fake_algorithms(*everything, inapplicable=("direct",))
+    assert choose_algorithm(stem, AVX512, without_direct) == "im2col"
+    assert choose_algorithm(stem, AVX512, fake_algorithms("depthwise", "im2col")) == "im2col"
     pointwise = only_conv(conv_module(c=32, o=64, kernel=1, block=16))
     assert choose_algorithm(pointwise, AVX512, fake_algorithms(*everything)) == "gemm1x1"
     without_gemm = fake_algorithms(*everything, inapplicable=("gemm1x1",))
-    assert choose_algorithm(pointwise, AVX512, without_gemm) == "im2col"
+    assert choose_algorithm(pointwise, AVX512, without_gemm) == "direct"
 
 
 def test_an_algorithm_outside_the_preferences_is_the_last_resort() -> None:
@@ -79,16 +85,18 @@ def test_no_applicable_algorithm_is_an_error_naming_the_conv() -> None:
 def test_real_algorithms_on_the_four_kinds_of_conv() -> None:
     depthwise = only_conv(conv_module(c=32, o=32, group=32, pad=1, block=16))
     pointwise = only_conv(conv_module(c=32, o=64, kernel=1, block=16))
-    dense = only_conv(conv_module(c=64, o=64, pad=1, block=16))
+    narrow = only_conv(conv_module(c=64, o=64, pad=1, block=16))
+    wide = only_conv(conv_module(c=512, o=64, pad=1, block=16))
     grouped = only_conv(conv_module(c=64, o=64, group=2, pad=1, block=16))
     assert choose_algorithm(depthwise, AVX512) == "depthwise"
     assert choose_algorithm(pointwise, AVX512) == "gemm1x1"
-    assert choose_algorithm(dense, AVX512) == "im2col"
+    assert choose_algorithm(narrow, AVX512) == "direct"
+    assert choose_algorithm(wide, AVX512) == "im2col"
     assert choose_algorithm(grouped, AVX512) == "direct"
 
 
 def test_select_sets_only_the_algorithm_and_names_the_conv() -> None:
-    module = conv_module(c=64, o=64, pad=1, block=16)
+    module = conv_module(c=512, o=64, pad=1, block=16)
     select_algorithms(module, AVX512)
     op = only_conv(module)
     assert op.algorithm == StringAttr("im2col") and op.schedule is None

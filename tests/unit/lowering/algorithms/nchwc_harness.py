@@ -24,7 +24,7 @@ from convir.runtime import CompiledModel
 from convir.target import Target
 from lowering.algorithms.common import Schedule
 from passes.graph_rewriting import conv_with, new_constant
-from tests.onnx_cases import rand, single_node_model
+from tests.onnx_cases import rand
 
 
 @dataclass
@@ -43,7 +43,7 @@ class ConvCase:
 
 
 def _conv_module(
-    ctx: Context, case: ConvCase, block: int, algorithm: str, schedule: Schedule | None
+    ctx: Context, case: ConvCase, block: int, algorithm: str | None, schedule: Schedule | None
 ) -> ModuleOp:
     n, c, h, w = case.x.shape
     out = case.output_nchw()
@@ -65,7 +65,7 @@ def _conv_module(
         group=attributes.get("group", 1),
         output_shape=y_type.get_shape(),
     )
-    properties = {"algorithm": StringAttr(algorithm)}
+    properties = {} if algorithm is None else {"algorithm": StringAttr(algorithm)}
     if schedule is not None:
         properties["schedule"] = schedule.to_attr()
     if case.activation is not None:
@@ -141,8 +141,10 @@ def check_case(case: ConvCase, block: int, algorithm: str, schedule, cache_dir, 
 
 
 def scheduled_conv(case: ConvCase) -> conv.Conv2DOp:
-    """The conv of `case` (NCHW model) after conv-convert-layout at block 16, unscheduled."""
-    initializers = {"w": case.weight} | ({"b": case.bias} if case.bias is not None else {})
-    model = single_node_model("Conv", {"x": case.x}, initializers, **case.attributes)
-    module = lower(model, stop="nchwc", block=16).module
-    return next(op for op in module.walk() if op.name == "conv.conv2d")
+    """The conv of `case` on NCHWc input and output at block 16, without algorithm or schedule
+    (also when it has fewer than 16 input channels, which conv-convert-layout leaves NCHW)."""
+    return next(
+        op
+        for op in _conv_module(make_context(), case, 16, None, None).walk()
+        if isinstance(op, conv.Conv2DOp)
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -131,3 +132,23 @@ def test_epilogue_is_fused_into_one_nchwc_conv() -> None:
     conv_op = next(op for op in module.walk() if op.name == "conv.conv2d")
     assert conv_op.residual is not None and conv_op.activation.data == "relu"
     assert len(conv_op.output.type.get_shape()) == 5
+
+
+@pytest.mark.parametrize("block", [4, 8, 16])
+def test_a_stem_reads_its_nchw_image_without_a_pack(block: int, tmp_path_factory) -> None:
+    # 3 input channels < block: the conv reads NCHW and writes NCHWc (conv-convert-layout's
+    # reads_nchw_input); a 7x7 stride-2 stem with padding, 20 output channels (a partial block).
+    x, weight, bias = rand(2, 3, 17, 19, seed=5), rand(20, 3, 7, 7, seed=6), rand(20, seed=7)
+    attributes = dict(strides=[2, 2], pads=[3, 2, 3, 1])
+    model = conv_block_model(x, weight, bias, False, "Relu", **attributes)
+    module = lower(model, stop="scheduled", block=block).module
+    names = [op.name for op in module.walk() if op.name.startswith("conv.")]
+    assert "conv.pack" not in names
+    stem = next(op for op in module.walk() if op.name == "conv.conv2d")
+    assert len(stem.input.type.get_shape()) == 4 and len(stem.output.type.get_shape()) == 5
+    assert stem.algorithm.data == "direct"
+    compiled = compile(model, block=block, cache_dir=tmp_path_factory.getbasetemp() / "cache")
+    expected = expected_output(x, weight, bias, None, "Relu", **attributes)
+    for threads in (1, 2):
+        compiled.threads = threads
+        np.testing.assert_allclose(compiled.run({"x": x})["y"], expected, rtol=1e-4, atol=1e-5)
