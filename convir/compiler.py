@@ -26,12 +26,16 @@ conv-select-algorithm and `tiles` ({conv key: {knob: value}}) for conv-tile, key
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
 import onnx
 from xdsl.context import Context
+from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DenseResourceAttr, ModuleOp
 
 from convir.dialects import make_context
@@ -103,6 +107,7 @@ def lower(
     # (folded BatchNorms, then everything once weights are packed into one blob): peak memory.
     private = ctx is None
     ctx = ctx or make_context()
+    release_large_blocks_at_once()
     module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
@@ -132,11 +137,20 @@ def lower(
         ConvertParallelToGompPass().apply(ctx, function_module)
         parts.extend(lower_functions_to_llvm_ir(function_module, target_triple=target.triple))
 
+    def kernel_to_llvm_ir(kernel: func.FuncOp) -> None:
+        to_llvm_ir(ModuleOp([kernel]))
+        # xDSL IR is cyclic (ops, blocks and regions point at their parents), so a lowered
+        # kernel is garbage only the cyclic collector frees, and with the many long-lived objects
+        # of a compile its generation-2 collections are rare: without this, the kernels' IR
+        # piles up (peak RSS of MobileNetV2 221 -> 193 MiB; compile time unchanged).
+        gc.collect()
+
     def stream_to_llvm_ir() -> None:
         # Each kernel goes all the way to LLVM IR text as soon as it is emitted: the loop-level
         # IR of the whole model never exists at once (peak memory), then @forward follows.
-        convert_to_loops(ctx, module, target.vector_width, lambda k: to_llvm_ir(ModuleOp([k])))
+        convert_to_loops(ctx, module, target.vector_width, kernel_to_llvm_ir)
         to_llvm_ir(module)
+        return_freed_memory()  # before link_ir builds the whole LLVM module
 
     steps = [
         ("folded", fold),
@@ -161,7 +175,11 @@ def lower(
             resources_of(ctx).retain(referenced_handles(module))
         if stage == stop or (to_text and stage == "llvm-ir"):
             break
-    llvm_ir = link_ir(parts, exported=[ENTRY_POINT]) if to_text else None
+    llvm_ir = None
+    if to_text:
+        llvm_ir = link_ir(parts, exported=[ENTRY_POINT])
+        parts.clear()
+        return_freed_memory()
     return Lowered(ctx, module, target, stop, llvm_ir)
 
 
@@ -203,6 +221,7 @@ def compile_lowered(
         )
     module = lowered.module
     library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
+    return_freed_memory()
     weights_attr = module.attributes["convir.weights"]
     assert isinstance(weights_attr, DenseResourceAttr)
     weights = resources_of(lowered.ctx).array(weights_attr)
@@ -215,6 +234,45 @@ def compile_lowered(
         _workspaces(module),
         threads,
     )
+
+
+def return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`; a no-op
+    elsewhere). LLVM frees a linked or compiled module's memory but glibc keeps it, so the next
+    stage would grow the process past it: trimming between stages lowers the peak resident
+    memory of a compile (ResNet-50: 546 -> 522 MiB)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+#: glibc's `mallopt` parameter of the size from which a block gets its own mapping.
+_M_MMAP_THRESHOLD = -3
+#: Blocks from 128 KiB (glibc's initial threshold) up are mapped on their own.
+_MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+@cache
+def release_large_blocks_at_once() -> None:
+    """Pin glibc's mmap threshold at its initial 128 KiB (once per process; a no-op elsewhere).
+
+    By default glibc raises the threshold to the size of every mapped block that is freed (up
+    to 32 MiB), after which blocks that size come from the heap and stay there once freed. A
+    compile frees and allocates weight-sized arrays in turn (imported, folded, packed), so the
+    heap would keep each generation: pinned, every such array goes back to the system when it
+    dies (peak RSS of compiling and running ResNet-18: 317 -> 254 MiB).
+    """
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 def _specs(module: ModuleOp, kind: str) -> list[TensorSpec]:

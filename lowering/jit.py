@@ -56,6 +56,7 @@ _OPENMP_PREFIXES = ("GOMP_", "omp_")
 
 _LOCK = threading.RLock()
 _initialized = False
+_all_targets = False
 _libgomp_path: str | None = None
 _libgomp_tried: list[str] = []
 
@@ -77,9 +78,6 @@ def _initialize() -> None:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()
-        # Every target, so assembly() can print code for a preset of another ISA.
-        llvm.initialize_all_targets()
-        llvm.initialize_all_asmprinters()
         for name in ("c", "m"):
             path = ctypes.util.find_library(name)
             # A library that cannot load surfaces later as a named unresolved symbol.
@@ -121,9 +119,22 @@ def libgomp_path() -> str | None:
     return _libgomp_path
 
 
+def _initialize_all_targets() -> None:
+    """Every LLVM backend, so that assembly() can print code for a preset of another ISA; only
+    then, as it makes LLVM touch ~12 MiB more of its code, resident for the whole process."""
+    global _all_targets
+    with _LOCK:
+        if not _all_targets:
+            llvm.initialize_all_targets()
+            llvm.initialize_all_asmprinters()
+            _all_targets = True
+
+
 def target_machine(target: Target) -> llvm.TargetMachine:
     """A new O3 TargetMachine for `target`; never share one between execution engines."""
     _initialize()
+    if _arch(target.triple) != _arch(llvm.get_process_triple()):
+        _initialize_all_targets()
     try:
         llvm_target = llvm.Target.from_triple(target.triple)
     except RuntimeError as error:

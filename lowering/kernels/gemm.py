@@ -49,10 +49,14 @@ def pack_panels(b: np.ndarray, trans_b: bool) -> np.ndarray:
     """B ([K, N], or [N, K] with `trans_b`) as panels [ceil(N / PANEL), K, PANEL], zero-padded."""
     rows = np.asarray(b.T if trans_b else b, dtype=np.float32)
     depth, columns = rows.shape
-    panels = -(-columns // PANEL)
-    padded = np.zeros((depth, panels * PANEL), dtype=np.float32)
-    padded[:, :columns] = rows
-    return np.ascontiguousarray(padded.reshape(depth, panels, PANEL).transpose(1, 0, 2))
+    full, rest = divmod(columns, PANEL)
+    # Written in place into the one output array: a classifier's B can be most of a model's
+    # weights (VGG-16's first FC: 411 MB), so no padded or transposed temporary copy of it.
+    packed = np.zeros((full + (rest > 0), depth, PANEL), dtype=np.float32)
+    packed[:full].transpose(1, 0, 2)[...] = rows[:, : full * PANEL].reshape(depth, full, PANEL)
+    if rest:
+        packed[full, :, :rest] = rows[:, full * PANEL :]
+    return packed
 
 
 def _dimensions(op: conv.GemmOp) -> tuple[int, int, int]:

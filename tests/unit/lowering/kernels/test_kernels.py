@@ -355,3 +355,18 @@ def test_apply_activation_rejects_unknown_kinds() -> None:
     block = Block(arg_types=[f32])
     with pytest.raises(ValueError, match="'gelu' is unknown"):
         apply_activation(block.args[0], "gelu", 0.0, 0.0, None)
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("columns", [1, 16, 37])
+def test_pack_panels_lays_b_out_as_zero_padded_panels(trans_b: bool, columns: int) -> None:
+    from lowering.kernels.gemm import PANEL, pack_panels
+
+    b = np.arange(5 * columns, dtype=np.float32).reshape(5, columns) + 1  # B is [K, N]
+    packed = pack_panels(np.ascontiguousarray(b.T) if trans_b else b, trans_b)
+    assert packed.shape == (-(-columns // PANEL), 5, PANEL) and packed.flags.c_contiguous
+    for p in range(packed.shape[0]):
+        for lane in range(PANEL):
+            column = p * PANEL + lane
+            expected = b[:, column] if column < columns else np.zeros(5, np.float32)
+            np.testing.assert_array_equal(packed[p, :, lane], expected)
