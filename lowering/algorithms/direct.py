@@ -8,8 +8,10 @@ microkernel keeps an `ow_block` × `oc_blocks` tile of accumulators in vector re
 broadcasts one input value and issues `oc_blocks` FMAs. Only logical input channels are read,
 so padded NCHWc lanes never matter. Bias initialises the accumulators; residual and activation are
 applied to the tile in registers before it is stored (on NCHWc one vector store per pixel and
-block, on NCHW one scalar store per lane). Padding is materialised once per call in a workspace
-(the zero-padded input), so the inner loops carry no bounds checks.
+block, on NCHW one scalar store per lane). Padding is never copied: each output row runs only
+the kernel rows that fall inside the input, and the width tiles whose taps all fall inside run
+unguarded in one loop, while the border tiles (left and right, and a remainder) share one loop
+whose loads are clamped and replaced by 0 outside the input. No workspace.
 
 An NCHW input with an NCHWc output (a stem conv on a 3-channel image, left unpacked by
 conv-convert-layout) is read plane by plane with the NCHWc loop order.
@@ -21,6 +23,7 @@ groups must hold whole blocks of output channels (depthwise convs have their own
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,7 +43,6 @@ from lowering.algorithms.common import (
     has_constant_parameters,
     row_tile,
     store_blocked,
-    width_tiles,
 )
 from lowering.emit import (
     Index,
@@ -199,7 +201,7 @@ class DirectEmitter:
         return packers
 
     def workspace_bytes(self, op: Operation) -> int:
-        return ConvGeometry.of(op).padding_bytes()
+        return 0  # padding is handled in the loops, not by a padded copy
 
     def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
         g = ConvGeometry.of(op)
@@ -210,7 +212,8 @@ class DirectEmitter:
             weight_shape = (g.group, blocks, g.cg, g.kh, g.kw, wb)
         else:
             weight_shape = (g.group, blocks, -(-g.cg // wb), g.kh, g.kw, wb, wb)
-        with conv_kernel(module, name, op, g, weight_shape, (g.group, blocks, wb)) as buffers:
+        bias_shape = (g.group, blocks, wb)
+        with conv_kernel(module, name, op, g, weight_shape, bias_shape, 0) as buffers:
             _emit_tiles(_Tiling(g, s, blocks), op, buffers)
 
 
@@ -229,11 +232,82 @@ def _emit_tiles(t: _Tiling, op, buffers) -> None:
     block_groups = -(-t.blocks // s.oc_blocks)
     with parallel([(0, g.n), (0, g.group), (0, block_groups), (0, g.oh)]) as (n, grp, bg, oh):
         emit_tile = _emit_tile if g.block is None else _emit_blocked_tile
-        width_tiles(
-            g.ow,
+        rows = _tap_rows(g, oh)
+        _width_tiles(
+            g,
             s.ow_block,
-            lambda ow0, width: emit_tile(t, op, buffers, (n, grp, bg, oh, ow0), width),
+            lambda ow0, width, guarded: emit_tile(
+                t, op, buffers, _Position(n, grp, bg, oh, ow0, rows, guarded), width
+            ),
         )
+
+
+@dataclass(frozen=True)
+class _Position:
+    """Where a register tile is: image, group, channel-block group, output row, first output
+    column; the range [first, last) of kernel rows that fall inside the input for this output
+    row, and whether the tile's columns may fall outside it (then each load is guarded)."""
+
+    n: SSAValue
+    grp: SSAValue
+    bg: SSAValue
+    oh: SSAValue
+    ow0: Index
+    rows: tuple[Index, Index]
+    guarded: bool
+
+
+def _tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
+    """Kernel rows kh with 0 <= oh·stride - top + kh·dilation < H: [max(0, ⌈(top - oh·s)/d⌉),
+    min(KH, ⌈(H + top - oh·s)/d⌉)). Rows of padding contribute nothing, so they are skipped."""
+    top, bottom = g.pads[0], g.pads[2]
+    if not top and not bottom:
+        return 0, g.kh
+    stride, dilation = g.strides[0], g.dilations[0]
+    first: Index = 0
+    last: Index = g.kh
+    if top:
+        before = affine([(oh, -stride)], top)  # top - oh·s
+        first = arith.MaxSIOp(index(0), _ceil_div(before, dilation)).result
+    if bottom:
+        after = affine([(oh, -stride)], g.h + top)  # H + top - oh·s
+        last = arith.MinSIOp(index(g.kh), _ceil_div(after, dilation)).result
+    return first, last
+
+
+def _ceil_div(value: SSAValue, divisor: int) -> SSAValue:
+    if divisor == 1:
+        return value
+    return arith.CeilDivSIOp(value, index(divisor)).result
+
+
+def _width_tiles(g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]) -> None:
+    """Cover output columns [0, OW) with tiles of `ow_block` and one narrower remainder tile:
+    emit(first column, width, guarded). Tiles whose taps all fall inside the input run in one
+    unguarded loop; the others (the left and right borders) share one guarded loop body."""
+    left = g.pads[1]
+    stride, span = g.strides[1], (g.kw - 1) * g.dilations[1]
+    # Output columns whose taps are all inside the input: [inside_first, inside_end).
+    inside_first = -(-left // stride)
+    inside_end = max(inside_first, (g.w - 1 + left - span) // stride + 1)
+    full = g.ow // ow_block
+    first = min(full, -(-inside_first // ow_block))
+    end = max(first, min(full, (inside_end - ow_block) // ow_block + 1))
+    border = first + full - end
+    if border:
+        with loop(0, border) as tile:
+            # Border tile i: tile i on the left, tile end + (i - first) on the right.
+            right = arith.CmpiOp(tile.iv, index(first), "sge").result
+            number = arith.SelectOp(right, affine([(tile.iv, 1)], end - first), tile.iv).result
+            emit(affine([(number, ow_block)]), ow_block, True)
+    if end > first:
+        with loop(first * ow_block, end * ow_block, ow_block) as tile:
+            emit(tile.iv, ow_block, False)
+    remainder = g.ow % ow_block
+    if remainder:
+        start = full * ow_block
+        inside = inside_first <= start and start + remainder <= inside_end
+        emit(start, remainder, not inside)
 
 
 def _output_blocks(t: _Tiling, bg: SSAValue) -> list[SSAValue]:
@@ -258,17 +332,33 @@ def _initial_tile(t: _Tiling, bias, grp, blocks, ow_block: int) -> list[SSAValue
     ]
 
 
-def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
+def _input_column(g: ConvGeometry, ow0: Index, kw: SSAValue, pixel: int) -> SSAValue:
+    """The input column of output column ow0 + pixel at kernel column kw (may be outside)."""
+    return affine([(ow0, g.strides[1]), (kw, g.dilations[1])], pixel * g.strides[1] - g.pads[1])
+
+
+def _input_value(g: ConvGeometry, x: SSAValue, indices: list, column: int, guarded: bool):
+    """x[indices], where indices[column] may be outside [0, W) when `guarded`: then a clamped
+    load whose value is replaced by 0 (the padding), branch-free."""
+    if not guarded:
+        return load(x, indices)
+    inside = arith.CmpiOp(indices[column], index(g.w), "ult").result  # also false when < 0
+    safe = list(indices)
+    safe[column] = arith.SelectOp(inside, indices[column], index(0)).result
+    return arith.SelectOp(inside, load(x, safe), f32_constant(0.0)).result
+
+
+def _emit_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) -> None:
     """NCHW: accumulate one ow_block × oc_blocks tile over (c, kh, kw), epilogue, store."""
     x, weight, bias, residual, y, _ = buffers
-    n, grp, bg, oh, ow0 = position
+    n, grp = at.n, at.grp
     g, s = t.g, t.s
     wb = s.vector_width
-    blocks = _output_blocks(t, bg)
+    blocks = _output_blocks(t, at.bg)
     with loop(0, g.cg, carry=_initial_tile(t, bias, grp, blocks, ow_block)) as c_loop:
         channel = affine([(grp, g.cg), (c_loop.iv, 1)])
-        with loop(0, g.kh, carry=c_loop.carried) as kh_loop:
-            row = affine([(oh, g.strides[0]), (kh_loop.iv, g.dilations[0])])
+        with loop(*at.rows, carry=c_loop.carried) as kh_loop:
+            row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
             with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
                 accs = list(kw_loop.carried)
                 weights = [
@@ -276,10 +366,9 @@ def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
                     for b in blocks
                 ]
                 for r in range(ow_block):
-                    col = affine(
-                        [(ow0, g.strides[1]), (kw_loop.iv, g.dilations[1])], r * g.strides[1]
-                    )
-                    pixel = broadcast(load(x, [n, channel, row, col]), wb)
+                    col = _input_column(g, at.ow0, kw_loop.iv, r)
+                    value = _input_value(g, x, [n, channel, row, col], 3, at.guarded)
+                    pixel = broadcast(value, wb)
                     for j, wv in enumerate(weights):
                         accs[j * ow_block + r] = fma(pixel, wv, accs[j * ow_block + r])
                 kw_loop.yield_(*accs)
@@ -288,10 +377,11 @@ def _emit_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
     for j in range(s.oc_blocks):
         for r in range(ow_block):
             acc = c_loop.results[j * ow_block + r]
-            _store_nchw_tile(t, op, acc, residual, y, (n, grp, blocks[j], oh, add(ow0, r)))
+            position = (n, grp, blocks[j], at.oh, add(at.ow0, r))
+            _store_nchw_tile(t, op, acc, residual, y, position)
 
 
-def _emit_blocked_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None:
+def _emit_blocked_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) -> None:
     """NCHWc: accumulate one ow_block × oc_blocks tile over input blocks, epilogue, store.
 
     Loop order input block -> kh -> kw -> lane (unrolled): the X lanes of one input pixel are
@@ -300,10 +390,10 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None
     a few-channel stem) is read as X-channel blocks the same way, lane `l` from plane `l`.
     """
     x, weight, bias, residual, y, _ = buffers
-    n, grp, bg, oh, ow0 = position
+    n, grp = at.n, at.grp
     g, s = t.g, t.s
     wb = s.vector_width
-    blocks = _output_blocks(t, bg)
+    blocks = _output_blocks(t, at.bg)
     group_blocks = -(-g.cg // wb)
     full, partial = divmod(g.cg, wb)
     accs = _initial_tile(t, bias, grp, blocks, ow_block)
@@ -313,17 +403,15 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None
 
         def input_value(row: SSAValue, col: SSAValue, lane: int) -> SSAValue:
             if g.nchw_input:  # channel `lane` of input block `block`, read from an NCHW plane
-                return load(x, [n, affine([(grp, g.cg), (block, wb)], lane), row, col])
-            return load(x, [n, in_block, row, col, lane])
+                channel = affine([(grp, g.cg), (block, wb)], lane)
+                return _input_value(g, x, [n, channel, row, col], 3, at.guarded)
+            return _input_value(g, x, [n, in_block, row, col, lane], 3, at.guarded)
 
-        with loop(0, g.kh, carry=accs) as kh_loop:
-            row = affine([(oh, g.strides[0]), (kh_loop.iv, g.dilations[0])])
+        with loop(*at.rows, carry=accs) as kh_loop:
+            row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
             with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
                 tile = list(kw_loop.carried)
-                cols = [
-                    affine([(ow0, g.strides[1]), (kw_loop.iv, g.dilations[1])], r * g.strides[1])
-                    for r in range(ow_block)
-                ]
+                cols = [_input_column(g, at.ow0, kw_loop.iv, r) for r in range(ow_block)]
                 for lane in range(lanes):
                     weights = [
                         load_vector(weight, [grp, b, block, kh_loop.iv, kw_loop.iv, lane, 0], wb)
@@ -346,7 +434,8 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, position, ow_block: int) -> None
     for j in range(s.oc_blocks):
         out_block = affine([(grp, g.og // wb), (blocks[j], 1)])
         for r in range(ow_block):
-            store_blocked(op, accs[j * ow_block + r], residual, y, [n, out_block, oh, add(ow0, r)])
+            position = [n, out_block, at.oh, add(at.ow0, r)]
+            store_blocked(op, accs[j * ow_block + r], residual, y, position)
 
 
 def _store_nchw_tile(t: _Tiling, op, acc, residual, y, position) -> None:

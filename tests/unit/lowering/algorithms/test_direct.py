@@ -70,3 +70,21 @@ def test_output_written_and_not_trivially_zero() -> None:
     y = compiled.run({"x": x})["y"]
     assert np.abs(y).max() > 0.1
     np.testing.assert_allclose(y, reference.conv2d(x, weight), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("channels", "group", "block"),
+    [(6, 3, None), (5, 1, 8), (20, 1, 16)],  # NCHW grouped; NCHW image -> NCHWc; NCHWc
+)
+@pytest.mark.parametrize(("strides", "dilations"), [([1, 1], [1, 1]), ([1, 2], [2, 2])])
+def test_border_tiles_read_no_padding(channels, group, block, strides, dilations, tmp_path):
+    # Wide enough for left border tiles, an unguarded interior loop, right border tiles and a
+    # remainder tile; asymmetric pads so that the rows' tap ranges differ at top and bottom.
+    x = rand(2, channels, 9, 44, seed=11)  # OW 47 or 22: tiles of 5 and a remainder of 2
+    weight = rand(12, channels // group, 3, 5, seed=12)
+    bias = rand(12, seed=13)
+    attributes = dict(strides=strides, pads=[2, 3, 1, 4], dilations=dilations, group=group)
+    model = _conv_model(x, weight, bias, **attributes)
+    compiled = compile(model, block=block, algorithms={"all": "direct"}, cache_dir=tmp_path)
+    expected = reference.conv2d(x, weight, bias, **attributes)
+    np.testing.assert_allclose(compiled.run({"x": x})["y"], expected, rtol=1e-4, atol=1e-5)
