@@ -7,8 +7,8 @@
 - `models`  whole built-in models, convir against onnxruntime (`models.py`).
 
 `timing.py` holds the timing discipline every benchmark shares (warm-up, calibrated samples,
-interleaving, medians); `report.py` prints tables and writes JSON and plots. Everything here is
-a library first; `convir.cli.bench` only parses options.
+interleaving, medians); `report.py` prints tables and draws plots. Everything here is a
+library first; `convir.cli.bench` parses options and writes the JSON.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
-"""Tables, JSON and plots of the benchmarks' results.
+"""Tables and plots of the benchmarks' results.
 
 Tables are printed a row at a time as results arrive (a full `bench layers` takes minutes).
-`--json FILE` writes the report's `to_json()`; `-` writes it to stdout, and the table then
-goes to stderr so that stdout stays valid JSON. `--plot FILE.png` draws with matplotlib's Agg
-backend (no display needed); without matplotlib it fails before any measurement.
+`--json FILE` (written by `convir.cli.bench`) holds the report's `to_json()`; with `-` it goes to
+stdout, and the table then goes to stderr so that stdout stays valid JSON. `--plot FILE.png`
+draws with matplotlib's Agg backend (no display needed); without matplotlib it fails before any
+measurement.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import IO, Any
 
 from convir.bench import BenchError
@@ -30,19 +29,6 @@ def require_matplotlib() -> Any:
     except ImportError:
         raise BenchError(MATPLOTLIB_MISSING) from None
     return plt
-
-
-def write_json(data: dict[str, object], path: str) -> None:
-    """Write `data` as JSON to `path` ("-": stdout)."""
-    text = json.dumps(data, indent=2) + "\n"
-    if path == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        with open(path, "w") as file:
-            file.write(text)
-    except OSError as error:
-        raise BenchError(f"cannot write '{path}': {error.strerror}") from None
 
 
 def _number(value: float | None, width: int, digits: int) -> str:

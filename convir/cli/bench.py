@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 
 from convir.cli.errors import UserError
+from convir.cli.files import write_text
 
 _PEAK_METHOD = (
     "The peak is measured, never assumed: a generated LLVM kernel runs independent chains of "
@@ -137,6 +139,11 @@ def _table_stream(args: argparse.Namespace):
     return sys.stderr if args.json == "-" else sys.stdout
 
 
+def _write_json(data: dict[str, object], path: str) -> None:
+    """`--json FILE`: the results as JSON in FILE ('-': stdout)."""
+    write_text(json.dumps(data, indent=2) + "\n", None if path == "-" else path)
+
+
 def _bench_errors(run: Callable[[argparse.Namespace], None]):
     """Turn the benchmarks' errors into the command line's one-line errors."""
 
@@ -154,12 +161,12 @@ def _bench_errors(run: Callable[[argparse.Namespace], None]):
 @_bench_errors
 def _run_peak(args: argparse.Namespace) -> None:
     from convir.bench.peak import measure_peak
-    from convir.bench.report import print_peak, write_json
+    from convir.bench.report import print_peak
 
     peak = measure_peak(args.threads)
     print_peak(peak, _table_stream(args))
     if args.json:
-        write_json({"benchmark": "peak", "peak": peak.to_json()}, args.json)
+        _write_json({"benchmark": "peak", "peak": peak.to_json()}, args.json)
 
 
 @_bench_errors
@@ -198,7 +205,7 @@ def _run_layers(args: argparse.Namespace) -> None:
     )
     report.print_layer_summary(results, out)
     if args.json:
-        report.write_json(results.to_json(), args.json)
+        _write_json(results.to_json(), args.json)
     if args.plot:
         report.plot_layers(results, args.plot)
     _fail_on_mismatches(results.summary()["mismatches"])
@@ -224,7 +231,7 @@ def _run_models(args: argparse.Namespace) -> None:
         on_result=lambda result: report.print_model_row(result, out),
     )
     if args.json:
-        report.write_json(results.to_json(), args.json)
+        _write_json(results.to_json(), args.json)
     if args.plot:
         report.plot_models(results, args.plot)
     _fail_on_mismatches(results.to_json()["mismatches"])

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from convir.cli.errors import UserError
+from convir.cli.files import write_text
 
 
 def add_native_commands(
@@ -166,18 +166,7 @@ def _compile_command(args: argparse.Namespace) -> None:
         text = lowered.llvm_ir
     else:
         text = module_to_text(lowered.module, ctx)
-    _write(text, args.output)
-
-
-def _write(text: str, path: str | None) -> None:
-    if path is None:
-        sys.stdout.write(text)
-        return
-    try:
-        with open(path, "w") as file:
-            file.write(text)
-    except OSError as error:
-        raise UserError(f"cannot write '{path}': {error.strerror}") from None
+    write_text(text, args.output)
 
 
 def _run_command(args: argparse.Namespace) -> None:
