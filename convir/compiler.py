@@ -14,9 +14,14 @@
     lower_to_llvm               scf/arith/math/vector/memref/func/cf -> llvm     -> "llvm"
     translate_to_llvm_ir        llvmlite IR text                                  -> "llvm-ir"
                                 (to reach "llvm-ir", each kernel goes from loops to LLVM IR
-                                text as soon as it is emitted, and LLVM links the parts: the
-                                IR of a whole model below graph level never exists at once)
-    compile_ir                  O3 + machine code, cached on disk                 -> "asm"
+                                text as soon as it is emitted: the IR of a whole model below
+                                graph level never exists at once; LLVM links the parts)
+    compile_ir                  O3 + shared object, cached on disk                -> "asm"
+
+`compile` keys its cache by the planned module (`model_cache_key`: IR, weights, target, and
+convir's own code): on a hit it only packs the weights and loads the shared object. On a miss it
+lowers the kernels and hands their LLVM IR to a worker process (`lowering.codegen`) that builds
+the shared object, so the compiling process never maps LLVM (see `lowering.jit`).
 
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
 Both take per-conv overrides: `algorithms` ({conv key or "all": algorithm}) for
@@ -28,20 +33,25 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
+import numpy as np
 import onnx
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DenseResourceAttr, ModuleOp
 
+from convir import __version__ as convir_version
 from convir.dialects import make_context
 from convir.dialects.resources import referenced_handles, resources_of
 from convir.runtime import CompiledModel, TensorSpec
 from convir.target import Target
+from lowering.conv_to_loops import ENTRY_POINT
 
 STAGES = (
     "conv",
@@ -74,13 +84,27 @@ STAGE_AFTER_PASS = {
 
 @dataclass
 class Lowered:
-    """A module at some stage of the pipeline, with the context that owns its weights."""
+    """A module at some stage of the pipeline, with the context that owns its weights.
+
+    At "llvm-ir", `llvm_parts` holds the LLVM IR of each kernel and of @forward, to be linked
+    with only @forward exported; `llvm_ir` is that linked module (linked on first use, by LLVM in
+    this process).
+    """
 
     ctx: Context
     module: ModuleOp
     target: Target
     stage: str
-    llvm_ir: str | None = None
+    llvm_parts: list[str] | None = None
+    _linked: str | None = field(default=None, repr=False)
+
+    @property
+    def llvm_ir(self) -> str | None:
+        if self._linked is None and self.llvm_parts is not None:
+            from lowering.codegen import link_ir
+
+            self._linked = link_ir(self.llvm_parts, exported=[ENTRY_POINT])
+        return self._linked
 
 
 def lower(
@@ -111,10 +135,9 @@ def lower(
     module = model if isinstance(model, ModuleOp) else import_onnx(model, ctx=ctx)
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
-    from lowering.conv_to_loops import ENTRY_POINT, convert_to_loops
-    from lowering.jit import link_ir
+    from lowering.conv_to_loops import convert_to_loops
     from lowering.parallel_to_gomp import ConvertParallelToGompPass
-    from lowering.to_llvm import lower_functions_to_llvm_ir, lower_to_llvm
+    from lowering.to_llvm import lower_to_llvm
     from passes.convert_layout import convert_layout
     from passes.fold_batchnorm import FoldBatchNormPass
     from passes.fold_constants import FoldConstantsPass
@@ -131,6 +154,48 @@ def lower(
         convert_layout(ctx, module, block or target.vector_width)
         DeadCodeElimination().apply(ctx, module)
 
+    steps = [
+        ("conv", lambda: None),
+        ("folded", fold),
+        ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
+        ("nchwc", to_nchwc),
+        ("selected", lambda: select_algorithms(module, target, algorithms)),
+        ("scheduled", lambda: tile_convs(module, target, tiles)),
+        ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
+        ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
+        ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
+        ("llvm", lambda: lower_to_llvm(module)),
+    ]
+    to_text = stop in ("llvm-ir", "asm")  # "asm" is compile_ir's business, from the LLVM IR
+    for stage, step in steps:
+        step()
+        if private:
+            resources_of(ctx).retain(referenced_handles(module))
+        if stage == stop or (to_text and stage == "planned"):
+            break
+    lowered = Lowered(ctx, module, target, stage)
+    return lower_to_llvm_ir(lowered, release_weights=private) if to_text else lowered
+
+
+def lower_to_llvm_ir(
+    lowered: Lowered, *, emit_kernels: bool = True, release_weights: bool = False
+) -> Lowered:
+    """Take a module at "planned" to "llvm-ir": `llvm_parts` holds each kernel's LLVM IR, then
+    @forward's. Each kernel goes all the way to LLVM IR text as soon as it is emitted: the
+    loop-level IR of a whole model never exists at once (peak memory).
+
+    Without `emit_kernels`, only the weights are packed and the arena and I/O noted (what a
+    `CompiledModel` needs besides its machine code), and `llvm_parts` stays None: for a model
+    whose machine code is in the cache. `release_weights` drops the unpacked weights from the
+    context once they are packed (for a context private to the compile).
+    """
+    from lowering.conv_to_loops import convert_to_loops
+    from lowering.parallel_to_gomp import ConvertParallelToGompPass
+    from lowering.to_llvm import lower_functions_to_llvm_ir
+
+    if lowered.stage != "planned":
+        raise ValueError(f"lower_to_llvm_ir needs a module at 'planned', not '{lowered.stage}'")
+    ctx, module, target = lowered.ctx, lowered.module, lowered.target
     parts: list[str] = []
 
     def to_llvm_ir(function_module: ModuleOp) -> None:
@@ -145,42 +210,15 @@ def lower(
         # piles up (peak RSS of MobileNetV2 221 -> 193 MiB; compile time unchanged).
         gc.collect()
 
-    def stream_to_llvm_ir() -> None:
-        # Each kernel goes all the way to LLVM IR text as soon as it is emitted: the loop-level
-        # IR of the whole model never exists at once (peak memory), then @forward follows.
+    if emit_kernels:
         convert_to_loops(ctx, module, target.vector_width, kernel_to_llvm_ir)
         to_llvm_ir(module)
-        return_freed_memory()  # before link_ir builds the whole LLVM module
-
-    steps = [
-        ("folded", fold),
-        ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
-        ("nchwc", to_nchwc),
-        ("selected", lambda: select_algorithms(module, target, algorithms)),
-        ("scheduled", lambda: tile_convs(module, target, tiles)),
-        ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
-    ]
-    to_text = stop in ("llvm-ir", "asm")  # "asm" is compile_ir's business, from the LLVM IR
-    if to_text:
-        steps.append(("llvm-ir", stream_to_llvm_ir))
     else:
-        steps += [
-            ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
-            ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
-            ("llvm", lambda: lower_to_llvm(module)),
-        ]
-    for stage, step in [("conv", lambda: None), *steps]:
-        step()
-        if private:
-            resources_of(ctx).retain(referenced_handles(module))
-        if stage == stop or (to_text and stage == "llvm-ir"):
-            break
-    llvm_ir = None
-    if to_text:
-        llvm_ir = link_ir(parts, exported=[ENTRY_POINT])
-        parts.clear()
-        return_freed_memory()
-    return Lowered(ctx, module, target, stop, llvm_ir)
+        convert_to_loops(ctx, module, target.vector_width, emit_kernels=False)
+    if release_weights:
+        resources_of(ctx).retain(referenced_handles(module))
+    return_freed_memory()
+    return Lowered(ctx, module, target, "llvm-ir", parts if emit_kernels else None)
 
 
 def compile(
@@ -198,11 +236,60 @@ def compile(
     `block`: channels per NCHWc block (default: the target's vector width); any block runs
     correctly on any machine, other than the vector width it is only slower.
     `algorithms`, `tiles`: per-conv overrides, as for `lower`.
+
+    The machine code is cached under `model_cache_key` of the planned module: on a hit no
+    kernel is emitted or lowered (the weights are only packed) and no code generator runs.
     """
-    lowered = lower(
-        model, target=target, stop="llvm-ir", block=block, algorithms=algorithms, tiles=tiles
+    from lowering.jit import cached_library
+
+    planned = lower(
+        model, target=target, stop="planned", block=block, algorithms=algorithms, tiles=tiles
     )
-    return compile_lowered(lowered, threads=threads, cache_dir=cache_dir)
+    key = model_cache_key(planned)
+    library = cached_library(key, planned.target, cache_dir=cache_dir)
+    lowered = lower_to_llvm_ir(planned, emit_kernels=library is None, release_weights=True)
+    if library is None:
+        return compile_lowered(lowered, threads=threads, cache_dir=cache_dir, key=key)
+    return _compiled_model(lowered, library, threads)
+
+
+def model_cache_key(planned: Lowered) -> str:
+    """Hex sha256 of everything a planned module's machine code depends on: its IR (algorithms,
+    schedules and arena offsets included), the weights it refers to, the target, and the code
+    of convir that lowers it (`code_fingerprint`)."""
+    digest = hashlib.sha256()
+    for part in ("convir-model", code_fingerprint(), planned.target.fingerprint()):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(str(planned.module).encode())
+    resources = resources_of(planned.ctx)
+    for op in planned.module.walk():
+        for attr in (*op.properties.values(), *op.attributes.values()):
+            if isinstance(attr, DenseResourceAttr):
+                array = np.ascontiguousarray(resources.array(attr))
+                digest.update(attr.resource_handle.data.encode())
+                digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
+@cache
+def code_fingerprint() -> str:
+    """Hex sha256 of the source of convir, passes and lowering and of the versions of xDSL and
+    llvmlite: a model's cached machine code is stale as soon as any of them changes."""
+    import llvmlite
+    import xdsl
+
+    import lowering
+    import passes
+
+    versions = f"{convir_version}\0{xdsl.__version__}\0{llvmlite.__version__}"
+    digest = hashlib.sha256(versions.encode())
+    roots = [Path(__file__).parent, Path(passes.__file__).parent, Path(lowering.__file__).parent]
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def compile_lowered(
@@ -210,18 +297,30 @@ def compile_lowered(
     *,
     threads: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    key: str | None = None,
 ) -> CompiledModel:
     """Machine code for a module `lower` took to "llvm-ir" (from any graph-form module, e.g. a
-    hand-built one), with its weights, arena and I/O specs, as a `CompiledModel`."""
+    hand-built one), with its weights, arena and I/O specs, as a `CompiledModel`. The code is
+    cached under `key`, by default a hash of the LLVM IR."""
     from lowering.jit import compile_ir
 
-    if lowered.llvm_ir is None:
+    if lowered.llvm_parts is None:
         raise ValueError(
             f"compile_lowered needs a module lowered to 'llvm-ir', not '{lowered.stage}'"
         )
+    library = compile_ir(
+        lowered.llvm_parts,
+        lowered.target,
+        exported=[ENTRY_POINT],
+        cache_dir=cache_dir,
+        isolated=True,
+        key=key,
+    )
+    return _compiled_model(lowered, library, threads)
+
+
+def _compiled_model(lowered: Lowered, library, threads: int | None) -> CompiledModel:
     module = lowered.module
-    library = compile_ir(lowered.llvm_ir, lowered.target, cache_dir=cache_dir)
-    return_freed_memory()
     weights_attr = module.attributes["convir.weights"]
     assert isinstance(weights_attr, DenseResourceAttr)
     weights = resources_of(lowered.ctx).array(weights_attr)
@@ -238,9 +337,9 @@ def compile_lowered(
 
 def return_freed_memory() -> None:
     """Hand the C heap's free pages back to the system (glibc's `malloc_trim`; a no-op
-    elsewhere). LLVM frees a linked or compiled module's memory but glibc keeps it, so the next
+    elsewhere). A stage frees the IR it is done with but glibc keeps the pages, so the next
     stage would grow the process past it: trimming between stages lowers the peak resident
-    memory of a compile (ResNet-50: 546 -> 522 MiB)."""
+    memory of a compile (ResNet-50: 546 -> 522 MiB, measured when LLVM still ran in-process)."""
     trim = getattr(_libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)

@@ -101,12 +101,14 @@ class CompiledModel:
         return outputs
 
     def memory_report(self) -> dict[str, object]:
-        """Bytes of the packed weights, of the arena (activations and workspaces), and of the
-        workspace of each kernel that has one."""
+        """Bytes of the packed weights, of the arena (activations and workspaces), of the
+        workspace of each kernel that has one, and the peak resident bytes of the code generator
+        worker that built the machine code (None when it came from the cache)."""
         return {
             "weights_bytes": int(self._weights.size),
             "arena_bytes": self._arena_bytes,
             "workspace_bytes": dict(self._workspace_bytes),
+            "codegen_peak_rss_bytes": getattr(self._library, "builder_peak_rss", None),
         }
 
     def _checked(self, spec: TensorSpec, array: np.ndarray) -> np.ndarray:

@@ -22,7 +22,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +108,8 @@ class Target:
     @staticmethod
     def host() -> Target:
         """Detect the machine this process runs on (LLVM host CPU, sysfs caches, affinity)."""
-        import llvmlite.binding as llvm
-
-        triple = llvm.get_process_triple()
-        cpu = llvm.get_host_cpu_name()
-        feature_map = llvm.get_host_cpu_features()
-        enabled = {name for name, on in feature_map.items() if on}
+        triple, cpu, features, enabled_list = _llvm_host()
+        enabled = set(enabled_list)
         is_aarch64 = triple.startswith(("aarch64", "arm64"))
         if is_aarch64:
             vector_bits, has_fma, registers = 128, True, 32
@@ -125,7 +124,7 @@ class Target:
             name="host",
             triple=triple,
             cpu=cpu,
-            features=feature_map.flatten(sort=True),
+            features=features,
             vector_bits=vector_bits,
             has_fma=has_fma,
             vector_registers=registers,
@@ -143,6 +142,38 @@ class Target:
         except KeyError:
             known = ", ".join(sorted(PRESETS))
             raise ValueError(f"unknown target preset {name!r}; known presets: {known}") from None
+
+
+@cache
+def _llvm_host() -> tuple[str, str, str, tuple[str, ...]]:
+    """LLVM's view of this machine: (triple, CPU name, flattened features, enabled features).
+
+    Asked of LLVM in this process when it has LLVM loaded already; otherwise of a short-lived
+    child process (~0.15 s, once per process), so that a process that only compiles through a
+    worker and runs cached code never maps libllvmlite.so (39 MiB resident).
+    """
+    if "llvmlite.binding" not in sys.modules:
+        query = "import convir.target as t, json; print(json.dumps(t._llvm_host_here()))"
+        done = subprocess.run(
+            [sys.executable, "-c", query], capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0:
+            triple, cpu, features, enabled = json.loads(done.stdout)
+            return triple, cpu, features, tuple(enabled)
+    return _llvm_host_here()
+
+
+def _llvm_host_here() -> tuple[str, str, str, tuple[str, ...]]:
+    import llvmlite.binding as llvm
+
+    feature_map = llvm.get_host_cpu_features()
+    enabled = tuple(sorted(name for name, on in feature_map.items() if on))
+    return (
+        llvm.get_process_triple(),
+        llvm.get_host_cpu_name(),
+        feature_map.flatten(sort=True),
+        enabled,
+    )
 
 
 def _parse_cache_size(text: str) -> int:

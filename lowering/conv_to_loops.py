@@ -105,13 +105,21 @@ KernelSink = Callable[[func.FuncOp], None]
 
 
 def convert_to_loops(
-    ctx: Context, module: ModuleOp, vector_width: int, kernel_sink: KernelSink | None = None
+    ctx: Context,
+    module: ModuleOp,
+    vector_width: int,
+    kernel_sink: KernelSink | None = None,
+    *,
+    emit_kernels: bool = True,
 ) -> None:
     """Rewrite `module`'s planned `@main` into `@forward` and its kernels (module docstring).
 
     With a `kernel_sink`, each kernel is detached from `module` as soon as it is emitted and
     handed to the sink, and `module` keeps a declaration of it in its place: a caller that lowers
     kernels one by one (`convir.compiler`) never holds the loop-level IR of a whole model.
+    Without `emit_kernels`, no kernel is emitted at all (@forward calls undeclared functions):
+    only the weights blob and the module's attributes are made, for a caller that has the
+    machine code already.
     """
     main = next(
         (op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "main"),
@@ -127,7 +135,7 @@ def convert_to_loops(
     inputs, outputs = list(block.args), list(returned.operands)
     arena_bytes = main.attributes["convir.arena_bytes"].value.data
 
-    lowering = _Lowering(ctx, module, vector_width, kernel_sink)
+    lowering = _Lowering(ctx, module, vector_width, kernel_sink, emit_kernels)
     ops = [op for op in block.ops if not isinstance(op, func.ReturnOp)]
     try:
         for i, value in enumerate(outputs):
@@ -203,10 +211,15 @@ class _Lowering:
     arena: SSAValue
 
     def __init__(
-        self, ctx: Context, module: ModuleOp, vector_width: int, kernel_sink: KernelSink | None
+        self,
+        ctx: Context,
+        module: ModuleOp,
+        vector_width: int,
+        kernel_sink: KernelSink | None,
+        emit_kernels: bool,
     ) -> None:
         self.ctx, self.module, self.vector_width = ctx, module, vector_width
-        self.kernel_sink = kernel_sink
+        self.kernel_sink, self.emit_kernels = kernel_sink, emit_kernels
         self.weights = _WeightsBlob()
         self.kernels: set[str] = set()
         self.packed_shapes: dict[tuple, tuple[int, ...]] = {}
@@ -236,6 +249,8 @@ class _Lowering:
     def _emitted(self, emit: Callable[[], None]) -> None:
         """Run `emit`, which appends kernel functions to the module; with a kernel sink, hand
         them over and leave declarations behind."""
+        if not self.emit_kernels:
+            return
         last = self.module.body.block.last_op
         emit()
         if self.kernel_sink is None:

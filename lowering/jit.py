@@ -1,29 +1,32 @@
-"""llvmlite code library: LLVM IR text -> optimised, cached, callable machine code (DESIGN §6).
+"""The code library: LLVM IR text -> cached, loaded, callable machine code (DESIGN §6).
 
 This module knows nothing about how the IR was generated (numba's split between code generator
-and code library):
-- `target_machine(target)`: a fresh O3 TargetMachine (MCJIT takes ownership of the one it gets);
-- `optimize(ir, target)`: parse, verify, LLVM's O3 pipeline (new pass manager, loop and SLP
-  vectorisation); `assembly(ir, target)` prints the result for `--emit asm`;
-- `compile_ir(ir, target)`: a `CompiledLibrary` whose functions are called through ctypes.
+and code library), and it never loads LLVM itself: `lowering.codegen` turns IR into a shared
+object (O3, an ELF object, the system linker), either in this process or, with
+`compile_ir(..., isolated=True)`, in a worker process (`python -m lowering.codegen`). This
+module stores shared objects in an on-disk cache and loads them with the dynamic loader.
+A process that compiles a model with `isolated=True`, or finds it in the cache, thus never maps
+LLVM (libllvmlite.so makes 39 MiB resident on load alone).
 
-Hit or miss, a library is built the same way: an ELF object (`TargetMachine.emit_object`) is
-loaded with `ExecutionEngine.add_object_file` into an MCJIT engine made around an empty module.
-A cache hit thus skips parsing, optimisation and code generation and only relocates the stored
-object. Entries record the object's external symbols, checked before loading: RuntimeDyld
-silently binds an unresolved symbol to address 0 and the first call would crash.
+A cache entry is the shared object followed by a trailer (its imports and exports as JSON, the
+cache key and a checksum), so that one file is the whole entry, written atomically, and the
+dynamic loader can map it where it lies (it ignores bytes after the ELF image). A damaged entry
+is deleted and rebuilt. Entries record the object's external symbols, checked before loading so
+that a missing runtime library is named rather than reported by the loader.
 
-Runtime symbols come from libc, libm (expf, tanhf) and libgomp (GOMP_parallel,
-omp_get_thread_num), loaded once per process with `load_library_permanently`. llvmlite is not
-thread-safe, so all LLVM work here runs under one module-level lock; calling compiled functions
-from several threads needs none (ctypes releases the GIL during the call).
+Runtime symbols come from libm (expf, tanhf) and libgomp (GOMP_parallel, omp_get_thread_num),
+loaded once per process into the global namespace; libraries are loaded local, with their own
+references bound to their own definitions. Calling compiled functions from several threads
+needs no lock (ctypes releases the GIL during the call).
 """
 
 from __future__ import annotations
 
+import _ctypes
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import glob
 import hashlib
 import json
@@ -31,32 +34,36 @@ import os
 import platform
 import site
 import struct
+import subprocess
+import sys
 import sysconfig
 import tempfile
 import threading
+import uuid
 import warnings
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import llvmlite
-import llvmlite.binding as llvm
 
 import convir
 from convir.target import Target
 
-#: Bump when the object format or the code-generation options change, to orphan old entries.
-CACHE_FORMAT = "1"
+#: Bump when the entry format or the code-generation options change, to orphan old entries.
+CACHE_FORMAT = "2"
 CACHE_DIR_ENV = "CONVIR_CACHE_DIR"
-_MAGIC = b"CVIROBJ\x01"
-# magic, key digest, metadata length, object length, sha256(metadata + object)
-_HEADER = struct.Struct("<8s32sIQ32s")
+_MAGIC = b"CVIRSO\x00\x02"
+# after the shared object and its metadata: magic, key digest, metadata length, object length,
+# sha256(object + metadata)
+_TRAILER = struct.Struct("<8s32sIQ32s")
+_SUFFIX = ".cvso"
 _OPENMP_PREFIXES = ("GOMP_", "omp_")
 
 _LOCK = threading.RLock()
-_initialized = False
-_all_targets = False
+_runtime_loaded = False
 _libgomp_path: str | None = None
 _libgomp_tried: list[str] = []
 
@@ -69,22 +76,28 @@ class CacheWarning(UserWarning):
     """The object cache cannot be used; compilation goes on without it."""
 
 
-def _initialize() -> None:
-    """Initialise LLVM's targets and load the runtime libraries, once per process."""
-    global _initialized, _libgomp_path
+@dataclass(frozen=True)
+class SharedObject:
+    """An ELF shared object plus the symbols it imports (checked before loading) and exports."""
+
+    data: bytes
+    imports: tuple[str, ...]
+    exports: tuple[str, ...]
+    #: Peak resident bytes of the worker process that built it (None: built here, or cached).
+    builder_peak_rss: int | None = None
+
+
+def _load_runtime() -> None:
+    """Load libm and libgomp into the global namespace, once per process."""
+    global _runtime_loaded, _libgomp_path
     with _LOCK:
-        if _initialized:
+        if _runtime_loaded:
             return
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        llvm.initialize_native_asmparser()
-        for name in ("c", "m"):
-            path = ctypes.util.find_library(name)
-            # A library that cannot load surfaces later as a named unresolved symbol.
-            with contextlib.suppress(RuntimeError):
-                llvm.load_library_permanently(path or f"lib{name}.so.6")
+        # A library that cannot load surfaces later as a named unresolved symbol.
+        with contextlib.suppress(OSError):
+            ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6", mode=ctypes.RTLD_GLOBAL)
         _libgomp_path = _load_libgomp()
-        _initialized = True
+        _runtime_loaded = True
 
 
 def _libgomp_candidates() -> list[str]:
@@ -105,161 +118,25 @@ def _load_libgomp() -> str | None:
     for candidate in _libgomp_candidates():
         _libgomp_tried.append(candidate)
         try:
-            llvm.load_library_permanently(candidate)
-        except RuntimeError:
+            library = ctypes.CDLL(candidate, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
             continue
-        if llvm.address_of_symbol("GOMP_parallel") is not None:
+        if hasattr(library, "GOMP_parallel"):
             return candidate
     return None
 
 
 def libgomp_path() -> str | None:
     """The libgomp this process loaded for compiled parallel code, or None if none was found."""
-    _initialize()
+    _load_runtime()
     return _libgomp_path
-
-
-def _initialize_all_targets() -> None:
-    """Every LLVM backend, so that assembly() can print code for a preset of another ISA; only
-    then, as it makes LLVM touch ~12 MiB more of its code, resident for the whole process."""
-    global _all_targets
-    with _LOCK:
-        if not _all_targets:
-            llvm.initialize_all_targets()
-            llvm.initialize_all_asmprinters()
-            _all_targets = True
-
-
-def target_machine(target: Target) -> llvm.TargetMachine:
-    """A new O3 TargetMachine for `target`; never share one between execution engines."""
-    _initialize()
-    if _arch(target.triple) != _arch(llvm.get_process_triple()):
-        _initialize_all_targets()
-    try:
-        llvm_target = llvm.Target.from_triple(target.triple)
-    except RuntimeError as error:
-        raise JitError(
-            f"target {target.name!r}: this LLVM has no backend for {target.triple!r}"
-        ) from error
-    # "jitdefault" selects the large code model on 64-bit hosts, so the object's sections and
-    # the runtime libraries may be placed anywhere in the address space by RuntimeDyld.
-    return llvm_target.create_target_machine(
-        cpu=target.cpu,
-        features=target.features,
-        opt=3,
-        reloc="default",
-        codemodel="jitdefault",
-        jit=True,
-    )
-
-
-def _parse(llvm_ir: str, machine: llvm.TargetMachine) -> llvm.ModuleRef:
-    """Parse and verify `llvm_ir` for `machine`, turning LLVM's complaints into a JitError."""
-    try:
-        module = llvm.parse_assembly(llvm_ir)
-    except RuntimeError as error:
-        detail = str(error).removeprefix("LLVM IR parsing error").strip()
-        raise JitError(f"malformed LLVM IR: {detail}") from error
-    module.triple = machine.triple
-    module.data_layout = str(machine.target_data)
-    try:
-        module.verify()
-    except RuntimeError as error:
-        raise JitError(f"LLVM IR does not verify: {str(error).strip()}") from error
-    return module
-
-
-def link_ir(parts: Iterable[str], exported: Iterable[str]) -> str:
-    """One LLVM IR module from modules that declare what the others define; every function
-    defined but not `exported` gets internal linkage (O3 may then inline or drop it)."""
-    _initialize()
-    linked: llvm.ModuleRef | None = None
-    for text in parts:
-        try:
-            module = llvm.parse_assembly(text)
-        except RuntimeError as error:
-            raise JitError(f"malformed LLVM IR: {str(error).strip()}") from error
-        if linked is None:
-            linked = module
-        else:
-            linked.link_in(module)
-    if linked is None:
-        raise JitError("link_ir: no modules to link")
-    public = set(exported)
-    for function in linked.functions:
-        if not function.is_declaration and function.name not in public:
-            function.linkage = llvm.Linkage.internal
-    return str(linked)
-
-
-def _run_o3(module: llvm.ModuleRef, machine: llvm.TargetMachine) -> None:
-    """Run LLVM's default O3 module pipeline, tuned for `machine`, on `module` in place."""
-    tuning = llvm.create_pipeline_tuning_options(speed_level=3)
-    tuning.loop_vectorization = True
-    tuning.slp_vectorization = True
-    tuning.loop_unrolling = True
-    tuning.loop_interleaving = True
-    builder = llvm.create_pass_builder(machine, tuning)
-    builder.getModulePassManager().run(module, builder)
-
-
-def _optimized(llvm_ir: str, target: Target) -> tuple[llvm.ModuleRef, llvm.TargetMachine]:
-    """`llvm_ir` parsed, verified and O3-optimised, with the TargetMachine that tuned it."""
-    machine = target_machine(target)
-    module = _parse(llvm_ir, machine)
-    _run_o3(module, machine)
-    return module, machine
-
-
-def optimize(llvm_ir: str, target: Target | None = None) -> llvm.ModuleRef:
-    """Parse, verify and O3-optimise `llvm_ir` for `target` (default: the host)."""
-    with _LOCK:
-        return _optimized(llvm_ir, target or Target.host())[0]
-
-
-def assembly(llvm_ir: str, target: Target | None = None) -> str:
-    """The assembly text of `llvm_ir` after O3 for `target`: exactly the code compile_ir runs."""
-    with _LOCK:
-        module, machine = _optimized(llvm_ir, target or Target.host())
-        return machine.emit_assembly(module)
-
-
-def cache_key(llvm_ir: str, target: Target) -> str:
-    """Hex sha256 of everything the object code depends on: IR, target, convir and llvmlite."""
-    digest = hashlib.sha256()
-    parts = (CACHE_FORMAT, llvm_ir, target.fingerprint(), convir.__version__, llvmlite.__version__)
-    for part in parts:
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class _ObjectCode:
-    """A relocatable object plus the symbols it imports (checked before load) and exports."""
-
-    data: bytes
-    imports: tuple[str, ...]
-    exports: tuple[str, ...]
-
-
-def _module_symbols(module: llvm.ModuleRef) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(external symbols the module needs, symbols it defines); intrinsics are not imports."""
-    imports: list[str] = []
-    exports: list[str] = []
-    local = (llvm.Linkage.internal, llvm.Linkage.private)
-    for value in [*module.functions, *module.global_variables]:
-        if value.is_declaration:
-            if not value.name.startswith("llvm."):
-                imports.append(value.name)
-        elif value.linkage not in local:
-            exports.append(value.name)
-    return tuple(sorted(imports)), tuple(sorted(exports))
 
 
 def _check_imports(imports: Iterable[str]) -> None:
     """Raise a JitError naming every import that no loaded library provides."""
-    missing = [name for name in imports if llvm.address_of_symbol(name) is None]
+    _load_runtime()
+    process = ctypes.CDLL(None)
+    missing = [name for name in imports if not hasattr(process, name)]
     openmp = [name for name in missing if name.startswith(_OPENMP_PREFIXES)]
     if openmp and _libgomp_path is None:
         raise JitError(
@@ -274,8 +151,23 @@ def _check_imports(imports: Iterable[str]) -> None:
         )
 
 
+def cache_key(
+    llvm_ir: str | Sequence[str], target: Target, exported: Iterable[str] | None = None
+) -> str:
+    """Hex sha256 of everything the machine code depends on: the IR (one text or the parts to
+    link and the symbols they export), target, convir and llvmlite."""
+    digest = hashlib.sha256()
+    texts = [llvm_ir] if isinstance(llvm_ir, str) else list(llvm_ir)
+    exports = "" if exported is None else ",".join(sorted(exported))
+    parts = (CACHE_FORMAT, target.fingerprint(), convir.__version__, llvmlite.__version__)
+    for part in (*parts, exports, str(len(texts)), *texts):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 class _ObjectCache:
-    """A directory of `<key>.cvobj` entries: header, JSON metadata, object bytes."""
+    """A directory of `<key>.cvso` entries: shared object, JSON metadata, trailer."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -298,9 +190,9 @@ class _ObjectCache:
 
     def path(self, key: str) -> Path:
         """The file holding the entry for `key`."""
-        return self.directory / f"{key}.cvobj"
+        return self.directory / f"{key}{_SUFFIX}"
 
-    def load(self, key: str) -> _ObjectCode | None:
+    def load(self, key: str) -> SharedObject | None:
         """The entry for `key`; None on a miss. A damaged entry is deleted and reported."""
         path = self.path(key)
         try:
@@ -319,37 +211,37 @@ class _ObjectCache:
         return entry
 
     @staticmethod
-    def _decode(blob: bytes, key: str) -> _ObjectCode | None:
+    def _decode(blob: bytes, key: str) -> SharedObject | None:
         """Parse and validate one entry; None unless magic, key, lengths and checksum agree."""
-        if len(blob) < _HEADER.size:
+        if len(blob) < _TRAILER.size:
             return None
-        magic, key_digest, meta_len, data_len, checksum = _HEADER.unpack_from(blob)
-        body = blob[_HEADER.size :]
+        magic, key_digest, meta_len, data_len, checksum = _TRAILER.unpack_from(
+            blob, len(blob) - _TRAILER.size
+        )
+        body = blob[: -_TRAILER.size]
         if magic != _MAGIC or key_digest != bytes.fromhex(key) or len(body) != meta_len + data_len:
             return None
         if hashlib.sha256(body).digest() != checksum:
             return None
         try:
-            meta = json.loads(body[:meta_len])
-            return _ObjectCode(body[meta_len:], tuple(meta["imports"]), tuple(meta["exports"]))
+            meta = json.loads(body[data_len:])
+            return SharedObject(body[:data_len], tuple(meta["imports"]), tuple(meta["exports"]))
         except (ValueError, KeyError, TypeError):
             return None
 
-    def save(self, key: str, code: _ObjectCode) -> Path | None:
+    def save(self, key: str, code: SharedObject) -> Path | None:
         """Store `code` atomically (temp file + rename); on failure warn and return None."""
         meta = json.dumps({"imports": code.imports, "exports": code.exports}).encode()
-        body = meta + code.data
-        header = _HEADER.pack(
+        body = code.data + meta
+        trailer = _TRAILER.pack(
             _MAGIC, bytes.fromhex(key), len(meta), len(code.data), hashlib.sha256(body).digest()
         )
         path = self.path(key)
         temp_name = None
         try:
-            handle, temp_name = tempfile.mkstemp(
-                dir=self.directory, prefix=".tmp-", suffix=".cvobj"
-            )
+            handle, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=_SUFFIX)
             with os.fdopen(handle, "wb") as temp:
-                temp.write(header + body)
+                temp.write(body + trailer)
             os.replace(temp_name, path)
         except OSError as error:
             warnings.warn(
@@ -362,16 +254,16 @@ class _ObjectCache:
 
 
 class CompiledLibrary:
-    """Machine code loaded into an MCJIT engine, with its symbols callable through ctypes.
+    """A shared object loaded by the dynamic loader, its symbols callable through ctypes.
 
-    The engine (which owns its TargetMachine and anchor module) lives as long as this object
-    or any function pointer returned by `function`, which holds a reference back to it.
-    Build one with `compile_ir`.
+    The library stays loaded as long as this object or any function pointer returned by
+    `function` (which holds a reference back to it) lives. Build one with `compile_ir`.
     """
 
     def __init__(
         self,
-        code: _ObjectCode,
+        path: Path,
+        code: SharedObject,
         target: Target,
         *,
         from_cache: bool = False,
@@ -379,29 +271,25 @@ class CompiledLibrary:
     ) -> None:
         self.target = target
         self.exports = code.exports
-        #: True when the object came from the on-disk cache (no optimisation, no codegen).
+        #: True when the code came from the on-disk cache (no optimisation, no codegen).
         self.from_cache = from_cache
         #: The cache entry backing this library, or None when caching was off or failed.
         self.cache_path = cache_path
-        with _LOCK:
-            _check_imports(code.imports)
-            machine = target_machine(target)
-            # MCJIT needs a module to exist; the code itself comes from the object file.
-            anchor = llvm.parse_assembly("")
-            anchor.triple = machine.triple
-            anchor.data_layout = str(machine.target_data)
-            self._engine = llvm.create_mcjit_compiler(anchor, machine)
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(code.data))
-            self._engine.finalize_object()
+        #: Peak resident bytes of the worker process that built the code, if one did.
+        self.builder_peak_rss = code.builder_peak_rss
+        _check_imports(code.imports)
+        try:
+            self._library = ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
+        except OSError as error:
+            raise JitError(f"the dynamic loader refused the compiled code: {error}") from error
+        weakref.finalize(self, _ctypes.dlclose, self._library._handle)
 
     def address(self, name: str) -> int:
         """The address of the symbol `name` (a function or global) in this library."""
-        with _LOCK:
-            address = self._engine.get_function_address(name)
-        if not address:
+        if name not in self.exports:
             defined = ", ".join(self.exports) or "nothing"
             raise JitError(f"no symbol {name!r} in this library; it defines: {defined}")
-        return address
+        return ctypes.cast(getattr(self._library, name), ctypes.c_void_p).value
 
     def function(self, name: str, restype: Any, argtypes: Sequence[Any]) -> Any:
         """A ctypes function pointer to `name` with the given C signature; keeps `self` alive."""
@@ -412,40 +300,109 @@ class CompiledLibrary:
 
 
 def compile_ir(
-    llvm_ir: str,
+    llvm_ir: str | Sequence[str],
     target: Target | None = None,
     *,
+    exported: Iterable[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
+    isolated: bool = False,
+    key: str | None = None,
 ) -> CompiledLibrary:
-    """Compile LLVM IR text for `target` (default: the host) into a callable library.
+    """Compile LLVM IR for `target` (default: the host) into a loaded, callable library.
 
-    With `use_cache`, the object is looked up in, and stored to, the on-disk cache in
-    `cache_dir` (else $CONVIR_CACHE_DIR, else ~/.cache/convir), keyed by `cache_key`. A hit
-    skips optimisation and code generation (`CompiledLibrary.from_cache` is then True). A
-    damaged entry is deleted and rebuilt; an unusable cache directory only warns.
+    `llvm_ir` is one module's text, or the texts of modules to link (see `codegen.link_ir`;
+    every function not in `exported` then becomes internal). With `isolated`, LLVM runs in a
+    worker process, so this process never maps it. With `use_cache`, the library is looked up
+    in, and stored to, the on-disk cache in `cache_dir` (else $CONVIR_CACHE_DIR, else
+    ~/.cache/convir), keyed by `cache_key`: a hit skips optimisation and code generation
+    (`CompiledLibrary.from_cache` is then True). A damaged entry is deleted and rebuilt; an
+    unusable cache directory only warns. A caller that knows what the IR is made from may key
+    the entry itself (`key`, a hex sha256; see `convir.compiler.model_cache_key`) and look it
+    up with `cached_library` before making the IR at all.
     """
     target = target or Target.host()
-    host_arch = _arch(llvm.get_process_triple())
+    host_arch = _arch(Target.host().triple)
     if _arch(target.triple) != host_arch:
         raise JitError(
             f"target {target.name!r} ({target.triple}) cannot run on this {host_arch} host; "
-            "use assembly() to inspect its code"
+            "use lowering.codegen.assembly() to inspect its code"
         )
-    _initialize()
-    key = cache_key(llvm_ir, target)
+    parts = [llvm_ir] if isinstance(llvm_ir, str) else list(llvm_ir)
+    exported = None if exported is None else sorted(exported)
+    key = key or cache_key(parts, target, exported)
     cache = _ObjectCache.open(cache_dir) if use_cache else None
-    with _LOCK:
-        code = cache.load(key) if cache is not None else None
-        if code is not None:
-            return CompiledLibrary(code, target, from_cache=True, cache_path=cache.path(key))
-        module, machine = _optimized(llvm_ir, target)
-        # After O3, which drops unused declarations and internal functions.
-        imports, exports = _module_symbols(module)
-        _check_imports(imports)
-        code = _ObjectCode(machine.emit_object(module), imports, exports)
-        cache_path = cache.save(key, code) if cache is not None else None
-        return CompiledLibrary(code, target, cache_path=cache_path)
+    if cache is not None and (library := _load_cached(cache, key, target)) is not None:
+        return library
+    code = (
+        _build_in_worker(parts, exported, target) if isolated else _build(parts, exported, target)
+    )
+    _check_imports(code.imports)  # before caching: code that cannot load is not kept
+    cache_path = cache.save(key, code) if cache is not None else None
+    if cache_path is not None:
+        return CompiledLibrary(cache_path, code, target, cache_path=cache_path)
+    with tempfile.TemporaryDirectory(prefix="convir-") as scratch:
+        # A fresh name: the loader takes a path it has loaded before for that library.
+        path = Path(scratch, f"{uuid.uuid4().hex}.so")
+        path.write_bytes(code.data)
+        return CompiledLibrary(path, code, target)
+
+
+def cached_library(
+    key: str, target: Target, *, cache_dir: str | os.PathLike[str] | None = None
+) -> CompiledLibrary | None:
+    """The library stored under `key` in the cache (see `compile_ir`), loaded; None if absent."""
+    cache = _ObjectCache.open(cache_dir)
+    return None if cache is None else _load_cached(cache, key, target)
+
+
+def _load_cached(cache: _ObjectCache, key: str, target: Target) -> CompiledLibrary | None:
+    code = cache.load(key)
+    if code is None:
+        return None
+    path = cache.path(key)
+    return CompiledLibrary(path, code, target, from_cache=True, cache_path=path)
+
+
+def _build(parts: Sequence[str], exported: Sequence[str] | None, target: Target) -> SharedObject:
+    from lowering.codegen import shared_object
+
+    return shared_object(parts, exported, target)
+
+
+def _build_in_worker(
+    parts: Sequence[str], exported: Sequence[str] | None, target: Target
+) -> SharedObject:
+    """`_build` in a `python -m lowering.codegen` process: LLVM never enters this one."""
+    request = json.dumps(
+        {"parts": list(parts), "exported": exported, "target": dataclasses.asdict(target)}
+    )
+    # The worker imports this very checkout of `lowering`, installed or not.
+    env = dict(os.environ)
+    source_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory(prefix="convir-build-") as scratch:
+        output = Path(scratch, "code.so")
+        command = [sys.executable, "-m", "lowering.codegen", str(output)]
+        done = subprocess.run(
+            command, input=request, capture_output=True, text=True, env=env, check=False
+        )
+        del request
+        try:
+            reply = json.loads(done.stdout)
+        except ValueError:
+            reply = {}
+        if done.returncode == 0 and "exports" in reply:
+            imports, exports = tuple(reply["imports"]), tuple(reply["exports"])
+            return SharedObject(output.read_bytes(), imports, exports, reply["peak_rss_bytes"])
+    if "error" in reply:
+        raise JitError(reply["error"])
+    status = f"signal {-done.returncode}" if done.returncode < 0 else f"status {done.returncode}"
+    detail = done.stderr.strip().splitlines()[-5:]
+    raise JitError(
+        f"the code generator (python -m lowering.codegen) died with {status}"
+        + (": " + " | ".join(detail) if detail else "")
+    )
 
 
 def _arch(triple: str) -> str:

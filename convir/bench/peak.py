@@ -130,7 +130,8 @@ class _Kernel:
     """The compiled peak kernel and what it does per iteration."""
 
     def __init__(self, target: Target, accumulators: int) -> None:
-        from lowering.jit import assembly, compile_ir
+        from lowering.codegen import assembly
+        from lowering.jit import compile_ir
 
         self.target, self.accumulators = target, accumulators
         ir = peak_ir(target.vector_width, accumulators, target.triple)

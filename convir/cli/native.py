@@ -159,9 +159,10 @@ def _compile_command(args: argparse.Namespace) -> None:
         tiles=_merged(args.tile, "--tile"),
     )
     if stop == "asm":
-        from lowering.jit import assembly
+        from lowering.codegen import assembly
+        from lowering.conv_to_loops import ENTRY_POINT
 
-        text = assembly(lowered.llvm_ir, target)
+        text = assembly(lowered.llvm_parts, target, exported=[ENTRY_POINT])
     elif stop == "llvm-ir":
         text = lowered.llvm_ir
     else:

@@ -3,6 +3,10 @@ session (onnxruntime), and runs it once:
 
     python examples/benchmarks/peak_memory.py convir resnet50
     python examples/benchmarks/peak_memory.py ort resnet50
+
+For convir it also prints the peak of the code generator worker that ran LLVM for it
+(`lowering.codegen`; none when the model's code came from the cache), and whether LLVM
+(libllvmlite.so) was ever mapped into this process.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ def main(runtime: str, name: str) -> None:
             f"  arena {report['arena_bytes'] / 2**20:.1f} MiB"
             f"  weights {report['weights_bytes'] / 2**20:.1f} MiB"
         )
+        builder = report["codegen_peak_rss_bytes"]
+        llvm = any("libllvmlite" in line for line in open("/proc/self/maps"))  # noqa: SIM115
+        extra += "  codegen worker " + (
+            "none (cached)" if builder is None else f"{builder / 2**20:.0f} MiB"
+        )
+        extra += f"  LLVM in this process: {'yes' if llvm else 'no'}"
     else:
         import onnxruntime as ort
 

@@ -87,7 +87,8 @@ def lower_functions_to_llvm_ir(
     declarations of the functions it refers to, so that only one function at a time exists in
     the (verbose) llvm dialect: the peak memory of lowering a whole model is that of its loop-level
     module, not of its llvm-dialect form. Every definition is made public so that the parts link;
-    `lowering.jit.link_ir` restores internal linkage. `module` is left with its declarations only.
+    `lowering.codegen.link_ir` restores internal linkage. `module` is left with its declarations
+    only.
     """
     signatures = {
         op.sym_name.data: op.function_type for op in module.ops if isinstance(op, func.FuncOp)

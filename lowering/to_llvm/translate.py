@@ -16,7 +16,6 @@ op by op: the ops named above here, every other op by xDSL's `convert_op`.
 from __future__ import annotations
 
 import llvmlite.ir as ir
-from llvmlite import binding
 
 # Private helpers of xDSL's translator, reused rather than copied (xDSL is pinned to 0.74.*).
 from xdsl.backend.llvm.convert import _convert_global, _declare_func
@@ -31,6 +30,7 @@ from xdsl.dialects import llvm
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, SSAValue
 
+from convir.target import Target
 from lowering.to_llvm.llvm_extra import (
     ExtractElementOp,
     FPToSIOp,
@@ -143,7 +143,7 @@ def to_llvmlite_module(
     module_triple = module.attributes.get("llvm.target_triple")
     if target_triple is None and isinstance(module_triple, StringAttr):
         target_triple = module_triple.data
-    llvm_module.triple = target_triple or binding.get_default_triple()
+    llvm_module.triple = target_triple or Target.host().triple
     if data_layout:
         llvm_module.data_layout = data_layout
     functions: list[llvm.FuncOp] = []

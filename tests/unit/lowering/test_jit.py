@@ -14,15 +14,14 @@ import pytest
 
 from convir.target import Target
 from lowering import jit
+from lowering.codegen import assembly, optimize
 from lowering.jit import (
     CacheWarning,
     CompiledLibrary,
     JitError,
-    assembly,
     cache_key,
     compile_ir,
     libgomp_path,
-    optimize,
 )
 
 REPO = Path(__file__).parents[3]

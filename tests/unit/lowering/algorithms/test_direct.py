@@ -55,7 +55,7 @@ def test_direct_conv_matches_reference(case, tmp_path_factory) -> None:
 
 @pytest.mark.parametrize("target_name", ["x86-avx2", "x86-avx512"])
 def test_conv_kernel_uses_packed_fma(target_name: str) -> None:
-    from lowering.jit import assembly
+    from lowering.codegen import assembly
 
     target = Target.preset(target_name)
     model = _conv_model(rand(1, 8, 10, 10), rand(16, 8, 3, 3), rand(16), pads=[1, 1, 1, 1])
