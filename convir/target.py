@@ -1,11 +1,12 @@
 """What generated code is for: ISA, vector width, registers, caches and cores (DESIGN §4).
 
-A `Target` is plain, frozen data. Schedules and heuristics read its sizes; `lowering.jit` turns
-`triple`, `cpu` and `features` into an LLVM TargetMachine; `fingerprint()` keys the object cache
-and the tuning database.
+A `Target` is plain, frozen data. Schedules and heuristics read its sizes; `lowering.codegen`
+turns `triple`, `cpu` and `features` into an LLVM TargetMachine; `fingerprint()` keys the object
+cache and the tuning database.
 
-- `Target.host()` detects the machine this process runs on: CPU name and features from LLVM, cache
-  sizes from Linux sysfs (documented defaults where unreadable), cores from the CPU affinity mask.
+- `Target.host()` detects the machine this process runs on: CPU name and features from LLVM (in a
+  child process unless this one has LLVM loaded), cache sizes from Linux sysfs (documented
+  defaults where unreadable), cores from the CPU affinity mask.
 - `Target.preset(name)` gives a fixed target for emitting IR and assembly for another machine:
   "x86-avx2", "x86-avx512", "aarch64-neon".
 - `target.with_(l2_bytes=1 << 20, cores=1)` returns a copy with some fields overridden

@@ -1,8 +1,9 @@
 """`convir bench models`: whole built-in models, convir against onnxruntime, per thread count.
 
 Each model (`convir.models`, batch 1, 224×224 unless `size` says otherwise, random weights)
-is compiled once by `convir.compile`; its wall time, "compile s", includes the Python lowering,
-while machine code may come from the on-disk object cache. For each thread count the compiled
+is compiled once by `convir.compile`; its wall time, "compile s", is the whole compile (Python
+lowering and the code generator) unless the model was compiled before with the same code and
+weights, when it is loaded from the on-disk cache. For each thread count the compiled
 model and an onnxruntime session (`onnxrt.session`: ORT_ENABLE_ALL, spinning off) run the same
 input; their outputs must agree within `TOLERANCE` of the output's magnitude, else the model is
 reported as a mismatch without times. Then, after a warm-up, `repeat` samples of each are taken

@@ -95,8 +95,8 @@ def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
         "weights), check its output against onnxruntime, and time both at each thread count: "
         "a whole inference called from Python with NCHW input and output (CompiledModel.run "
         "vs InferenceSession.run with ORT_ENABLE_ALL and spinning off). Samples alternate; "
-        "times are medians. 'compile s' is convir.compile's wall time (machine code may come "
-        "from the object cache).",
+        "times are medians. 'compile s' is convir.compile's wall time (about a second when the "
+        "model was compiled before: it is then loaded from the cache).",
     )
     models.add_argument(
         "--models", default=",".join(MODELS), help=f"comma-separated ({','.join(MODELS)})"

@@ -11,10 +11,11 @@ func.func @access(%m: memref<4x8xf32>, %i: index, %j: index, %x: f32) -> f32 {
 
 // CHECK-LABEL: func.func @access(
 // CHECK-SAME:      %[[M:.*]]: memref<4x8xf32>, %[[I:.*]]: index, %[[J:.*]]: index, %[[X:.*]]: f32)
-// CHECK:         %[[P:.*]] = builtin.unrealized_conversion_cast %[[M]] : memref<4x8xf32> to !llvm.ptr
+// An index times its stride is made once, right after the index is defined (here: on entry).
 // CHECK-NEXT:    %[[I64:.*]] = builtin.unrealized_conversion_cast %[[I]] : index to i64
 // CHECK-NEXT:    %[[STRIDE:.*]] = llvm.mlir.constant(8) : i64
 // CHECK-NEXT:    %[[ROW:.*]] = llvm.mul %[[I64]], %[[STRIDE]] overflow<nsw> : i64
+// CHECK:         %[[P:.*]] = builtin.unrealized_conversion_cast %[[M]] : memref<4x8xf32> to !llvm.ptr
 // CHECK-NEXT:    %[[J64:.*]] = builtin.unrealized_conversion_cast %[[J]] : index to i64
 // CHECK-NEXT:    %[[LINEAR:.*]] = llvm.add %[[ROW]], %[[J64]] overflow<nsw> : i64
 // CHECK-NEXT:    %[[ADDR:.*]] = llvm.getelementptr inbounds %[[P]][%[[LINEAR]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32

@@ -17,10 +17,11 @@ func.func @memory(%m: memref<4x16xf32>, %i: index, %n: index, %pad: vector<8xf32
 
 // CHECK-LABEL: func.func @memory(
 // CHECK-SAME:      %[[M:.*]]: memref<4x16xf32>, %[[I:.*]]: index, %[[N:.*]]: index, %[[PAD:.*]]: vector<8xf32>)
-// CHECK:         %[[P:.*]] = builtin.unrealized_conversion_cast %[[M]] : memref<4x16xf32> to !llvm.ptr
+// The scaled index is made once, on entry, and shared by the load and the masked load.
 // CHECK-NEXT:    %[[I64:.*]] = builtin.unrealized_conversion_cast %[[I]] : index to i64
 // CHECK-NEXT:    %[[ROW:.*]] = llvm.mlir.constant(16) : i64
 // CHECK-NEXT:    %[[SCALED:.*]] = llvm.mul %[[I64]], %[[ROW]] overflow<nsw> : i64
+// CHECK:         %[[P:.*]] = builtin.unrealized_conversion_cast %[[M]] : memref<4x16xf32> to !llvm.ptr
 // CHECK-NEXT:    %[[EIGHT:.*]] = llvm.mlir.constant(8) : i64
 // CHECK-NEXT:    %[[LINEAR:.*]] = llvm.add %[[SCALED]], %[[EIGHT]] overflow<nsw> : i64
 // CHECK-NEXT:    %[[ADDR:.*]] = llvm.getelementptr inbounds %[[P]][%[[LINEAR]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32
@@ -31,7 +32,9 @@ func.func @memory(%m: memref<4x16xf32>, %i: index, %n: index, %pad: vector<8xf32
 // CHECK-NEXT:    %[[N64:.*]] = builtin.unrealized_conversion_cast %[[N]] : index to i64
 // CHECK:         %[[BOUND:.*]] = llvm.shufflevector %{{.*}}, %{{.*}} [0, 0, 0, 0, 0, 0, 0, 0] : vector<8xi64>
 // CHECK-NEXT:    %[[MASK:.*]] = llvm.icmp "slt" %[[LANES]], %[[BOUND]] : vector<8xi64>
-// CHECK:         %[[W:.*]] = llvm.call_intrinsic "llvm.masked.load.v8f32.p0"(%{{.*}}, %{{.*}}, %[[MASK]], %[[PAD]]) : (!llvm.ptr, i32, vector<8xi1>, vector<8xf32>) -> vector<8xf32>
+// CHECK-NEXT:    %[[P1:.*]] = builtin.unrealized_conversion_cast %[[M]] : memref<4x16xf32> to !llvm.ptr
+// CHECK-NEXT:    %[[LOAD_ADDR:.*]] = llvm.getelementptr inbounds %[[P1]][%[[SCALED]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+// CHECK:         %[[W:.*]] = llvm.call_intrinsic "llvm.masked.load.v8f32.p0"(%[[LOAD_ADDR]], %{{.*}}, %[[MASK]], %[[PAD]]) : (!llvm.ptr, i32, vector<8xi1>, vector<8xf32>) -> vector<8xf32>
 // CHECK:         %[[STORE_ADDR:.*]] = llvm.getelementptr inbounds %{{.*}}[8] : (!llvm.ptr) -> !llvm.ptr, f32
 // CHECK-NEXT:    %[[ALIGN:.*]] = llvm.mlir.constant(4 : i32) : i32
 // CHECK-NEXT:    llvm.call_intrinsic "llvm.masked.store.v8f32.p0"(%[[W]], %[[STORE_ADDR]], %[[ALIGN]], %[[MASK]]) : (vector<8xf32>, !llvm.ptr, i32, vector<8xi1>) -> ()
