@@ -263,12 +263,9 @@ def model_cache_key(planned: Lowered) -> str:
         digest.update(b"\0")
     digest.update(str(planned.module).encode())
     resources = resources_of(planned.ctx)
-    for op in planned.module.walk():
-        for attr in (*op.properties.values(), *op.attributes.values()):
-            if isinstance(attr, DenseResourceAttr):
-                array = np.ascontiguousarray(resources.array(attr))
-                digest.update(attr.resource_handle.data.encode())
-                digest.update(array.reshape(-1).view(np.uint8))
+    for handle in sorted(referenced_handles(planned.module)):
+        digest.update(handle.encode())
+        digest.update(np.ascontiguousarray(resources.data(handle)).reshape(-1).view(np.uint8))
     return digest.hexdigest()
 
 

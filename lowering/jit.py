@@ -311,15 +311,16 @@ def compile_ir(
 ) -> CompiledLibrary:
     """Compile LLVM IR for `target` (default: the host) into a loaded, callable library.
 
-    `llvm_ir` is one module's text, or the texts of modules to link (see `codegen.link_ir`;
-    every function not in `exported` then becomes internal). With `isolated`, LLVM runs in a
-    worker process, so this process never maps it. With `use_cache`, the library is looked up
-    in, and stored to, the on-disk cache in `cache_dir` (else $CONVIR_CACHE_DIR, else
-    ~/.cache/convir), keyed by `cache_key`: a hit skips optimisation and code generation
-    (`CompiledLibrary.from_cache` is then True). A damaged entry is deleted and rebuilt; an
-    unusable cache directory only warns. A caller that knows what the IR is made from may key
-    the entry itself (`key`, a hex sha256; see `convir.compiler.model_cache_key`) and look it
-    up with `cached_library` before making the IR at all.
+    `llvm_ir` is one module's text, or the texts of modules that declare what the others
+    define (see `codegen.shared_object`; every definition not in `exported` is then hidden).
+    With `isolated`, LLVM runs in a worker process, so this process never maps it. With
+    `use_cache`, the library is looked up in, and stored to, the on-disk cache in `cache_dir`
+    (else $CONVIR_CACHE_DIR, else ~/.cache/convir), keyed by `cache_key`: a hit skips
+    optimisation and code generation (`CompiledLibrary.from_cache` is then True). A damaged
+    entry is deleted and rebuilt; an unusable cache directory only warns. A caller that knows
+    what the IR is made from may key the entry itself (`key`, a hex sha256; see
+    `convir.compiler.model_cache_key`) and look it up with `cached_library` before making the IR
+    at all.
     """
     target = target or Target.host()
     host_arch = _arch(Target.host().triple)

@@ -138,11 +138,12 @@ def reads_nchw_input(layer: ConvLayer, block: int) -> bool:
 
 
 def forward_calls(llvm_ir: str) -> list[str]:
-    """The functions `@forward` calls in (unoptimised) LLVM IR text."""
-    match = re.search(r"define [^\n]*@forward\(.*?\n\}", llvm_ir, re.DOTALL)
+    """The functions `@forward` calls in (unoptimised) LLVM IR text; names may be quoted, as
+    llvmlite prints them."""
+    match = re.search(r'define [^\n]*@"?forward"?\(.*?\n\}', llvm_ir, re.DOTALL)
     if match is None:
         raise BenchError("the compiled conv has no @forward function")
-    return re.findall(r"call [^@\n]*@([\w.$]+)\(", match.group(0))
+    return re.findall(r'call [^@\n]*@"?([\w.$]+)"?\(', match.group(0))
 
 
 class NativeConv:
@@ -177,8 +178,11 @@ class NativeConv:
         self.algorithm = op.algorithm.data if op.algorithm else "?"
         self.schedule = str(op.schedule) if op.schedule else ""
         lowered = lower(scheduled, target=target, stop="llvm-ir", ctx=ctx, block=block)
-        self._check_only_the_conv_runs(lowered.llvm_ir)
-        self._library = compile_ir(lowered.llvm_ir, target)
+        # The parts compiled as convir.compile compiles them: one object per kernel.
+        parts = lowered.llvm_parts
+        assert parts is not None
+        self._check_only_the_conv_runs("\n".join(parts))
+        self._library = compile_ir(parts, target, exported=[ENTRY_POINT])
         weights_attr = lowered.module.attributes["convir.weights"]
         assert isinstance(weights_attr, DenseResourceAttr)
         self._weights = np.ascontiguousarray(resources_of(ctx).array(weights_attr), np.uint8)

@@ -98,6 +98,10 @@ class ArrayResources(OpAsmDialectInterface):
         """Forget the array of `handle` (its last reader is done with it); no-op if unknown."""
         self._arrays.pop(handle, None)
 
+    def data(self, handle: str) -> np.ndarray:
+        """The array stored under `handle`, as stored (shape and dtype as they were given)."""
+        return self._arrays[handle]
+
     def array(self, attr: DenseResourceAttr) -> np.ndarray:
         """The array behind `attr`, with the attribute's shape and element type."""
         handle = attr.resource_handle.data

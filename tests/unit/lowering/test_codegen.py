@@ -72,18 +72,26 @@ def test_parts_and_exports_are_part_of_the_cache_key(tmp_path) -> None:
     assert everything.exports == ("entry", "square", "square_plus_one")
 
 
-def test_a_hidden_definition_does_not_bind_to_another_librarys(tmp_path) -> None:
-    """Two libraries define @square differently; each @entry calls its own."""
+def test_a_librarys_own_references_never_bind_to_another_librarys(tmp_path) -> None:
+    """@square is defined in the process's global namespace (another library loaded global)
+    and differently in each library built here; @entry must call its own library's: hidden
+    when not exported, bound locally by -Bsymbolic when exported."""
+    squares = compile_ir(PARTS, cache_dir=tmp_path)  # everything exported
+    assert squares.cache_path is not None
+    ctypes.CDLL(str(squares.cache_path), mode=ctypes.RTLD_GLOBAL)  # stays loaded: no dlclose
     cube = SQUARE.replace(
         "%r = fmul float %x, %x", "%c = fmul float %x, %x\n  %r = fmul float %c, %x"
     )
-    first = compile_ir(PARTS, exported=["entry"], cache_dir=tmp_path)
-    second = compile_ir([cube, PLUS_ONE, ENTRY], exported=["entry"], cache_dir=tmp_path)
-    assert _entry(first) == pytest.approx(0.25 + 1 + np.exp(0.5), rel=1e-6)
-    assert _entry(second) == pytest.approx(0.125 + 1 + np.exp(0.5), rel=1e-6)
+    cubes = [cube, PLUS_ONE, ENTRY]
+    hidden = compile_ir(cubes, exported=["entry"], cache_dir=tmp_path)
+    public = compile_ir(cubes, cache_dir=tmp_path)
+    assert "square" in public.exports and "square" not in hidden.exports
+    for library in (hidden, public):
+        assert _entry(library) == pytest.approx(0.125 + 1 + np.exp(0.5), rel=1e-6)
+    assert _entry(squares) == pytest.approx(0.25 + 1 + np.exp(0.5), rel=1e-6)
 
 
-def test_assembly_of_parts_is_per_part_and_hides_nothing_it_runs() -> None:
+def test_assembly_of_parts_is_per_part_and_hides_what_is_not_exported() -> None:
     text = codegen.assembly(PARTS, exported=["entry"])
     for name in ("square", "square_plus_one", "entry"):
         assert f"{name}:" in text
