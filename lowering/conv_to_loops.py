@@ -46,7 +46,7 @@ from convir.dialects import conv, onnx_names
 from convir.dialects.resources import constant_array, resources_of
 from convir.dialects.shapes import i64_array, tensor_shape, volume
 from lowering.emit import byte_memref, f32_memref, view
-from lowering.kernels import KernelEmitter
+from lowering.kernels import KernelEmitter, kernel_symbol
 
 ENTRY_POINT = "forward"
 """The name of the one function a compiled model exports."""
@@ -238,7 +238,7 @@ class _Lowering:
         if isinstance(op, conv.ConstantOp | conv.ReshapeOp):
             return
         emitter = emitter_for(op)
-        key, packers = emitter.key(op), emitter.packers(op)
+        key, packers = kernel_symbol(emitter, op, self.vector_width), emitter.packers(op)
         if key not in self.kernels:
             self._emitted(lambda: emitter.emit(op, self.module, key, self.vector_width))
             self.kernels.add(key)
@@ -306,7 +306,7 @@ class _Lowering:
             self.storage[op.output] = self.storage[op.input]
             return
         emitter = emitter_for(op)
-        name = emitter.key(op)
+        name = kernel_symbol(emitter, op, self.vector_width)
         args = [
             self._constant_view(operand, (name, i))
             if isinstance(operand.owner, conv.ConstantOp)

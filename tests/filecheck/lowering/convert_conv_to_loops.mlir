@@ -1,6 +1,7 @@
 // RUN: convir-opt %s -p conv-select-algorithm{target=x86-avx2},conv-tile{target=x86-avx2},conv-plan-memory,convert-conv-to-loops{vector_width=8} --elide-weights | filecheck %s
 
-// Two identical convs share one kernel; the activation gets its own. @forward takes the input,
+// Two identical convs share one kernel; the activation gets its own. A kernel's symbol is its
+// readable label and a digest of everything its emitter reads of the op. @forward takes the input,
 // the output, the packed weights and the arena as byte buffers, sets the thread count, and calls
 // each kernel on memref.views of them.
 
@@ -18,8 +19,8 @@ func.func @main(%x: tensor<1x8x6x6xf32>) -> tensor<1x8x6x6xf32> {
 // CHECK: memref.view %[[W]][%{{.*}}][] : memref<256xi8> to memref<1x1x8x1x1x8xf32>
 // CHECK: func.call @[[CONV:conv_direct_1x8x6x6_o8k1x1[a-z0-9_x]*]](
 // CHECK: func.call @[[CONV]](
-// CHECK: func.call @relu_1x8x6x6(
+// CHECK: func.call @[[RELU:relu_1x8x6x6_[0-9a-f]{16}]](
 // CHECK: func.return
 // CHECK-COUNT-1: func.func private @conv_direct_1x8x6x6
 // CHECK-NOT: func.func private @conv_direct
-// CHECK: func.func private @relu_1x8x6x6
+// CHECK: func.func private @[[RELU]](

@@ -26,6 +26,7 @@ from convir.dialects import conv
 from convir.dialects.shapes import blocked_shape, tensor_shape
 from lowering.emit import kernel_function
 from lowering.jit import CompiledLibrary, compile_ir
+from lowering.kernels import kernel_symbol
 from lowering.kernels.registry import EMITTERS
 from lowering.parallel_to_gomp import ConvertParallelToGompPass
 from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
@@ -175,11 +176,12 @@ def test_kernel_matches_reference(block: int, case_id: str) -> None:
 
 def test_keys_are_distinct_across_blocks_and_from_nchw() -> None:
     ops = [case.graph()[1] for block in BLOCKS for case in cases(block)]
-    keys = [EMITTERS[type(op)].key(op) for op in ops]
+    keys = [kernel_symbol(EMITTERS[type(op)], op, 16) for op in ops]
     assert len(set(keys)) == len(keys), sorted(k for k in keys if keys.count(k) > 1)
     nchw = Case("nchw", [(1, 8, 13, 13)], pool("max", (3, 3), (2, 2), (1,) * 4)).graph()[1]
     nchwc = Case("nchwc", [(1, 1, 13, 13, 8)], pool("max", (3, 3), (2, 2), (1,) * 4)).graph()[1]
-    assert EMITTERS[conv.PoolOp].key(nchw) != EMITTERS[conv.PoolOp].key(nchwc)
+    pool_emitter = EMITTERS[conv.PoolOp]
+    assert kernel_symbol(pool_emitter, nchw, 16) != kernel_symbol(pool_emitter, nchwc, 16)
 
 
 def emitted(op: Operation) -> ModuleOp:
