@@ -74,7 +74,7 @@ class NodeContext:
                 if isinstance(value, bytes):
                     return value.decode()
                 if isinstance(value, onnx.TensorProto):
-                    return numpy_helper.to_array(value)
+                    return tensor_array(value, f"{self.where}: attribute '{name}' tensor")
                 if isinstance(value, list):
                     return [v.decode() if isinstance(v, bytes) else v for v in value]
                 return value
@@ -183,13 +183,15 @@ def import_onnx(
     opset = _default_opset(model)
     ctx = ctx or default_context()
     graph = model.graph
-    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    initializers = {init.name: tensor_array(init, "initializer") for init in graph.initializer}
 
     inputs = [i for i in graph.input if i.name not in initializers]
     input_types = [_input_type(i, batch) for i in inputs]
     block = Block(arg_types=input_types)
     builder = GraphBuilder(ctx, block, values=dict(initializers))
     for info, arg in zip(inputs, block.args, strict=True):
+        if info.name in builder.values:
+            raise OnnxImportError(f"graph input '{info.name}' is declared twice")
         arg.name_hint = _value_name(info.name)
         builder.values[info.name] = arg
 
@@ -207,7 +209,7 @@ def import_onnx(
             results = handler(node_ctx)
         except OnnxImportError:
             raise
-        except (ValueError, IndexError, KeyError, TypeError) as error:
+        except (ValueError, IndexError, KeyError, TypeError, ArithmeticError) as error:
             raise node_ctx.error(str(error)) from None
         _bind_outputs(node_ctx, results)
 
@@ -250,9 +252,72 @@ def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelPro
         raise OnnxImportError(f"'{path}' is not an ONNX model (malformed protobuf)") from None
     if not proto.HasField("graph"):
         raise OnnxImportError(f"'{path}' is not an ONNX model (no graph)")
-    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
-        onnx.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+    folder = os.path.dirname(os.path.abspath(path))
+    for tensor in _stored_tensors(proto):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            _load_external_data(tensor, folder)
     return proto
+
+
+def _stored_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """The tensors stored in the model's main graph: initializers and node attributes."""
+    tensors = list(proto.graph.initializer)
+    for node in proto.graph.node:
+        tensors.extend(a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR)
+    return tensors
+
+
+def _load_external_data(tensor: onnx.TensorProto, folder: str) -> None:
+    """Read the data of `tensor` from its external file, which must lie inside `folder` (the
+    model's); an OnnxImportError names the tensor and the file otherwise."""
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    where = f"tensor '{tensor.name}': external data file '{location}'"
+    target = os.path.realpath(os.path.join(folder, location))
+    if not location or os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+        raise OnnxImportError(f"{where} must be a relative path inside the model's folder {folder}")
+    if not os.path.isfile(target):
+        raise OnnxImportError(f"{where} does not exist (or is not a regular file) in {folder}")
+    try:
+        offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
+    except ValueError:
+        raise OnnxImportError(f"{where}: offset and length must be integers") from None
+    size = os.path.getsize(target)
+    if offset < 0 or offset > size or (length >= 0 and offset + length > size):
+        raise OnnxImportError(
+            f"{where} holds {size} bytes; offset {offset} and length {length} reach beyond it"
+        )
+    try:
+        onnx.external_data_helper.load_external_data_for_tensor(tensor, folder)
+    except (onnx.checker.ValidationError, ValueError, OSError) as error:
+        raise OnnxImportError(f"{where} cannot be read: {error}") from None
+
+
+def tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """The numpy value of a stored tensor; an OnnxImportError names it if its data is damaged
+    (a `raw_data` of the wrong length, say) or was left in an external file."""
+    where = f"{what} '{tensor.name}'"
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        raise OnnxImportError(
+            f"{where} keeps its data in an external file; import the model from its path, or "
+            "load it with onnx.load(path) first"
+        )
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError) as error:
+        dtype = onnx.TensorProto.DataType.Name(tensor.data_type) if _known_type(tensor) else "?"
+        dims = list(tensor.dims)
+        if tensor.HasField("raw_data") and _known_type(tensor) and dtype != "STRING":
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+            needed = int(np.prod(dims, dtype=np.int64)) * itemsize
+            reason = f"raw_data holds {len(tensor.raw_data)} bytes, {dtype} {dims} needs {needed}"
+        else:
+            reason = f"its data does not make a {dtype} tensor of shape {dims} ({error})"
+        raise OnnxImportError(f"{where}: {reason}") from None
+
+
+def _known_type(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_type in onnx.TensorProto.DataType.values() and tensor.data_type != 0
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
@@ -298,6 +363,11 @@ def _bind_outputs(node: NodeContext, results: Sequence[Value]) -> None:
     for index, name in enumerate(node.node.output):
         if name == "":
             continue
+        if name in node.builder.values:
+            raise node.error(
+                f"output '{name}' is already defined by a graph input, an initializer or an "
+                "earlier node; an ONNX graph defines every tensor once"
+            )
         if index >= len(results):
             node.builder.values[name] = _Unavailable(node.where, index)
             continue
