@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DiagnosticException, ParseError, PassFailedException, ValueError) as error:
         print(f"convir-opt: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"convir-opt: error: '{error.filename}': {error.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 
