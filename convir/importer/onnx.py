@@ -151,14 +151,14 @@ class GraphBuilder:
 
     def constant(self, name: str, array: np.ndarray, node: NodeContext | None) -> SSAValue:
         """A `conv.constant` holding `array` (float32) in the context's resource store."""
+        # ONNX ops take operands of one type, and graph inputs are float32; a tensor of another
+        # type used as data makes an invalid model, not one to compute in float32 regardless.
         if array.dtype != np.float32:
-            if not np.issubdtype(array.dtype, np.floating):
-                where = f"{node.where}: " if node else ""
-                raise OnnxImportError(
-                    f"{where}tensor '{name}' of type {array.dtype} is used as data; only float32 "
-                    "data tensors are supported"
-                )
-            array = array.astype(np.float32)
+            where = f"{node.where}: " if node else ""
+            raise OnnxImportError(
+                f"{where}tensor '{name}' of type {array.dtype} is used as data; only float32 "
+                "data tensors are supported"
+            )
         op = ConstantOp(resource_attr(self.ctx, name, array))
         op.output.name_hint = _value_name(name)
         self.block.add_op(op)
@@ -205,6 +205,7 @@ def import_onnx(
             raise node_ctx.error(
                 f"operator {node.op_type} is not supported; supported: {supported}"
             )
+        _check_attributes(node_ctx)
         try:
             results = handler(node_ctx)
         except OnnxImportError:
@@ -357,6 +358,29 @@ def _input_type(info: onnx.ValueInfoProto, batch: int | None) -> TensorType:
                 "only the batch (axis 0) may be dynamic"
             )
     return f32_tensor(shape)
+
+
+def _check_attributes(node: NodeContext) -> None:
+    """Refuse attributes that the operator's ONNX schema (at the model's opset) does not define,
+    or gives another type, as onnxruntime does, rather than ignore them."""
+    try:
+        schema = onnx.defs.get_schema(node.node.op_type, node.opset, "")
+    except onnx.defs.SchemaError:
+        return  # no schema at this opset: the handler decides what it accepts
+    for attribute in node.node.attribute:
+        declared = schema.attributes.get(attribute.name)
+        if declared is None:
+            known = ", ".join(sorted(schema.attributes)) or "none"
+            raise node.error(
+                f"attribute '{attribute.name}' is not defined for {node.node.op_type} at opset "
+                f"{node.opset}; its attributes are: {known}"
+            )
+        if attribute.type != int(declared.type):
+            name = onnx.AttributeProto.AttributeType.Name
+            raise node.error(
+                f"attribute '{attribute.name}' has type {name(attribute.type)}; "
+                f"{node.node.op_type} expects {name(int(declared.type))}"
+            )
 
 
 def _bind_outputs(node: NodeContext, results: Sequence[Value]) -> None:

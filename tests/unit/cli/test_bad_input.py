@@ -98,6 +98,38 @@ def test_bad_window_attributes_are_one_line(model, message, command, tmp_path, c
     _one_line_error([command, _saved(model, tmp_path / "m.onnx")], capsys, message)
 
 
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            single_node_model("Relu", {"x": X}, dilations=[1, 1]),
+            "node 'relu_0' (Relu): attribute 'dilations' is not defined for Relu at opset 17; "
+            "its attributes are: none",
+        ),
+        (
+            single_node_model("GlobalAveragePool", {"x": X}, group=2),
+            "attribute 'group' is not defined for GlobalAveragePool",
+        ),
+        (
+            _conv(strides=2),
+            "node 'conv_0' (Conv): attribute 'strides' has type INT; Conv expects INTS",
+        ),
+    ],
+)
+def test_attributes_outside_the_operator_schema_are_refused(model, message, tmp_path, capsys):
+    with pytest.raises(OnnxImportError, match=re.escape(message)):
+        import_onnx(model, ctx=make_context())
+    _one_line_error(["compile", _saved(model, tmp_path / "m.onnx")], capsys, message)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_weights_of_another_float_type_are_refused_not_converted(dtype) -> None:
+    model = single_node_model("Conv", {"x": X}, {"w": W.astype(dtype)})
+    message = f"node 'conv_0' (Conv): tensor 'w' of type {np.dtype(dtype)} is used as data"
+    with pytest.raises(OnnxImportError, match=re.escape(message)):
+        import_onnx(model, ctx=make_context())
+
+
 # --- 3 and 4: damaged tensor data, external data that is missing or escapes the folder -----------
 
 
