@@ -97,8 +97,9 @@ def mutate_attribute(model: onnx.ModelProto, draw: Draw) -> None:
             value = draw(st.integers(-2, 5))
         elif name == "auto_pad":
             value = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID", "NOTSET", "ODD"]))
-        else:
-            value = draw(SMALL_INTS)
+        else:  # often of the right length, so that some mutants stay valid
+            count = 4 if name == "pads" else 2
+            value = draw(st.lists(st.integers(0, 3), min_size=count, max_size=count) | SMALL_INTS)
         kind = onnx.AttributeProto.INTS if isinstance(value, list) else None
         node.attribute.append(helper.make_attribute(name, value, attr_type=kind))
 
