@@ -53,6 +53,8 @@ def _window_attrs(node: NodeContext, kernel: Sequence[int], spatial: Sequence[in
     _check_ints(node, "dilations", dilations, 2, 1)
     _check_ints(node, "pads", pads, 4, 0)
     auto_pad = node.attr("auto_pad", "NOTSET")
+    if auto_pad != "NOTSET" and node.attr("pads") is not None:
+        raise node.error(f"pads {pads} and auto_pad '{auto_pad}' cannot both be given")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = [0, 0, 0, 0]
         for i in range(2):
