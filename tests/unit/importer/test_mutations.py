@@ -35,13 +35,17 @@ def _tensor(name: str, shape: list[int]) -> TensorProto:
     return numpy_helper.from_array(_weight(shape), name)
 
 
-def _model(nodes, inputs, initializers) -> onnx.ModelProto:
+def _model(nodes, inputs, initializers, constants=None) -> onnx.ModelProto:
+    """A graph of `nodes` with float inputs and weights of the given shapes, output 'y';
+    `constants` are initializers given by value (the int64 shape of a Reshape, say)."""
+    stored = [_tensor(n, s) for n, s in initializers.items()]
+    stored += [numpy_helper.from_array(a, n) for n, a in (constants or {}).items()]
     graph = helper.make_graph(
         nodes,
         "mutant",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [_tensor(n, s) for n, s in initializers.items()],
+        stored,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -81,7 +85,25 @@ def classifier() -> onnx.ModelProto:
     return _model(nodes, {"x": [1, 2, 4, 4]}, {"w": [5, 2, 1, 1], "fc": [3, 5], "fb": [3]})
 
 
-BASES = [conv_relu_pool, depthwise_residual, classifier]
+def normalised_concat() -> onnx.ModelProto:
+    """x -> Conv 3x3 (pads 1) -> BatchNormalization -> Concat with x -> Reshape [1, -1] ->
+    Softmax -> y."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["n"], name="bn"
+        ),
+        helper.make_node("Concat", ["n", "x"], ["j"], name="cat", axis=1),
+        helper.make_node("Reshape", ["j", "shape"], ["r"], name="flat"),
+        helper.make_node("Softmax", ["r"], ["y"], name="softmax", axis=-1),
+    ]
+    weights = {"w": [2, 2, 3, 3], "scale": [2], "shift": [2], "mean": [2]}
+    variance = np.array([0.5, 2.0], np.float32)
+    shape = np.array([1, -1], np.int64)
+    return _model(nodes, {"x": [1, 2, 4, 4]}, weights, {"var": variance, "shape": shape})
+
+
+BASES = [conv_relu_pool, depthwise_residual, classifier, normalised_concat]
 WINDOW_ATTRIBUTES = ["strides", "dilations", "pads", "kernel_shape", "group", "auto_pad", "axis"]
 SMALL_INTS = st.lists(st.integers(-1, 4), min_size=0, max_size=5)
 
