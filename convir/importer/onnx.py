@@ -306,19 +306,18 @@ def tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
     try:
         return numpy_helper.to_array(tensor)
     except (ValueError, TypeError, KeyError) as error:
-        dtype = onnx.TensorProto.DataType.Name(tensor.data_type) if _known_type(tensor) else "?"
         dims = list(tensor.dims)
-        if tensor.HasField("raw_data") and _known_type(tensor) and dtype != "STRING":
+        known = tensor.data_type in onnx.TensorProto.DataType.values() and tensor.data_type != 0
+        dtype = onnx.TensorProto.DataType.Name(tensor.data_type) if known else ""
+        if not known:
+            reason = f"data type {tensor.data_type} is not an ONNX tensor type"
+        elif tensor.HasField("raw_data") and dtype != "STRING":
             itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
             needed = int(np.prod(dims, dtype=np.int64)) * itemsize
             reason = f"raw_data holds {len(tensor.raw_data)} bytes, {dtype} {dims} needs {needed}"
         else:
             reason = f"its data does not make a {dtype} tensor of shape {dims} ({error})"
         raise OnnxImportError(f"{where}: {reason}") from None
-
-
-def _known_type(tensor: onnx.TensorProto) -> bool:
-    return tensor.data_type in onnx.TensorProto.DataType.values() and tensor.data_type != 0
 
 
 def _default_opset(model: onnx.ModelProto) -> int:

@@ -152,6 +152,18 @@ def test_raw_data_of_the_wrong_length_names_the_tensor(change, size, tmp_path, c
     _one_line_error(["import", _saved(model, tmp_path / "m.onnx")], capsys, message)
 
 
+def test_typed_data_of_the_wrong_count_or_an_unknown_type_names_the_tensor() -> None:
+    model = single_node_model("Add", {"x": rand(1, 3)}, {"c": rand(1, 3)})
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.float_data.extend([1.0, 2.0])
+    with pytest.raises(OnnxImportError, match=r"initializer .c.: .* FLOAT tensor of shape \[1,"):
+        import_onnx(model, ctx=make_context())
+    tensor.data_type = 999
+    with pytest.raises(OnnxImportError, match="initializer 'c': data type 999 is not an ONNX"):
+        import_onnx(model, ctx=make_context())
+
+
 def test_constant_node_with_damaged_tensor_names_node_and_tensor() -> None:
     tensor = onnx.numpy_helper.from_array(rand(2, 3), "c")
     tensor.raw_data = tensor.raw_data[:5]
