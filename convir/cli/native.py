@@ -48,7 +48,9 @@ def add_native_commands(
         "run",
         help="compile a model natively and run it",
         description="Compile an ONNX model natively, run it on given or random inputs, print the "
-        "outputs' shapes and timing, and optionally compare with onnxruntime.",
+        "outputs' shapes and timing, and optionally compare with onnxruntime (NaN and Inf "
+        "outputs match where onnxruntime has the same). A model whose inputs, outputs and "
+        "activations would not fit in the machine's memory is refused before running.",
     )
     run_parser.add_argument("model", help="path to an .onnx file")
     run_parser.add_argument(
