@@ -13,8 +13,9 @@ cache key and a checksum), so that one file is the whole entry, written atomical
 dynamic loader can map it where it lies (it ignores bytes after the ELF image). A damaged entry
 is deleted and rebuilt; one that cannot be deleted (a read-only cache) or is not a regular file
 (a FIFO would block the read) is bypassed with a `CacheWarning`, and temp files that a writer
-killed before its rename left behind are swept by later writers. Entries record the object's external symbols, checked before loading so
-that a missing runtime library is named rather than reported by the loader.
+killed before its rename left behind are swept by later writers. Entries record the object's
+external symbols, checked before loading so that a missing runtime library is named rather than
+reported by the loader.
 
 Runtime symbols come from libm (expf, tanhf) and libgomp (GOMP_parallel, omp_get_thread_num),
 loaded once per process into the global namespace; libraries are loaded local, with their own
