@@ -319,6 +319,21 @@ def test_convir_opt_on_a_missing_file_is_one_line(capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["-t", "bogus", "x.mlir"], "argument -t/--target: invalid choice: 'bogus'"),
+    ],
+)
+def test_convir_opt_usage_errors_are_one_line(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        opt_main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convir-opt: error: ") and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
         (["run", "m.onnx", "--threads", "0"], "argument --threads: expected a positive integer"),
         (["run", "m.onnx", "--repeat", "x"], "argument --repeat: expected a positive integer"),
         (["compile", "m.onnx", "--block", "0"], "argument --block: expected a positive integer"),
