@@ -220,6 +220,14 @@ def test_bad_external_data_names_tensor_and_file(location, message, tmp_path, ca
     _one_line_error(["import", str(path)], capsys, message)
 
 
+def test_external_data_symlinked_out_of_the_folder_is_refused(tmp_path) -> None:
+    path = _external_model(tmp_path / "model")
+    os.replace(tmp_path / "model" / "weights.bin", tmp_path / "outside.bin")
+    os.symlink(tmp_path / "outside.bin", tmp_path / "model" / "weights.bin")
+    with pytest.raises(OnnxImportError, match=r"'weights\.bin' must be a relative path inside"):
+        import_onnx(path, ctx=make_context())
+
+
 def test_external_data_shorter_than_declared_is_refused(tmp_path) -> None:
     path = _external_model(tmp_path / "model")
     weights = tmp_path / "model" / "weights.bin"
@@ -350,8 +358,10 @@ def test_bad_option_values_are_one_line(argv, message, capsys) -> None:
     assert "usage:" not in err and "--help" in err
 
 
+@pytest.mark.slow
 def test_one_line_errors_from_a_fresh_process(tmp_path) -> None:
-    """No traceback and one line also when run as a program (the console script's path)."""
+    """No traceback and one line also when run as a program (the console script's path):
+    a user error (status 1) and a usage error (status 2)."""
     import subprocess
     import sys
 
