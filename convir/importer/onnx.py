@@ -360,12 +360,16 @@ def _input_type(info: onnx.ValueInfoProto, batch: int | None) -> TensorType:
 
 
 def _check_attributes(node: NodeContext) -> None:
-    """Refuse attributes that the operator's ONNX schema (at the model's opset) does not define,
-    or gives another type, as onnxruntime does, rather than ignore them."""
+    """Refuse attributes that the operator's ONNX schema (at the model's opset) does not define
+    or gives another type, and missing required ones, as onnxruntime does."""
     try:
         schema = onnx.defs.get_schema(node.node.op_type, node.opset, "")
     except onnx.defs.SchemaError:
         return  # no schema at this opset: the handler decides what it accepts
+    given = {attribute.name for attribute in node.node.attribute}
+    for name, declared in schema.attributes.items():
+        if declared.required and name not in given:
+            raise node.error(f"the {name} attribute is required")
     for attribute in node.node.attribute:
         declared = schema.attributes.get(attribute.name)
         if declared is None:

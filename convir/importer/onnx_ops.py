@@ -355,7 +355,10 @@ def unsqueeze(node: NodeContext) -> list[Value]:
     if raw_axes is None:
         raise node.error("axes are required")
     rank = len(shape) + len(raw_axes)
-    for a in sorted(_axis(a, rank, node) for a in raw_axes):
+    axes = sorted(_axis(a, rank, node) for a in raw_axes)
+    if len(set(axes)) != len(axes):
+        raise node.error(f"axes {raw_axes} name an axis twice")
+    for a in axes:
         shape.insert(a, 1)
     return [_reshape(node, shape)]
 

@@ -130,6 +130,25 @@ def test_attributes_outside_the_operator_schema_are_refused(model, message, tmp_
     _one_line_error(["compile", _saved(model, tmp_path / "m.onnx")], capsys, message)
 
 
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (single_node_model("LRN", {"x": X}), "node 'lrn_0' (LRN): the size attribute is required"),
+        (
+            single_node_model("Concat", {"x": X, "z": X}),
+            "node 'concat_0' (Concat): the axis attribute is required",
+        ),
+        (
+            single_node_model("Unsqueeze", {"x": X}, {"a": np.array([0, 0], np.int64)}),
+            "node 'unsqueeze_0' (Unsqueeze): axes [0, 0] name an axis twice",
+        ),
+    ],
+)
+def test_missing_required_attributes_and_repeated_axes_are_refused(model, message) -> None:
+    with pytest.raises(OnnxImportError, match=re.escape(message)):
+        import_onnx(model, ctx=make_context())
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])
 def test_weights_of_another_float_type_are_refused_not_converted(dtype) -> None:
     model = single_node_model("Conv", {"x": X}, {"w": W.astype(dtype)})
