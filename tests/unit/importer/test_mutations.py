@@ -204,9 +204,13 @@ def _onnxruntime(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np
 
 
 @pytest.fixture(scope="module")
-def cache_dir(request) -> str:
-    """A cache kept between runs (in pytest's cache directory), so known mutants load."""
-    return str(request.config.cache.mkdir("convir-mutants"))
+def cache_dir(request, tmp_path_factory) -> str:
+    """A cache kept between runs (in pytest's cache directory), so known mutants load; a
+    fresh one when pytest runs without its cache (`-p no:cacheprovider`)."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return str(tmp_path_factory.mktemp("convir-mutants"))
+    return str(cache.mkdir("convir-mutants"))
 
 
 @settings(
