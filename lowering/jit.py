@@ -11,8 +11,11 @@ LLVM (libllvmlite.so makes 39 MiB resident on load alone).
 A cache entry is the shared object followed by a trailer (its imports and exports as JSON, the
 cache key and a checksum), so that one file is the whole entry, written atomically, and the
 dynamic loader can map it where it lies (it ignores bytes after the ELF image). A damaged entry
-is deleted and rebuilt. Entries record the object's external symbols, checked before loading so
-that a missing runtime library is named rather than reported by the loader.
+is deleted and rebuilt; one that cannot be deleted (a read-only cache) or is not a regular file
+(a FIFO would block the read) is bypassed with a `CacheWarning`, and temp files that a writer
+killed before its rename left behind are swept by later writers. Entries record the object's
+external symbols, checked before loading so that a missing runtime library is named rather than
+reported by the loader.
 
 Runtime symbols come from libm (expf, tanhf) and libgomp (GOMP_parallel, omp_get_thread_num),
 loaded once per process into the global namespace; libraries are loaded local, with their own
@@ -27,18 +30,21 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import errno
 import glob
 import hashlib
 import json
 import os
 import platform
 import site
+import stat
 import struct
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -60,6 +66,9 @@ _MAGIC = b"CVIRSO\x00\x02"
 # sha256(object + metadata)
 _TRAILER = struct.Struct("<8s32sIQ32s")
 _SUFFIX = ".cvso"
+_TEMP_PREFIX = ".tmp-"
+#: Age after which a temp file in the cache is a killed writer's leftover (a live one is seconds).
+_STALE_TEMP_S = 600.0
 _OPENMP_PREFIXES = ("GOMP_", "omp_")
 
 _LOCK = threading.RLock()
@@ -193,10 +202,11 @@ class _ObjectCache:
         return self.directory / f"{key}{_SUFFIX}"
 
     def load(self, key: str) -> SharedObject | None:
-        """The entry for `key`; None on a miss. A damaged entry is deleted and reported."""
+        """The entry for `key`; None on a miss. A damaged entry is deleted and reported; one
+        that cannot be read or deleted, or is not a regular file, is reported and bypassed."""
         path = self.path(key)
         try:
-            blob = path.read_bytes()
+            blob = _read_regular_file(path)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -204,10 +214,19 @@ class _ObjectCache:
             return None
         entry = self._decode(blob, key)
         if entry is None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                warnings.warn(
+                    f"corrupt cache entry {path} cannot be deleted ({error.strerror}); "
+                    "compiling without it",
+                    CacheWarning,
+                    stacklevel=3,
+                )
+                return None
             warnings.warn(
                 f"corrupt cache entry {path} deleted; rebuilding", CacheWarning, stacklevel=3
             )
-            path.unlink(missing_ok=True)
         return entry
 
     @staticmethod
@@ -237,9 +256,12 @@ class _ObjectCache:
             _MAGIC, bytes.fromhex(key), len(meta), len(code.data), hashlib.sha256(body).digest()
         )
         path = self.path(key)
+        self._remove_stale_temps()
         temp_name = None
         try:
-            handle, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=_SUFFIX)
+            handle, temp_name = tempfile.mkstemp(
+                dir=self.directory, prefix=_TEMP_PREFIX, suffix=_SUFFIX
+            )
             with os.fdopen(handle, "wb") as temp:
                 temp.write(body + trailer)
             os.replace(temp_name, path)
@@ -251,6 +273,25 @@ class _ObjectCache:
                 Path(temp_name).unlink(missing_ok=True)
             return None
         return path
+
+    def _remove_stale_temps(self) -> None:
+        """Delete temp files that a writer killed between writing and renaming left behind;
+        a live writer finishes within seconds, so only files untouched for long go."""
+        now = time.time()
+        for temp in self.directory.glob(f"{_TEMP_PREFIX}*{_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                if now - temp.lstat().st_mtime > _STALE_TEMP_S:
+                    temp.unlink()
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of `path`, which must be a regular file: a FIFO or a device named like a cache
+    entry would block or never end, so it is refused (OSError) without being read."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(handle, "rb") as file:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return file.read()
 
 
 class CompiledLibrary:

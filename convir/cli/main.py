@@ -8,7 +8,8 @@
     convir bench peak|layers|models [--threads N] [--repeat N] [--json FILE] [--plot FILE.png]
 
 Every user error (unreadable file, malformed or unsupported model, bad option) prints one line on
-stderr and exits with status 1; argparse usage errors exit with status 2.
+stderr and exits with status 1; usage errors (an unknown option, a bad option value) print one
+line too and exit with status 2.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from convir.cli.bench import add_bench_command
 from convir.cli.demo import add_demo_command
@@ -50,9 +52,17 @@ def _positive(text: str) -> int:
     return value
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line naming the option, not the usage
+    block; subcommand parsers inherit the class (argparse makes them with the parent's type)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"convir: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `convir` with all its subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="convir",
         description="convir: a convolution compiler for CPUs (ONNX in, native code out).",
     )

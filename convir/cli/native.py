@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import time
 from collections.abc import Callable
 
@@ -46,7 +48,9 @@ def add_native_commands(
         "run",
         help="compile a model natively and run it",
         description="Compile an ONNX model natively, run it on given or random inputs, print the "
-        "outputs' shapes and timing, and optionally compare with onnxruntime.",
+        "outputs' shapes and timing, and optionally compare with onnxruntime (NaN and Inf "
+        "outputs match where onnxruntime has the same). A model whose inputs, outputs and "
+        "activations would not fit in the machine's memory is refused before running.",
     )
     run_parser.add_argument("model", help="path to an .onnx file")
     run_parser.add_argument(
@@ -187,7 +191,9 @@ def _run_command(args: argparse.Namespace) -> None:
     outputs = compiled.run(feed)
     median_s = _median_seconds(lambda: compiled.run(feed), args.repeat)
     for name, value in outputs.items():
-        print(f"{name}: shape {list(value.shape)}, mean {value.mean():.6g}, max {value.max():.6g}")
+        with np.errstate(all="ignore"):  # NaN and Inf outputs print as such, without warnings
+            mean, largest = value.mean(), value.max()
+        print(f"{name}: shape {list(value.shape)}, mean {mean:.6g}, max {largest:.6g}")
     timing = f"median of {args.repeat}, {compiled.threads} threads"
     print(f"convir       {median_s * 1e3:9.3f} ms  ({timing})")
     if args.compare == "ort":
@@ -206,6 +212,7 @@ def _inputs(compiled, specs: list[str]) -> dict[str, np.ndarray]:
             given[name] = np.load(path)
         except (OSError, ValueError) as error:
             raise UserError(f"--input {spec!r}: cannot load '{path}': {error}") from None
+    _check_fits_in_memory(compiled, given)
     rng = np.random.default_rng(0)
     for spec in compiled.inputs:
         if spec.name not in given:
@@ -215,6 +222,27 @@ def _inputs(compiled, specs: list[str]) -> dict[str, np.ndarray]:
     except ValueError as error:
         raise UserError(str(error)) from None
     return given
+
+
+def _check_fits_in_memory(compiled, given: dict[str, np.ndarray]) -> None:
+    """Refuse to run when the random inputs to make, the outputs and the arena would not fit in
+    this machine's memory, rather than die allocating them."""
+    random_specs = [spec for spec in compiled.inputs if spec.name not in given]
+    # standard_normal makes float64 values, converted to float32 afterwards
+    random_bytes = sum(12 * int(np.prod(spec.shape)) for spec in random_specs)
+    output_bytes = sum(4 * int(np.prod(spec.shape)) for spec in compiled.outputs)
+    needed = random_bytes + output_bytes + int(compiled.memory_report()["arena_bytes"])
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    if needed > available:
+        sizes = ", ".join(f"'{spec.name}' {list(spec.shape)}" for spec in random_specs)
+        raise UserError(
+            f"running the model needs {needed / 2**30:.3g} GiB (random inputs {sizes or 'none'}, "
+            f"outputs and activations), more than this machine's {available / 2**30:.3g} GiB; "
+            "use a smaller --batch or a model with smaller inputs"
+        )
 
 
 def _median_seconds(call: Callable[[], object], repeat: int) -> float:
@@ -234,18 +262,48 @@ def compare_with_onnxruntime(model, feed, outputs, threads: int, repeat: int) ->
         raise UserError("--compare ort needs onnxruntime (pip install -e '.[dev]')") from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    theirs = dict(
-        zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True)
-    )
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        theirs = dict(
+            zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True)
+        )
+    except Exception as error:  # onnxruntime's own exception classes derive from Exception only
+        reason = _onnxruntime_reason(str(error)) or type(error).__name__
+        raise UserError(f"--compare ort: onnxruntime refuses the model: {reason}") from None
     median_s = _median_seconds(lambda: session.run(None, feed), repeat)
     print(f"onnxruntime  {median_s * 1e3:9.3f} ms  (median of {repeat}, {threads} threads)")
     for name, value in outputs.items():
-        error = float(np.max(np.abs(value - theirs[name])))
-        scale = max(float(np.max(np.abs(theirs[name]))), 1e-30)
-        verdict = "OK" if error <= 1e-4 * scale else "MISMATCH"
-        print(f"{name}: max |error| {error:.3g} ({error / scale:.2g} of max |output|): {verdict}")
+        error, scale, special = output_difference(value, theirs[name])
+        verdict = "OK" if special == 0 and error <= 1e-4 * scale else "MISMATCH"
+        where = f", {special} NaN/Inf elements differ" if special else ""
+        print(
+            f"{name}: max |error| {error:.3g} ({error / scale:.2g} of max |output|{where}): "
+            f"{verdict}"
+        )
         if verdict != "OK":
-            raise UserError(f"output '{name}' differs from onnxruntime by {error:.3g}")
+            raise UserError(
+                f"output '{name}' differs from onnxruntime by {error:.3g}"
+                + (f" and in {special} NaN/Inf elements" if special else "")
+            )
+
+
+def _onnxruntime_reason(message: str) -> str:
+    """The first line of an onnxruntime error without its status prefix and the C++ source
+    location and signature that precede the reason."""
+    lines = message.strip().splitlines()
+    reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", lines[0] if lines else "")
+    return re.sub(r"^\S+:\d+ \S+\(.*\)\s+(?=\S)", "", reason)
+
+
+def output_difference(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float, int]:
+    """(max |ours - theirs| over the finite elements of both, max |theirs| there (at least
+    1e-30), how many elements are NaN or ±Inf in one but not the same in the other)."""
+    same_special = (np.isnan(ours) & np.isnan(theirs)) | (np.isinf(theirs) & (ours == theirs))
+    finite = np.isfinite(ours) & np.isfinite(theirs)
+    special = int(np.count_nonzero(~finite & ~same_special))
+    with np.errstate(all="ignore"):
+        error = float(np.max(np.abs(ours - theirs), where=finite, initial=0.0))
+        scale = float(np.max(np.abs(theirs), where=finite, initial=1e-30))
+    return error, max(scale, 1e-30), special

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from xdsl.universe import Universe
 from xdsl.utils.exceptions import DiagnosticException, ParseError, PassFailedException
@@ -48,6 +49,9 @@ class ConvirOptMain(xDSLOptMain):
             self.register_pass(name, factory)
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        # xDSL builds the parser itself; its usage errors become one line, as convir's do.
+        arg_parser.prog = "convir-opt"
+        arg_parser.error = _usage_error  # type: ignore[method-assign]
         super().register_all_arguments(arg_parser)
         arg_parser.add_argument(
             "--elide-weights",
@@ -56,12 +60,21 @@ class ConvirOptMain(xDSLOptMain):
         )
 
 
+def _usage_error(message: str) -> NoReturn:
+    """A usage error of convir-opt: one line on stderr, status 2 (argparse's convention)."""
+    print(f"convir-opt: error: {message} (see 'convir-opt --help')", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `convir-opt`; errors print to stderr and exit 1, with no traceback."""
     try:
         ConvirOptMain(argv).run()
     except (DiagnosticException, ParseError, PassFailedException, ValueError) as error:
         print(f"convir-opt: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"convir-opt: error: '{error.filename}': {error.strerror}", file=sys.stderr)
         return 1
     return 0
 

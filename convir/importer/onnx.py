@@ -74,7 +74,7 @@ class NodeContext:
                 if isinstance(value, bytes):
                     return value.decode()
                 if isinstance(value, onnx.TensorProto):
-                    return numpy_helper.to_array(value)
+                    return tensor_array(value, f"{self.where}: attribute '{name}' tensor")
                 if isinstance(value, list):
                     return [v.decode() if isinstance(v, bytes) else v for v in value]
                 return value
@@ -151,14 +151,14 @@ class GraphBuilder:
 
     def constant(self, name: str, array: np.ndarray, node: NodeContext | None) -> SSAValue:
         """A `conv.constant` holding `array` (float32) in the context's resource store."""
+        # ONNX ops take operands of one type, and graph inputs are float32; a tensor of another
+        # type used as data makes an invalid model, not one to compute in float32 regardless.
         if array.dtype != np.float32:
-            if not np.issubdtype(array.dtype, np.floating):
-                where = f"{node.where}: " if node else ""
-                raise OnnxImportError(
-                    f"{where}tensor '{name}' of type {array.dtype} is used as data; only float32 "
-                    "data tensors are supported"
-                )
-            array = array.astype(np.float32)
+            where = f"{node.where}: " if node else ""
+            raise OnnxImportError(
+                f"{where}tensor '{name}' of type {array.dtype} is used as data; only float32 "
+                "data tensors are supported"
+            )
         op = ConstantOp(resource_attr(self.ctx, name, array))
         op.output.name_hint = _value_name(name)
         self.block.add_op(op)
@@ -183,13 +183,15 @@ def import_onnx(
     opset = _default_opset(model)
     ctx = ctx or default_context()
     graph = model.graph
-    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    initializers = {init.name: tensor_array(init, "initializer") for init in graph.initializer}
 
     inputs = [i for i in graph.input if i.name not in initializers]
     input_types = [_input_type(i, batch) for i in inputs]
     block = Block(arg_types=input_types)
     builder = GraphBuilder(ctx, block, values=dict(initializers))
     for info, arg in zip(inputs, block.args, strict=True):
+        if info.name in builder.values:
+            raise OnnxImportError(f"graph input '{info.name}' is declared twice")
         arg.name_hint = _value_name(info.name)
         builder.values[info.name] = arg
 
@@ -203,11 +205,12 @@ def import_onnx(
             raise node_ctx.error(
                 f"operator {node.op_type} is not supported; supported: {supported}"
             )
+        _check_attributes(node_ctx)
         try:
             results = handler(node_ctx)
         except OnnxImportError:
             raise
-        except (ValueError, IndexError, KeyError, TypeError) as error:
+        except (ValueError, IndexError, KeyError, TypeError, ArithmeticError) as error:
             raise node_ctx.error(str(error)) from None
         _bind_outputs(node_ctx, results)
 
@@ -250,9 +253,71 @@ def load_model(model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelPro
         raise OnnxImportError(f"'{path}' is not an ONNX model (malformed protobuf)") from None
     if not proto.HasField("graph"):
         raise OnnxImportError(f"'{path}' is not an ONNX model (no graph)")
-    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
-        onnx.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+    folder = os.path.dirname(os.path.abspath(path))
+    for tensor in _stored_tensors(proto):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            _load_external_data(tensor, folder)
     return proto
+
+
+def _stored_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """The tensors stored in the model's main graph: initializers and node attributes."""
+    tensors = list(proto.graph.initializer)
+    for node in proto.graph.node:
+        tensors.extend(a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR)
+    return tensors
+
+
+def _load_external_data(tensor: onnx.TensorProto, folder: str) -> None:
+    """Read the data of `tensor` from its external file, which must lie inside `folder` (the
+    model's); an OnnxImportError names the tensor and the file otherwise."""
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    where = f"tensor '{tensor.name}': external data file '{location}'"
+    target = os.path.realpath(os.path.join(folder, location))
+    if not location or os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+        raise OnnxImportError(f"{where} must be a relative path inside the model's folder {folder}")
+    if not os.path.isfile(target):
+        raise OnnxImportError(f"{where} does not exist (or is not a regular file) in {folder}")
+    try:
+        offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
+    except ValueError:
+        raise OnnxImportError(f"{where}: offset and length must be integers") from None
+    size = os.path.getsize(target)
+    if offset < 0 or offset > size or (length >= 0 and offset + length > size):
+        raise OnnxImportError(
+            f"{where} holds {size} bytes; offset {offset} and length {length} reach beyond it"
+        )
+    try:
+        onnx.external_data_helper.load_external_data_for_tensor(tensor, folder)
+    except (onnx.checker.ValidationError, ValueError, OSError) as error:
+        raise OnnxImportError(f"{where} cannot be read: {error}") from None
+
+
+def tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """The numpy value of a stored tensor; an OnnxImportError names it if its data is damaged
+    (a `raw_data` of the wrong length, say) or was left in an external file."""
+    where = f"{what} '{tensor.name}'"
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        raise OnnxImportError(
+            f"{where} keeps its data in an external file; import the model from its path, or "
+            "load it with onnx.load(path) first"
+        )
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError) as error:
+        dims = list(tensor.dims)
+        known = tensor.data_type in onnx.TensorProto.DataType.values() and tensor.data_type != 0
+        dtype = onnx.TensorProto.DataType.Name(tensor.data_type) if known else ""
+        if not known:
+            reason = f"data type {tensor.data_type} is not an ONNX tensor type"
+        elif tensor.HasField("raw_data") and dtype != "STRING":
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+            needed = int(np.prod(dims, dtype=np.int64)) * itemsize
+            reason = f"raw_data holds {len(tensor.raw_data)} bytes, {dtype} {dims} needs {needed}"
+        else:
+            reason = f"its data does not make a {dtype} tensor of shape {dims} ({error})"
+        raise OnnxImportError(f"{where}: {reason}") from None
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
@@ -294,10 +359,42 @@ def _input_type(info: onnx.ValueInfoProto, batch: int | None) -> TensorType:
     return f32_tensor(shape)
 
 
+def _check_attributes(node: NodeContext) -> None:
+    """Refuse attributes that the operator's ONNX schema (at the model's opset) does not define
+    or gives another type, and missing required ones, as onnxruntime does."""
+    try:
+        schema = onnx.defs.get_schema(node.node.op_type, node.opset, "")
+    except onnx.defs.SchemaError:
+        return  # no schema at this opset: the handler decides what it accepts
+    given = {attribute.name for attribute in node.node.attribute}
+    for name, declared in schema.attributes.items():
+        if declared.required and name not in given:
+            raise node.error(f"the {name} attribute is required")
+    for attribute in node.node.attribute:
+        declared = schema.attributes.get(attribute.name)
+        if declared is None:
+            known = ", ".join(sorted(schema.attributes)) or "none"
+            raise node.error(
+                f"attribute '{attribute.name}' is not defined for {node.node.op_type} at opset "
+                f"{node.opset}; its attributes are: {known}"
+            )
+        if attribute.type != int(declared.type):
+            name = onnx.AttributeProto.AttributeType.Name
+            raise node.error(
+                f"attribute '{attribute.name}' has type {name(attribute.type)}; "
+                f"{node.node.op_type} expects {name(int(declared.type))}"
+            )
+
+
 def _bind_outputs(node: NodeContext, results: Sequence[Value]) -> None:
     for index, name in enumerate(node.node.output):
         if name == "":
             continue
+        if name in node.builder.values:
+            raise node.error(
+                f"output '{name}' is already defined by a graph input, an initializer or an "
+                "earlier node; an ONNX graph defines every tensor once"
+            )
         if index >= len(results):
             node.builder.values[name] = _Unavailable(node.where, index)
             continue

@@ -48,7 +48,13 @@ def _window_attrs(node: NodeContext, kernel: Sequence[int], spatial: Sequence[in
     strides = list(node.attr("strides", [1, 1]))
     dilations = list(node.attr("dilations", [1, 1]))
     pads = list(node.attr("pads", [0, 0, 0, 0]))
+    _check_ints(node, "kernel_shape", kernel, 2, 1)
+    _check_ints(node, "strides", strides, 2, 1)
+    _check_ints(node, "dilations", dilations, 2, 1)
+    _check_ints(node, "pads", pads, 4, 0)
     auto_pad = node.attr("auto_pad", "NOTSET")
+    if auto_pad != "NOTSET" and node.attr("pads") is not None:
+        raise node.error(f"pads {pads} and auto_pad '{auto_pad}' cannot both be given")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = [0, 0, 0, 0]
         for i in range(2):
@@ -63,6 +69,12 @@ def _window_attrs(node: NodeContext, kernel: Sequence[int], spatial: Sequence[in
     return strides, pads, dilations
 
 
+def _check_ints(node: NodeContext, name: str, values: Sequence[int], count: int, low: int) -> None:
+    """Refuse a window attribute that has not `count` integers, all >= `low`."""
+    if len(values) != count or any(not isinstance(v, int) or v < low for v in values):
+        raise node.error(f"{name} {list(values)} must be {count} integers >= {low}")
+
+
 # --- convolution, normalisation, pooling ------------------------------------------------------
 
 
@@ -71,7 +83,14 @@ def conv2d(node: NodeContext) -> list[Value]:
     if node.rank(0) != 4:
         raise node.error(f"only 2-D convolutions are supported, input has rank {node.rank(0)}")
     weight_shape = node.shape(1)
+    if len(weight_shape) != 4:
+        raise node.error(f"weight must have rank 4 [O, C/group, KH, KW], got {list(weight_shape)}")
     kernel = node.attr("kernel_shape", list(weight_shape[2:]))
+    if list(kernel) != list(weight_shape[2:]):
+        raise node.error(
+            f"kernel_shape {list(kernel)} does not match the weight's {list(weight_shape[2:])} "
+            f"kernel (weight shape {list(weight_shape)})"
+        )
     strides, pads, dilations = _window_attrs(node, kernel, node.shape(0)[2:])
     bias = node.value(2) if node.has_input(2) else None
     op = conv.Conv2DOp(
@@ -106,6 +125,8 @@ def pool(node: NodeContext) -> list[Value]:
     if node.attr("storage_order", 0) != 0:
         raise node.error("storage_order=1 is not supported")
     kernel = node.attr("kernel_shape")
+    if kernel is None:
+        raise node.error("the kernel_shape attribute is required")
     strides, pads, dilations = _window_attrs(node, kernel, node.shape(0)[2:])
     op = conv.PoolOp(
         node.value(0),
@@ -334,7 +355,10 @@ def unsqueeze(node: NodeContext) -> list[Value]:
     if raw_axes is None:
         raise node.error("axes are required")
     rank = len(shape) + len(raw_axes)
-    for a in sorted(_axis(a, rank, node) for a in raw_axes):
+    axes = sorted(_axis(a, rank, node) for a in raw_axes)
+    if len(set(axes)) != len(axes):
+        raise node.error(f"axes {raw_axes} name an axis twice")
+    for a in axes:
         shape.insert(a, 1)
     return [_reshape(node, shape)]
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import subprocess
 import sys
 import threading
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -369,3 +372,54 @@ def test_compiling_and_calling_from_several_threads(tmp_path) -> None:
         thread.join()
     assert errors == []
     assert results == {index: index + 0.5 for index in range(8)}
+
+
+# --- a cache directory that cannot be trusted (issue 13) ------------------------------------------
+
+
+def test_damaged_entry_in_read_only_cache_warns_and_compiles(tmp_path, monkeypatch) -> None:
+    path = compile_ir(SAXPY, cache_dir=tmp_path).cache_path
+    assert path is not None
+    path.write_bytes(b"damaged")
+
+    # A read-only directory, as root (who may write anywhere) cannot make one with chmod.
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    monkeypatch.setattr(jit.tempfile, "mkstemp", refuse)
+    with pytest.warns(CacheWarning, match="cannot be deleted"):
+        library = compile_ir(SAXPY, cache_dir=tmp_path)
+    assert not library.from_cache and library.cache_path is None
+    np.testing.assert_array_equal(_saxpy(library), _expected_saxpy())
+
+
+def test_fifo_named_like_an_entry_is_never_opened(tmp_path) -> None:
+    fifo = tmp_path / f"{cache_key(SAXPY, Target.host())}.cvso"
+    os.mkfifo(fifo)
+    result: dict[str, object] = {}
+
+    def build() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result["library"] = compile_ir(SAXPY, cache_dir=tmp_path)
+        result["warnings"] = [str(w.message) for w in caught]
+
+    # Reading a FIFO blocks until a writer comes: run in a thread so a regression fails, not hangs.
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "compile_ir blocked on a FIFO in the cache"
+    assert any("not a regular file" in w for w in result["warnings"])
+    np.testing.assert_array_equal(_saxpy(result["library"]), _expected_saxpy())
+
+
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path) -> None:
+    stale, fresh = tmp_path / ".tmp-stale.cvso", tmp_path / ".tmp-fresh.cvso"
+    stale.write_bytes(b"half an entry")
+    fresh.write_bytes(b"being written")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    compile_ir(SAXPY, cache_dir=tmp_path)
+    assert not stale.exists()
+    assert fresh.exists()
