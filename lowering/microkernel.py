@@ -38,6 +38,10 @@ tile heights exist and both keep many independent accumulators. Ragged N: `Panel
 of NR vectors and a narrower last one; a partial last vector is stored masked (`store_row`), or
 whole where the caller owns padded lanes (NCHWc).
 
+**Padding.** A conv's padded taps must form no product (0 · Inf is NaN): with
+`Operands.inside`, each tile row's FMAs at an outer depth index are masked by whether that row's
+tap is real (`fma_where`; one mask per row and outer index, shared by its lanes and vectors).
+
 **Packed layouts** (numpy packers, used at compile time for B and by tests for A):
 - B panels `[P, K, NR·W]` (`pack_b`): panel p holds columns [p·NR·W, (p+1)·NR·W), one row of
   NR vectors per depth step, zero past N: the depth loop streams one panel sequentially.

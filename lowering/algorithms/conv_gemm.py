@@ -39,6 +39,7 @@ from lowering.microkernel import (
     DepthRange,
     Operands,
     PanelTiling,
+    RowInside,
     RowTiling,
     ScalarAt,
     accumulate,
@@ -189,9 +190,11 @@ class ConvGemm:
         position: tuple[SSAValue, SSAValue, PixelCoordinates],
         vectors: int,
         a_at: ScalarAt,
+        inside: RowInside | None = None,
     ) -> None:
         """Y for the pixels `coordinates` of image `n` × the `vectors` blocks of `panel`:
-        bias, the depth loop reading A through `a_at`, residual, activation, store."""
+        bias, the depth loop reading A through `a_at` (forming no product where `inside` says
+        a row's tap is padding), residual, activation, store."""
         n, panel, coordinates = position
         width = self.block
         weight, bias = buffers.weight, buffers.bias
@@ -204,7 +207,7 @@ class ConvGemm:
             return load_vector(weight, [panel, row, j * width], width)
 
         shape = (len(coordinates), vectors)
-        result = accumulate(shape, self.depth, Operands(a_at, b_at), initial)
+        result = accumulate(shape, self.depth, Operands(a_at, b_at, inside), initial)
         for (oh, ow), accs in zip(coordinates, result, strict=True):
             for j, acc in enumerate(accs):
                 out_block = affine([(panel, self.nr)], j)

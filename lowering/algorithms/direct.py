@@ -234,8 +234,8 @@ def _emit_tiles(t: _Tiling, op, buffers) -> None:
     block_groups = -(-t.blocks // s.oc_blocks)
     with parallel([(0, g.n), (0, g.group), (0, block_groups), (0, g.oh)]) as (n, grp, bg, oh):
         emit_tile = _emit_tile if g.block is None else _emit_blocked_tile
-        rows = _tap_rows(g, oh)
-        _width_tiles(
+        rows = tap_rows(g, oh)
+        guarded_width_tiles(
             g,
             s.ow_block,
             lambda ow0, width, guarded: emit_tile(
@@ -259,7 +259,7 @@ class _Position:
     guarded: bool
 
 
-def _tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
+def tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
     """Kernel rows kh with 0 <= oh·stride - top + kh·dilation < H: [max(0, ⌈(top - oh·s)/d⌉),
     min(KH, ⌈(H + top - oh·s)/d⌉)). Rows of padding contribute nothing, so they are skipped."""
     top, bottom = g.pads[0], g.pads[2]
@@ -283,7 +283,9 @@ def _ceil_div(value: SSAValue, divisor: int) -> SSAValue:
     return arith.CeilDivSIOp(value, index(divisor)).result
 
 
-def _width_tiles(g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]) -> None:
+def guarded_width_tiles(
+    g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]
+) -> None:
     """Cover output columns [0, OW) with tiles of `ow_block` and one narrower remainder tile:
     emit(first column, width, guarded). Tiles whose taps all fall inside the input run in one
     unguarded loop; the others (the left and right borders) share one guarded loop body."""
@@ -334,12 +336,12 @@ def _initial_tile(t: _Tiling, bias, grp, blocks, ow_block: int) -> list[SSAValue
     ]
 
 
-def _input_column(g: ConvGeometry, ow0: Index, kw: SSAValue, pixel: int) -> SSAValue:
+def input_column(g: ConvGeometry, ow0: Index, kw: SSAValue, pixel: int) -> SSAValue:
     """The input column of output column ow0 + pixel at kernel column kw (may be outside)."""
     return affine([(ow0, g.strides[1]), (kw, g.dilations[1])], pixel * g.strides[1] - g.pads[1])
 
 
-def _column_inside(g: ConvGeometry, column: SSAValue, guarded: bool) -> SSAValue | None:
+def column_inside(g: ConvGeometry, column: SSAValue, guarded: bool) -> SSAValue | None:
     """In a guarded tile, whether input column `column` is inside [0, W) (else None)."""
     if not guarded:
         return None
@@ -380,8 +382,8 @@ def _emit_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) -> None:
                     for b in blocks
                 ]
                 for r in range(ow_block):
-                    col = _input_column(g, at.ow0, kw_loop.iv, r)
-                    inside = _column_inside(g, col, at.guarded)
+                    col = input_column(g, at.ow0, kw_loop.iv, r)
+                    inside = column_inside(g, col, at.guarded)
                     value = _input_value(x, [n, channel, row, col], 3, inside)
                     pixel, mask = broadcast(value, wb), _mask(inside, wb)
                     for j, wv in enumerate(weights):
@@ -429,8 +431,8 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) ->
             row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
             with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
                 tile = list(kw_loop.carried)
-                cols = [_input_column(g, at.ow0, kw_loop.iv, r) for r in range(ow_block)]
-                insides = [_column_inside(g, col, at.guarded) for col in cols]
+                cols = [input_column(g, at.ow0, kw_loop.iv, r) for r in range(ow_block)]
+                insides = [column_inside(g, col, at.guarded) for col in cols]
                 masks = [_mask(inside, wb) for inside in insides]
                 for lane in range(lanes):
                     weights = [
