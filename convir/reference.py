@@ -131,11 +131,12 @@ def conv2d(
     window_inside = _windows(inside, out_hw, kernel, strides, dilations)
     weights = w.astype(np.float64).reshape(group, out_channels // group, group_channels, *kernel)
     y = np.zeros((n, group, out_channels // group, out_h * out_w))
-    for kh in range(kernel_h):
-        for kw in range(kernel_w):
-            columns = windows[..., kh, kw].reshape(n, group, group_channels, out_h * out_w)
-            products = np.matmul(weights[..., kh, kw], columns)
-            y += np.where(window_inside[..., kh, kw].reshape(-1), products, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf are data here, not errors
+        for kh in range(kernel_h):
+            for kw in range(kernel_w):
+                columns = windows[..., kh, kw].reshape(n, group, group_channels, out_h * out_w)
+                products = np.matmul(weights[..., kh, kw], columns)
+                y += np.where(window_inside[..., kh, kw].reshape(-1), products, 0.0)
     y = y.reshape(n, out_channels, out_h, out_w)
     if b is not None:
         y += b.reshape(1, out_channels, 1, 1)
