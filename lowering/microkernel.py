@@ -110,7 +110,7 @@ def fma_where(mask: SSAValue | None, a: SSAValue, b: SSAValue, acc: SSAValue) ->
     """a * b + acc in the lanes of `mask`, acc unchanged elsewhere (no mask: everywhere).
 
     Padding must contribute nothing, not 0 · b, which is NaN for an Inf or NaN b; selecting the
-    old accumulator drops the product (on AVX-512 the select folds into a masked FMA).
+    old accumulator drops the product (on AVX-512 LLVM emits the FMA and a vblendmps).
     """
     product = fma(a, b, acc)
     return product if mask is None else arith.SelectOp(mask, product, acc).result

@@ -9,8 +9,11 @@ padded copy of the input, no separate column buffer). The microkernel then runs 
 against every packed weight panel (bias first, epilogue in registers, as in gemm1x1). A padded
 tap must contribute nothing, not 0 · w (NaN for an Inf or NaN weight), so a register tile with a
 pixel whose window reaches into the padding runs the microkernel masked: per (pixel, tap) the
-FMAs of padded taps keep the old accumulator (a masked FMA on AVX-512). Interior tiles, decided
-at run time by the same test as the panel's unchecked copy, run unmasked. Any
+FMAs of padded taps keep the old accumulator (an FMA and a blend). Only when some weight is not
+finite, though (a flag packed with the weights, `conv_gemm.pack_weight`): with finite weights
+the panel's zeros contribute exactly nothing, and the masked microkernel, up to ~20 % slower on
+a 7×7 layer whose tiles are nearly all border tiles, never runs. Interior tiles (decided at run
+time by the same test as the panel's unchecked copy) always run unmasked. Any
 stride, dilation and asymmetric padding; channel counts need not be multiples of X (padded
 lanes are copied into the panel but never read).
 
@@ -240,6 +243,7 @@ def _emit_block(
             row_tile.iv,
             lambda first, rows: _fill(gemm, buffers.x, panel, (n, local, first), rows),
         )
+    finite = gemm.weights_finite(buffers.weight)
     with loop(0, gemm.panels.count) as weight_panel, loop(first_tile, end_tile) as row_tile:
         local = arith.SubiOp(row_tile.iv, first_tile).result
 
@@ -255,7 +259,14 @@ def _emit_block(
                 inside = (lambda outer, r: _tap_inside(gemm, origins[r], outer)) if masked else None
                 gemm.tile(op, buffers, position, shape[1], a_at, inside)
 
-            _by_border(gemm, origins, tile)
+            def border_tile(border: bool) -> None:
+                if not border:
+                    tile(False)
+                    return
+                # With finite weights the panel's zeros contribute exactly nothing.
+                if_else(finite, lambda: tile(False), lambda: tile(True))
+
+            _by_border(gemm, origins, border_tile)
 
         gemm.dispatch(weight_panel.iv, row_tile.iv, run)
 
