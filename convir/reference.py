@@ -105,8 +105,11 @@ def conv2d(
 ) -> np.ndarray:
     """ONNX Conv: x [N, C, H, W], w [O, C/group, KH, KW], b [O] or None -> [N, O, OH, OW].
 
-    Built as im2col (a strided window view, copied once into [N, group, C/group*KH*KW, OH*OW])
-    followed by one batched float64 matmul per image and group.
+    Padded positions are absent, not zeros: a tap that falls in the padding forms no product,
+    so an Inf or NaN weight there does not turn the output into NaN (0 · Inf), as in ONNX
+    Runtime's NCHWc kernels and the ONNX definition. Whether a tap is padding depends only on
+    (tap, output pixel), so the sum runs per tap: one batched float64 matmul per tap over the
+    zero-padded input, whose result is dropped where that tap is padding.
     """
     n, channels, height, width = x.shape
     out_channels, group_channels, kernel_h, kernel_w = w.shape
@@ -117,16 +120,24 @@ def conv2d(
     top, left, bottom, right = pads
     out_h = conv2d_output_size(height, kernel_h, strides[0], top, bottom, dilations[0])
     out_w = conv2d_output_size(width, kernel_w, strides[1], left, right, dilations[1])
-    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
-    windows = _windows(padded, (out_h, out_w), (kernel_h, kernel_w), strides, dilations)
-    depth = group_channels * kernel_h * kernel_w
-    columns = (
-        windows.reshape(n, group, group_channels, out_h, out_w, kernel_h, kernel_w)
-        .transpose(0, 1, 2, 5, 6, 3, 4)
-        .reshape(n, group, depth, out_h * out_w)
+    widths = ((top, bottom), (left, right))
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), *widths))
+    inside = np.pad(np.ones((height, width), bool), widths)
+    kernel, out_hw = (kernel_h, kernel_w), (out_h, out_w)
+    # [N, group, C/group, OH, OW, KH, KW] and [OH, OW, KH, KW]
+    windows = _windows(padded, out_hw, kernel, strides, dilations).reshape(
+        n, group, group_channels, out_h, out_w, kernel_h, kernel_w
     )
-    weights = w.astype(np.float64).reshape(group, out_channels // group, depth)
-    y = np.matmul(weights, columns).reshape(n, out_channels, out_h, out_w)
+    window_inside = _windows(inside, out_hw, kernel, strides, dilations)
+    weights = w.astype(np.float64).reshape(group, out_channels // group, group_channels, *kernel)
+    y = np.zeros((n, group, out_channels // group, out_h * out_w))
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf are data here, not errors
+        for kh in range(kernel_h):
+            for kw in range(kernel_w):
+                columns = windows[..., kh, kw].reshape(n, group, group_channels, out_h * out_w)
+                products = np.matmul(weights[..., kh, kw], columns)
+                y += np.where(window_inside[..., kh, kw].reshape(-1), products, 0.0)
+    y = y.reshape(n, out_channels, out_h, out_w)
     if b is not None:
         y += b.reshape(1, out_channels, 1, 1)
     return y.astype(np.float32)

@@ -38,6 +38,10 @@ tile heights exist and both keep many independent accumulators. Ragged N: `Panel
 of NR vectors and a narrower last one; a partial last vector is stored masked (`store_row`), or
 whole where the caller owns padded lanes (NCHWc).
 
+**Padding.** A conv's padded taps must form no product (0 · Inf is NaN): with
+`Operands.inside`, each tile row's FMAs at an outer depth index are masked by whether that row's
+tap is real (`fma_where`; one mask per row and outer index, shared by its lanes and vectors).
+
 **Packed layouts** (numpy packers, used at compile time for B and by tests for A):
 - B panels `[P, K, NR·W]` (`pack_b`): panel p holds columns [p·NR·W, (p+1)·NR·W), one row of
   NR vectors per depth step, zero past N: the depth loop streams one panel sequentially.
@@ -84,11 +88,32 @@ VectorAt = Callable[[SSAValue, int], SSAValue]
 """B's vector at (depth row, vector of the tile)."""
 
 
+RowInside = Callable[[SSAValue, int], SSAValue]
+"""Whether A's row at (outer depth index, tile row) is real (i1), not a conv's padding."""
+
+
 class Operands(NamedTuple):
-    """Where the microkernel reads A's scalars and B's vectors."""
+    """Where the microkernel reads A's scalars and B's vectors; `inside`, when given, says
+    which (outer depth index, tile row) hold real data: the others form no product at all."""
 
     a: ScalarAt
     b: VectorAt
+    inside: RowInside | None = None
+
+
+def lane_mask(condition: SSAValue, width: int) -> SSAValue:
+    """An i1 condition as a `vector<width x i1>` mask (a k register on AVX-512)."""
+    return vector.BroadcastOp(condition, VectorType(i1, [width])).vector
+
+
+def fma_where(mask: SSAValue | None, a: SSAValue, b: SSAValue, acc: SSAValue) -> SSAValue:
+    """a * b + acc in the lanes of `mask`, acc unchanged elsewhere (no mask: everywhere).
+
+    Padding must contribute nothing, not 0 · b, which is NaN for an Inf or NaN b; selecting the
+    old accumulator drops the product (on AVX-512 LLVM emits the FMA and a vblendmps).
+    """
+    product = fma(a, b, acc)
+    return product if mask is None else arith.SelectOp(mask, product, acc).result
 
 
 @dataclass(frozen=True)
@@ -155,16 +180,19 @@ def _depth_steps(
     tile: list[list[SSAValue]], outer: SSAValue, part: DepthRange, operands: Operands
 ) -> list[list[SSAValue]]:
     """One outer step of `part`: per lane, NR B vectors once, then per row a broadcast and NR
-    FMAs (rank-1 updates)."""
+    FMAs (rank-1 updates), masked per row when `operands.inside` is given."""
     tile = [list(row) for row in tile]
     width = tile[0][0].type.get_shape()[0]
+    masks: list[SSAValue | None] = [None] * len(tile)
+    if operands.inside is not None:
+        masks = [lane_mask(operands.inside(outer, r), width) for r in range(len(tile))]
     for lane in range(part.lanes):
         row = part.row(outer, lane)
         b = [operands.b(row, j) for j in range(len(tile[0]))]
         for r, row in enumerate(tile):
             a = broadcast(operands.a(outer, lane, r), width)
             for j, b_vector in enumerate(b):
-                row[j] = fma(a, b_vector, row[j])
+                row[j] = fma_where(masks[r], a, b_vector, row[j])
     return tile
 
 

@@ -6,10 +6,12 @@ and K = C·KH·KW in the order (input block cb, tap, lane), tap = kh·KW + kw. T
 NCHWc data (the lanes of one pixel contiguous), so the microkernel's outer depth index is
 cb·taps + tap and its unrolled steps are the lanes of block cb; a partial last input block is a
 second depth range with only its logical lanes, so padded lanes (of the input, or of an A panel
-copied from it) are never read, and B has exactly C·KH·KW rows (`microkernel.DepthRange.row`).
+copied from it) are never read, and B has C·KH·KW depth rows (`microkernel.DepthRange.row`).
 
-- `pack_weight`: [O, C, KH, KW] -> B panels [P, C·KH·KW, NR·X] (`microkernel.pack_b`), zero
-  columns past O.
+- `pack_weight`: [O, C, KH, KW] -> B panels [P, C·KH·KW + 1, NR·X] (`microkernel.pack_b`), zero
+  columns past O, and one last row per panel that is 1 if every weight is finite and 0 if not:
+  then a zero in A's padding contributes exactly nothing and a kernel may skip its masking (a
+  padded tap must form no product; 0 · Inf is NaN).
 - `pack_bias`: [O] -> [P, NR·X].
 - `ConvGemm`: one conv's tiling (balanced row tiles over the pixels of an image, panels of NR
   output blocks) and `tile`, which runs the microkernel on one (panel, row tile) from the bias
@@ -34,11 +36,12 @@ from lowering.algorithms.common import (
     has_constant_parameters,
     store_blocked,
 )
-from lowering.emit import Index, add, affine, index, load_vector, splat
+from lowering.emit import Index, add, affine, f32_constant, index, load, load_vector, splat
 from lowering.microkernel import (
     DepthRange,
     Operands,
     PanelTiling,
+    RowInside,
     RowTiling,
     ScalarAt,
     accumulate,
@@ -71,7 +74,8 @@ def checked_geometry(op: conv.Conv2DOp, algorithm: str) -> ConvGeometry:
 
 
 def pack_weight(weight: np.ndarray, nr: int, block: int) -> np.ndarray:
-    """[O, C, KH, KW] -> B panels [P, C·KH·KW, NR·X] in the depth order (cb, tap, lane)."""
+    """[O, C, KH, KW] -> B panels [P, C·KH·KW + 1, NR·X] in the depth order (cb, tap, lane),
+    then the row of whether every weight is finite (module doc)."""
     o, c, kh, kw = weight.shape
     in_blocks = -(-c // block)
     padded = np.zeros((o, in_blocks * block, kh * kw), np.float32)
@@ -80,7 +84,9 @@ def pack_weight(weight: np.ndarray, nr: int, block: int) -> np.ndarray:
     # then only the rows of real channels (the padded lanes of a partial last block go).
     rows = padded.reshape(o, in_blocks, block, kh * kw).transpose(1, 3, 2, 0)
     real = (np.arange(in_blocks)[:, None, None] * block + np.arange(block)) < c
-    return pack_b(rows[np.broadcast_to(real, rows.shape[:3])], nr, block)
+    panels = pack_b(rows[np.broadcast_to(real, rows.shape[:3])], nr, block)
+    finite = np.full((panels.shape[0], 1, panels.shape[2]), float(np.isfinite(weight).all()))
+    return np.concatenate([panels, finite.astype(np.float32)], axis=1)
 
 
 def pack_bias(bias: np.ndarray, nr: int, block: int) -> np.ndarray:
@@ -160,7 +166,12 @@ class ConvGemm:
         return self.g.input_blocks * self.taps
 
     def weight_shape(self) -> tuple[int, int, int]:
-        return (self.panels.count, self.g.c * self.taps, self.nr * self.block)
+        return (self.panels.count, self.g.c * self.taps + 1, self.nr * self.block)
+
+    def weights_finite(self, weight: SSAValue) -> SSAValue:
+        """Whether every weight is finite (i1), read from the packed weights' last row."""
+        flag = load(weight, [0, self.g.c * self.taps, 0])
+        return arith.CmpfOp(flag, f32_constant(0.0), "one").result
 
     def bias_shape(self) -> tuple[int, int]:
         return (self.panels.count, self.nr * self.block)
@@ -189,9 +200,11 @@ class ConvGemm:
         position: tuple[SSAValue, SSAValue, PixelCoordinates],
         vectors: int,
         a_at: ScalarAt,
+        inside: RowInside | None = None,
     ) -> None:
         """Y for the pixels `coordinates` of image `n` × the `vectors` blocks of `panel`:
-        bias, the depth loop reading A through `a_at`, residual, activation, store."""
+        bias, the depth loop reading A through `a_at` (forming no product where `inside` says
+        a row's tap is padding), residual, activation, store."""
         n, panel, coordinates = position
         width = self.block
         weight, bias = buffers.weight, buffers.bias
@@ -204,7 +217,7 @@ class ConvGemm:
             return load_vector(weight, [panel, row, j * width], width)
 
         shape = (len(coordinates), vectors)
-        result = accumulate(shape, self.depth, Operands(a_at, b_at), initial)
+        result = accumulate(shape, self.depth, Operands(a_at, b_at, inside), initial)
         for (oh, ow), accs in zip(coordinates, result, strict=True):
             for j, acc in enumerate(accs):
                 out_block = affine([(panel, self.nr)], j)

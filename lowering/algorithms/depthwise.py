@@ -5,8 +5,11 @@ vectors of the same X channels, so no lane ever needs another lane's data and th
 the last block compute harmless values nothing reads. Weights are repacked at compile time to
 [C/X, KH, KW, X] (zero-padded) and bias to [C/X, X]. The register tile is `ow_block` output
 pixels of one channel block; the epilogue (residual, activation) is applied in registers. Padding
-is materialised once per call in a workspace, as in `direct`. Threads split (image, channel
-block, output row). Any kernel size, stride, dilation and padding.
+is never copied, as in `direct` (whose border handling this shares): each output row runs only
+the kernel rows inside the input, interior width tiles run unguarded, and border tiles clamp
+their loads and mask their FMAs outside the input, so a padded tap forms no product (an Inf or
+NaN weight there gives what ONNX Runtime gives, not 0 · Inf = NaN). No workspace. Threads split
+(image, channel block, output row). Any kernel size, stride, dilation and padding.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from xdsl.dialects import arith
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 
@@ -29,18 +33,19 @@ from lowering.algorithms.common import (
     has_constant_parameters,
     row_tile,
     store_blocked,
-    width_tiles,
 )
+from lowering.algorithms.direct import column_inside, guarded_width_tiles, input_column, tap_rows
 from lowering.emit import (
     add,
     affine,
-    fma,
+    index,
     load_vector,
     loop,
     parallel,
     splat,
 )
 from lowering.kernels import Packer
+from lowering.microkernel import fma_where, lane_mask
 
 NAME = "depthwise"
 
@@ -105,7 +110,7 @@ class DepthwiseEmitter:
         return packers
 
     def workspace_bytes(self, op: Operation) -> int:
-        return _geometry(op).padding_bytes()
+        return 0  # padding is handled in the loops, not by a padded copy
 
     def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
         g = _geometry(op)
@@ -113,13 +118,16 @@ class DepthwiseEmitter:
         blocks, block = g.input_blocks, g.block
         weight_shape = (blocks, g.kh, g.kw, block)
         with (
-            conv_kernel(module, name, op, g, weight_shape, (blocks, block)) as buffers,
+            conv_kernel(module, name, op, g, weight_shape, (blocks, block), 0) as buffers,
             parallel([(0, g.n), (0, blocks), (0, g.oh)]) as (n, cb, oh),
         ):
-            width_tiles(
-                g.ow,
+            rows = tap_rows(g, oh)
+            guarded_width_tiles(
+                g,
                 s.ow_block,
-                lambda ow0, width: _emit_tile(g, op, buffers, (n, cb, oh, ow0), width),
+                lambda ow0, width, guarded: _emit_tile(
+                    g, op, buffers, (n, cb, oh, ow0, rows, guarded), width
+                ),
             )
 
 
@@ -131,22 +139,30 @@ def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
 
 
 def _emit_tile(g: ConvGeometry, op, buffers, position, ow_block: int) -> None:
-    """`ow_block` output vectors of channel block `cb`: accumulate over (kh, kw), then store."""
+    """`ow_block` output vectors of channel block `cb`: accumulate over the kernel rows `rows`
+    inside the input and every kernel column (masked outside the input when `guarded`), then
+    store."""
     x, weight, bias, residual, y, _ = buffers
-    n, cb, oh, ow0 = position
+    n, cb, oh, ow0, rows, guarded = position
     block = g.block
     initial = [
         load_vector(bias, [cb, 0], block) if bias is not None else splat(0.0, block)
         for _ in range(ow_block)
     ]
-    with loop(0, g.kh, carry=initial) as kh_loop:
-        row = affine([(oh, g.strides[0]), (kh_loop.iv, g.dilations[0])])
+    with loop(*rows, carry=initial) as kh_loop:
+        row = affine([(oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
         with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
             accs = list(kw_loop.carried)
             wv = load_vector(weight, [cb, kh_loop.iv, kw_loop.iv, 0], block)
             for r in range(ow_block):
-                col = affine([(ow0, g.strides[1]), (kw_loop.iv, g.dilations[1])], r * g.strides[1])
-                accs[r] = fma(load_vector(x, [n, cb, row, col, 0], block), wv, accs[r])
+                col = input_column(g, ow0, kw_loop.iv, r)
+                inside = column_inside(g, col, guarded)
+                mask = None
+                if inside is not None:  # a clamped load whose product the mask drops
+                    col = arith.SelectOp(inside, col, index(0)).result
+                    mask = lane_mask(inside, block)
+                value = load_vector(x, [n, cb, row, col, 0], block)
+                accs[r] = fma_where(mask, value, wv, accs[r])
             kw_loop.yield_(*accs)
         kh_loop.yield_(*kw_loop.results)
     for r in range(ow_block):

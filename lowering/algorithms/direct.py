@@ -11,7 +11,9 @@ applied to the tile in registers before it is stored (on NCHWc one vector store 
 block, on NCHW one scalar store per lane). Padding is never copied: each output row runs only
 the kernel rows that fall inside the input, and the width tiles whose taps all fall inside run
 unguarded in one loop, while the border tiles (left and right, and a remainder) share one loop
-whose loads are clamped and replaced by 0 outside the input. No workspace.
+whose loads are clamped and whose FMAs are masked outside the input: a padded tap forms no
+product, so an Inf or NaN weight there gives what ONNX Runtime gives, not 0 · Inf = NaN.
+No workspace.
 
 An NCHW input with an NCHWc output (a stem conv on a 3-channel image, left unpacked by
 conv-convert-layout) is read plane by plane with the NCHWc loop order.
@@ -51,7 +53,6 @@ from lowering.emit import (
     broadcast,
     extract,
     f32_constant,
-    fma,
     if_,
     index,
     insert,
@@ -64,6 +65,7 @@ from lowering.emit import (
 )
 from lowering.kernels import Packer
 from lowering.kernels.elementwise import apply_activation
+from lowering.microkernel import fma_where, lane_mask
 
 NAME = "direct"
 
@@ -232,8 +234,8 @@ def _emit_tiles(t: _Tiling, op, buffers) -> None:
     block_groups = -(-t.blocks // s.oc_blocks)
     with parallel([(0, g.n), (0, g.group), (0, block_groups), (0, g.oh)]) as (n, grp, bg, oh):
         emit_tile = _emit_tile if g.block is None else _emit_blocked_tile
-        rows = _tap_rows(g, oh)
-        _width_tiles(
+        rows = tap_rows(g, oh)
+        guarded_width_tiles(
             g,
             s.ow_block,
             lambda ow0, width, guarded: emit_tile(
@@ -257,7 +259,7 @@ class _Position:
     guarded: bool
 
 
-def _tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
+def tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
     """Kernel rows kh with 0 <= oh·stride - top + kh·dilation < H: [max(0, ⌈(top - oh·s)/d⌉),
     min(KH, ⌈(H + top - oh·s)/d⌉)). Rows of padding contribute nothing, so they are skipped."""
     top, bottom = g.pads[0], g.pads[2]
@@ -281,7 +283,9 @@ def _ceil_div(value: SSAValue, divisor: int) -> SSAValue:
     return arith.CeilDivSIOp(value, index(divisor)).result
 
 
-def _width_tiles(g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]) -> None:
+def guarded_width_tiles(
+    g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]
+) -> None:
     """Cover output columns [0, OW) with tiles of `ow_block` and one narrower remainder tile:
     emit(first column, width, guarded). Tiles whose taps all fall inside the input run in one
     unguarded loop; the others (the left and right borders) share one guarded loop body."""
@@ -332,20 +336,32 @@ def _initial_tile(t: _Tiling, bias, grp, blocks, ow_block: int) -> list[SSAValue
     ]
 
 
-def _input_column(g: ConvGeometry, ow0: Index, kw: SSAValue, pixel: int) -> SSAValue:
+def input_column(g: ConvGeometry, ow0: Index, kw: SSAValue, pixel: int) -> SSAValue:
     """The input column of output column ow0 + pixel at kernel column kw (may be outside)."""
     return affine([(ow0, g.strides[1]), (kw, g.dilations[1])], pixel * g.strides[1] - g.pads[1])
 
 
-def _input_value(g: ConvGeometry, x: SSAValue, indices: list, column: int, guarded: bool):
-    """x[indices], where indices[column] may be outside [0, W) when `guarded`: then a clamped
-    load whose value is replaced by 0 (the padding), branch-free."""
+def column_inside(g: ConvGeometry, column: SSAValue, guarded: bool) -> SSAValue | None:
+    """In a guarded tile, whether input column `column` is inside [0, W) (else None)."""
     if not guarded:
+        return None
+    return arith.CmpiOp(column, index(g.w), "ult").result  # also false when < 0
+
+
+def _input_value(x: SSAValue, indices: list, column: int, inside: SSAValue | None) -> SSAValue:
+    """x[indices], with indices[column] clamped into the input when `inside` may be false: the
+    value loaded there is a stand-in whose product `fma_where` drops, since the padding
+    contributes nothing (0 · an Inf weight would be NaN)."""
+    if inside is None:
         return load(x, indices)
-    inside = arith.CmpiOp(indices[column], index(g.w), "ult").result  # also false when < 0
     safe = list(indices)
     safe[column] = arith.SelectOp(inside, indices[column], index(0)).result
-    return arith.SelectOp(inside, load(x, safe), f32_constant(0.0)).result
+    return load(x, safe)
+
+
+def _mask(inside: SSAValue | None, width: int) -> SSAValue | None:
+    """The lane mask of a column test, or None where every column is inside."""
+    return None if inside is None else lane_mask(inside, width)
 
 
 def _emit_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) -> None:
@@ -366,11 +382,13 @@ def _emit_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) -> None:
                     for b in blocks
                 ]
                 for r in range(ow_block):
-                    col = _input_column(g, at.ow0, kw_loop.iv, r)
-                    value = _input_value(g, x, [n, channel, row, col], 3, at.guarded)
-                    pixel = broadcast(value, wb)
+                    col = input_column(g, at.ow0, kw_loop.iv, r)
+                    inside = column_inside(g, col, at.guarded)
+                    value = _input_value(x, [n, channel, row, col], 3, inside)
+                    pixel, mask = broadcast(value, wb), _mask(inside, wb)
                     for j, wv in enumerate(weights):
-                        accs[j * ow_block + r] = fma(pixel, wv, accs[j * ow_block + r])
+                        acc = accs[j * ow_block + r]
+                        accs[j * ow_block + r] = fma_where(mask, pixel, wv, acc)
                 kw_loop.yield_(*accs)
             kh_loop.yield_(*kw_loop.results)
         c_loop.yield_(*kh_loop.results)
@@ -401,26 +419,31 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) ->
     def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
         in_block = affine([(grp, group_blocks), (block, 1)])
 
-        def input_value(row: SSAValue, col: SSAValue, lane: int) -> SSAValue:
+        def input_value(
+            row: SSAValue, col: SSAValue, lane: int, inside: SSAValue | None
+        ) -> SSAValue:
             if g.nchw_input:  # channel `lane` of input block `block`, read from an NCHW plane
                 channel = affine([(grp, g.cg), (block, wb)], lane)
-                return _input_value(g, x, [n, channel, row, col], 3, at.guarded)
-            return _input_value(g, x, [n, in_block, row, col, lane], 3, at.guarded)
+                return _input_value(x, [n, channel, row, col], 3, inside)
+            return _input_value(x, [n, in_block, row, col, lane], 3, inside)
 
         with loop(*at.rows, carry=accs) as kh_loop:
             row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
             with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
                 tile = list(kw_loop.carried)
-                cols = [_input_column(g, at.ow0, kw_loop.iv, r) for r in range(ow_block)]
+                cols = [input_column(g, at.ow0, kw_loop.iv, r) for r in range(ow_block)]
+                insides = [column_inside(g, col, at.guarded) for col in cols]
+                masks = [_mask(inside, wb) for inside in insides]
                 for lane in range(lanes):
                     weights = [
                         load_vector(weight, [grp, b, block, kh_loop.iv, kw_loop.iv, lane, 0], wb)
                         for b in blocks
                     ]
                     for r, col in enumerate(cols):
-                        pixel = broadcast(input_value(row, col, lane), wb)
+                        pixel = broadcast(input_value(row, col, lane, insides[r]), wb)
                         for j, wv in enumerate(weights):
-                            tile[j * ow_block + r] = fma(pixel, wv, tile[j * ow_block + r])
+                            acc = tile[j * ow_block + r]
+                            tile[j * ow_block + r] = fma_where(masks[r], pixel, wv, acc)
                 kw_loop.yield_(*tile)
             kh_loop.yield_(*kw_loop.results)
         return list(kh_loop.results)

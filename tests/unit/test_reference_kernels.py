@@ -8,9 +8,10 @@ import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from convir import reference
+from tests.nonfinite import assert_same_nonfinite, with_nonfinite
 
 OPSET = 19
 # onnx 1.23 stamps IR version 14 on new models; onnxruntime 1.31 reads at most 13.
@@ -89,11 +90,29 @@ def direct_conv2d(
 
 
 @st.composite
-def conv_problems(draw: st.DrawFn) -> dict[str, Any]:
-    """Draw a tiny grouped, strided, dilated, asymmetrically padded convolution with output >= 1."""
+def tiny_channels(draw: st.DrawFn) -> tuple[int, int, int]:
+    """(group, input channels, output channels) of a tiny grouped convolution."""
     group = draw(st.integers(1, 3))
-    channels = group * draw(st.integers(1, 2))
-    out_channels = group * draw(st.integers(1, 2))
+    return group, group * draw(st.integers(1, 2)), group * draw(st.integers(1, 2))
+
+
+@st.composite
+def ort_nchwc_channels(draw: st.DrawFn) -> tuple[int, int, int]:
+    """(group, input channels, output channels) that ONNX Runtime's NCHWc transformer takes on
+    AVX-512 (block 16): 16 output channels and fewer than 16 or 16 input channels, or a
+    depthwise conv of 16 channels."""
+    if draw(st.booleans()):
+        return 16, 16, 16
+    return 1, draw(st.sampled_from([1, 2, 3, 16])), 16
+
+
+@st.composite
+def conv_problems(
+    draw: st.DrawFn, channels: st.SearchStrategy[tuple[int, int, int]] | None = None
+) -> dict[str, Any]:
+    """Draw a tiny grouped, strided, dilated, asymmetrically padded convolution with output >= 1
+    (channels from `channels`, by default `tiny_channels`)."""
+    group, channels, out_channels = draw(channels or tiny_channels())
     kernel = [draw(st.integers(1, 5)) for _ in range(2)]
     strides = [draw(st.integers(1, 3)) for _ in range(2)]
     dilations = [draw(st.integers(1, 3)) for _ in range(2)]
@@ -152,6 +171,70 @@ def test_conv2d_matches_onnx(
     inputs = [x, w, random_array(w_shape[0])] if with_bias else [x, w]
     expected = run_onnx_node("Conv", inputs, kernel_shape=list(w_shape[2:]), **attributes)
     assert_matches(reference.conv2d(*inputs, **attributes), expected)
+
+
+def run_onnx_conv_with_constant_weights(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **attributes: Any
+) -> np.ndarray:
+    """ONNX Runtime's Conv with w (and b) as initializers, fully optimised (ORT_ENABLE_ALL):
+    its NCHWc kernels skip padded taps, as the ONNX definition does. (Unoptimised, with weights
+    as inputs, it multiplies a zero-filled im2col buffer: 0 · Inf = NaN in the padding.)"""
+    names = ["x", "w"] + (["b"] if b is not None else [])
+    inits = [numpy_helper.from_array(w, "w")] + (
+        [numpy_helper.from_array(b, "b")] if b is not None else []
+    )
+    node = helper.make_node("Conv", names, ["y"], **attributes)
+    graph = helper.make_graph(
+        [node],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
+    )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, {"x": x})[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    conv_problems(ort_nchwc_channels()),
+    st.integers(0, 3),
+    st.integers(1, 3),
+    st.integers(0, 2**32 - 1),
+)
+def test_conv2d_nan_and_inf_match_onnxruntime(
+    problem: dict[str, Any], input_specials: int, weight_specials: int, seed: int
+) -> None:
+    """With NaN and ±Inf in inputs and weights, conv2d gives ONNX Runtime's NaN/Inf pattern:
+    padded taps form no product, so an Inf weight meeting only padding leaves no NaN.
+
+    Only on the shapes ORT runs with its NCHWc kernels: its other paths (im2col on a zero-filled
+    buffer) do form 0 · Inf in the padding, and so differ from one shape to the next."""
+    x = with_nonfinite(problem.pop("x"), input_specials, seed)
+    w = with_nonfinite(problem.pop("w"), weight_specials, seed + 1)
+    b = problem.pop("b")
+    expected = run_onnx_conv_with_constant_weights(x, w, b, **problem)
+    assert_same_nonfinite(reference.conv2d(x, w, b, **problem), expected, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(conv_problems(), st.integers(0, 3), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_conv2d_nan_and_inf_match_direct_loops(
+    problem: dict[str, Any], input_specials: int, weight_specials: int, seed: int
+) -> None:
+    """The loop-by-loop definition (which skips taps outside the input) agrees on NaN/Inf."""
+    problem["x"] = with_nonfinite(problem["x"], input_specials, seed)
+    problem["w"] = with_nonfinite(problem["w"], weight_specials, seed + 1)
+    expected = direct_conv2d(**problem).astype(np.float32)
+    x, w, b = problem.pop("x"), problem.pop("w"), problem.pop("b")
+    assert_same_nonfinite(reference.conv2d(x, w, b, **problem), expected, rtol=1e-4, atol=1e-5)
 
 
 POOL_CASES = [
