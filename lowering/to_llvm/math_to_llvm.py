@@ -6,8 +6,9 @@ approximation.
 MLIR's polynomial approximation use: x is clamped to ±7.90531 (beyond which tanh rounds to ±1
 in f32) with `llvm.minimum`/`maximum` (so NaN stays NaN), tanh(x) = x·P(x²)/Q(x²) with P of
 degree 6 and Q of degree 3 in x², and |x| < 0.0004 returns x itself. Its error is a few ulp
-over the whole f32 range (checked against numpy in the unit tests). `math.erf` calls libm's
-`erff`/`erf`, lane by lane on vectors.
+over the whole f32 range (checked against numpy in the unit tests). Vector f32 `math.exp` and
+`math.erf` are first expanded into call-free arith (`lowering.to_llvm.math_approximations`);
+scalar `erf` calls libm's `erff`/`erf`, other vector `erf` one call per lane.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from lowering.to_llvm.conversion import (
     unsupported,
 )
 from lowering.to_llvm.llvm_extra import ExtractElementOp, VectorFCmpOp
+from lowering.to_llvm.math_approximations import expand_vector_math
 
 PASS_NAME = "convert-math-to-llvm"
 
@@ -206,14 +208,15 @@ class ConvertMathToLLVMPass(ModulePass):
     `sqrt`, `rsqrt`, `powf`, `fma`, `absf`, `floor`, `ceil`, `sin`, `cos`, `copysign`, `tanh`,
     `erf`. Produces LLVM intrinsics (`llvm.intr.exp`, `llvm.intr.fma`, ...; fast-math flags
     kept except on `fma`), libm calls for scalar `tanh`/`erf` (declaring `llvm.func @tanhf` etc.
-    when the module does not), per-lane `erf` calls on vectors, and a call-free approximation
-    of vector `tanh` (module docstring). Other dialects are untouched. Fails naming the op on any
-    other math op.
+    when the module does not), and call-free approximations of f32 vector `tanh`, `exp` and
+    `erf` (module docstring); the last two leave arith ops for `convert-arith-to-llvm`. Other
+    dialects are untouched. Fails naming the op on any other math op.
     """
 
     name = "convert-math-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        expand_vector_math(op)
         PatternRewriteWalker(
             GreedyRewritePatternApplier(
                 [
