@@ -1,7 +1,8 @@
-"""Call-free approximations of `math.exp` and `math.erf` on `vector<Nxf32>`.
+"""Call-free approximations of `math.exp`, `math.log` and `math.erf` on `vector<Nxf32>`.
 
-LLVM scalarises a vector `llvm.exp` or a vector libm call into one `expf`/`erff` call per lane,
-which made sigmoid, SiLU, softmax and GELU an order of magnitude slower than their arithmetic.
+LLVM scalarises a vector `llvm.exp`/`llvm.log` or a vector libm call into one `expf`/`logf`/
+`erff` call per lane, which made sigmoid, SiLU, softmax, softplus and GELU an order of magnitude
+slower than their arithmetic.
 `expand_vector_math` rewrites those ops, before `convert-math-to-llvm` lowers the rest, into
 arith ops plus `math.fma` and `math.floor` (which become `llvm.intr.fma`/`llvm.intr.floor`, one
 instruction each on x86 with AVX-512 or AVX2+FMA):
@@ -11,11 +12,15 @@ instruction each on x86 with AVX-512 or AVX2+FMA):
   by a degree-7 polynomial, and 2^k made from exponent bits in two halves (k >> 1 and the rest)
   so that every k in [-150, 128] — results down to the subnormals, and up to +inf — is exact.
   NaN lanes return the input. Error ≤ 2 ulp for normal results (checked against numpy).
+- log(x), Cephes' `logf`: x = m·2^e with m in [√½, √2) from the exponent bits (subnormal x
+  scaled by 2^23 first), log(m) = t - t²/2 + t³·P(t) with t = m - 1 and P of degree 8, plus
+  e·ln 2 in two Cody–Waite parts. x < 0 and NaN give NaN, ±0 gives -inf, +inf gives +inf.
+  Error ≤ 2 ulp (checked against numpy).
 - erf(x), Eigen's `generic_fast_erf_float`: x clamped to [-4, 4] (beyond which erf rounds to ±1)
   with NaN-propagating `maximumf`/`minimumf`, erf(x) = x·P(x²)/Q(x²) with P of degree 6 and Q of
   degree 4 in x². Error a few ulp, absolute error < 1e-7.
 
-Scalar `exp`/`erf` are left alone: they lower to `expf`/`erff` calls, used only by vector tails.
+Scalar `exp`/`log`/`erf` are left alone: they lower to libm calls, used only by vector tails.
 """
 
 from __future__ import annotations
@@ -56,6 +61,24 @@ _EXP_POLYNOMIAL = (
 """Cephes' coefficients: exp(r) ≈ 1 + r + r²·P(r) on |r| ≤ ln(2)/2, highest power first."""
 _FLOAT_MANTISSA_BITS = 23
 _FLOAT_EXPONENT_BIAS = 127
+
+_LOG_POLYNOMIAL = (
+    7.0376836292e-2,
+    -1.1514610310e-1,
+    1.1676998740e-1,
+    -1.2420140846e-1,
+    1.4249322787e-1,
+    -1.6668057665e-1,
+    2.0000714765e-1,
+    -2.4999993993e-1,
+    3.3333331174e-1,
+)
+"""Cephes' coefficients: log(1 + t) ≈ t - t²/2 + t³·P(t) on √½ - 1 ≤ t < √2 - 1."""
+_SQRT_HALF = 0.707106781186547524
+_SMALLEST_NORMAL = 1.17549435e-38
+_MANTISSA_MASK = 0x807FFFFF
+_HALF_EXPONENT_BITS = 0x3F000000
+"""The exponent field of 0.5: or-ed into a mantissa it gives a value in [0.5, 1)."""
 
 _ERF_CLAMP = 4.0
 _ERF_NUMERATOR = (
@@ -136,6 +159,48 @@ class _Emitter:
         is_nan = self._insert(arith.CmpfOp(x, x, "uno"))
         return self._insert(arith.SelectOp(is_nan, x, result))
 
+    def _compare(self, predicate: str, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self._insert(arith.CmpfOp(a, b, predicate))
+
+    def _select(self, condition: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self._insert(arith.SelectOp(condition, a, b))
+
+    def log(self, x: SSAValue) -> SSAValue:
+        """log(x) lane-wise (module docstring)."""
+        tiny = self._compare("olt", x, self.constant(_SMALLEST_NORMAL))
+        scaled = self._select(tiny, self.multiply(x, self.constant(2.0**23)), x)
+        bits = self._insert(arith.BitcastOp(scaled, self.int_type))
+        biased = self._insert(arith.ShRUIOp(bits, self.int_constant(_FLOAT_MANTISSA_BITS)))
+        exponent_int = self._insert(arith.SubiOp(biased, self.int_constant(126)))
+        exponent = self._insert(arith.SIToFPOp(exponent_int, self.float_type))
+        exponent = self._select(
+            tiny, self._insert(arith.SubfOp(exponent, self.constant(23.0))), exponent
+        )
+        mantissa_bits = self._insert(arith.AndIOp(bits, self.int_constant(_MANTISSA_MASK)))
+        mantissa_bits = self._insert(
+            arith.OrIOp(mantissa_bits, self.int_constant(_HALF_EXPONENT_BITS))
+        )
+        mantissa = self._insert(arith.BitcastOp(mantissa_bits, self.float_type))
+        # m in [0.5, 1): below √½ take 2m - 1 and e - 1, else m - 1, so that |t| < 0.42.
+        small = self._compare("olt", mantissa, self.constant(_SQRT_HALF))
+        one = self.constant(1.0)
+        doubled = self._insert(arith.AddfOp(mantissa, mantissa))
+        t = self._insert(arith.SubfOp(self._select(small, doubled, mantissa), one))
+        exponent = self._select(small, self._insert(arith.SubfOp(exponent, one)), exponent)
+        square = self.multiply(t, t)
+        cubic = self.multiply(self.multiply(self.horner(t, _LOG_POLYNOMIAL), t), square)
+        y = self.multiply_add(exponent, self.constant(_LN2_LOW), cubic)
+        y = self.multiply_add(square, self.constant(-0.5), y)
+        result = self._insert(arith.AddfOp(t, y))
+        result = self.multiply_add(exponent, self.constant(_LN2_HIGH), result)
+        # Special lanes, last: +inf stays, 0 gives -inf, negative and NaN give NaN.
+        result = self._select(self._compare("oeq", x, self.constant(float("inf"))), x, result)
+        result = self._select(
+            self._compare("oeq", x, self.constant(0.0)), self.constant(float("-inf")), result
+        )
+        invalid = self._compare("ult", x, self.constant(0.0))
+        return self._select(invalid, self.constant(float("nan")), result)
+
     def erf(self, x: SSAValue) -> SSAValue:
         """erf(x) lane-wise (module docstring)."""
         low = self._insert(arith.MaximumfOp(x, self.constant(-_ERF_CLAMP)))
@@ -160,6 +225,14 @@ class VectorExpExpansion(RewritePattern):
             rewriter.replace(op, [], [_Emitter(rewriter, type_).exp(op.operand)])
 
 
+class VectorLogExpansion(RewritePattern):
+    """`math.log` on `vector<Nxf32>` to the reduced polynomial (module docstring)."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        if isinstance(op, math.LogOp) and (type_ := _f32_vector(op.result.type)) is not None:
+            rewriter.replace(op, [], [_Emitter(rewriter, type_).log(op.operand)])
+
+
 class VectorErfExpansion(RewritePattern):
     """`math.erf` on `vector<Nxf32>` to the clamped rational approximation (module docstring)."""
 
@@ -169,8 +242,11 @@ class VectorErfExpansion(RewritePattern):
 
 
 def expand_vector_math(module: ModuleOp) -> None:
-    """Rewrite every f32 vector `math.exp` and `math.erf` in `module` into arith/math ops."""
+    """Rewrite every f32 vector `math.exp`, `math.log` and `math.erf` in `module` into
+    arith/math ops."""
     PatternRewriteWalker(
-        GreedyRewritePatternApplier([VectorExpExpansion(), VectorErfExpansion()]),
+        GreedyRewritePatternApplier(
+            [VectorExpExpansion(), VectorLogExpansion(), VectorErfExpansion()]
+        ),
         apply_recursively=False,
     ).rewrite_module(module)
