@@ -227,21 +227,6 @@ def _gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(inner))
 
 
-def _power(x: np.ndarray, exponent: float) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.power(x, exponent)
-
-
-def _reciprocal(x: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return 1 / x
-
-
-def _sqrt(x: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.sqrt(x)
-
-
 _ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
     "relu": lambda x, alpha, beta: np.maximum(x, 0),
     "leaky_relu": lambda x, alpha, beta: np.where(x >= 0, x, alpha * x),
@@ -256,9 +241,9 @@ _ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray, float, float], np.ndarray
     "gelu_tanh": lambda x, alpha, beta: _gelu_tanh(x),
     "mish": lambda x, alpha, beta: x * np.tanh(_softplus(x)),
     "softplus": lambda x, alpha, beta: _softplus(x),
-    "sqrt": lambda x, alpha, beta: _sqrt(x),
-    "reciprocal": lambda x, alpha, beta: _reciprocal(x),
-    "pow": lambda x, alpha, beta: _power(x, alpha),
+    "sqrt": lambda x, alpha, beta: np.sqrt(x),
+    "reciprocal": lambda x, alpha, beta: 1 / x,
+    "pow": lambda x, alpha, beta: np.power(x, alpha),
 }
 ACTIVATIONS = tuple(_ACTIVATION_FUNCTIONS)
 
@@ -272,7 +257,8 @@ def activation(x: np.ndarray, kind: str, alpha: float = 0.0, beta: float = 0.0) 
     and beta.
     """
     _check_kind(kind, ACTIVATIONS, "activation")
-    return _ACTIVATION_FUNCTIONS[kind](x.astype(np.float64), alpha, beta).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # ±Inf, NaN as in IEEE
+        return _ACTIVATION_FUNCTIONS[kind](x.astype(np.float64), alpha, beta).astype(np.float32)
 
 
 _BINARY_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
