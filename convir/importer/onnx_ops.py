@@ -14,8 +14,10 @@ import numpy as np
 import onnx
 from xdsl.dialects.builtin import StringAttr
 
+from convir import reference
 from convir.dialects import conv
 from convir.dialects.conv_names import ONNX_NAME
+from convir.dialects.shapes import broadcast_shapes
 from convir.importer.onnx import Handler, NodeContext, Value
 
 HANDLERS: dict[str, Handler] = {}
@@ -498,3 +500,101 @@ def cast(node: NodeContext) -> list[Value]:
     if to != onnx.TensorProto.FLOAT:
         raise node.error("casting run-time data to a type other than FLOAT is not supported")
     return [node.value(0)]
+
+
+# --- math: Erf, Gelu, Mish, Softplus, Sqrt, Reciprocal, Pow, PRelu, LayerNormalization ----------
+
+_MATH_ACTIVATIONS = {
+    "Erf": "erf",
+    "Mish": "mish",
+    "Softplus": "softplus",
+    "Sqrt": "sqrt",
+    "Reciprocal": "reciprocal",
+}
+
+
+@handles(*_MATH_ACTIVATIONS)
+def math_activation(node: NodeContext) -> list[Value]:
+    kind = _MATH_ACTIVATIONS[node.node.op_type]
+    if node.is_known(0):
+        return [_fold_activation(node, kind, node.known(0, "input"))]
+    return [node.add(conv.ActivationOp(node.value(0), kind))]
+
+
+def _fold_activation(node: NodeContext, kind: str, array: np.ndarray, alpha: float = 0.0):
+    """`kind` on an import-time `array`, in its own floating type (shape arithmetic included)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        raise node.error(f"{node.node.op_type} of a {array.dtype} constant is not supported")
+    return reference.activation(array, kind, alpha).astype(array.dtype)
+
+
+@handles("Gelu")
+def gelu(node: NodeContext) -> list[Value]:
+    approximate = node.attr("approximate", "none")
+    kinds = {"none": "gelu", "tanh": "gelu_tanh"}
+    if approximate not in kinds:
+        raise node.error(f"approximate '{approximate}' is unknown; expected 'none' or 'tanh'")
+    if node.is_known(0):
+        return [_fold_activation(node, kinds[approximate], node.known(0, "input"))]
+    return [node.add(conv.ActivationOp(node.value(0), kinds[approximate]))]
+
+
+@handles("Pow")
+def power(node: NodeContext) -> list[Value]:
+    if node.is_known(0) and node.is_known(1):
+        base = node.known(0, "base")
+        return [np.power(base, node.known(1, "exponent")).astype(base.dtype)]
+    exponent = node.known(1, "exponent")
+    if exponent.size != 1:
+        raise node.error(
+            f"the exponent must be one constant value, got shape {list(exponent.shape)}"
+        )
+    return [node.add(conv.ActivationOp(node.value(0), "pow", float(exponent.reshape(()))))]
+
+
+@handles("PRelu")
+def prelu(node: NodeContext) -> list[Value]:
+    if node.is_known(0) and node.is_known(1):
+        x, slope = node.known(0, "input"), node.known(1, "slope")
+        return [np.where(x < 0, x * slope, x).astype(x.dtype)]
+    shape, slope_shape = node.shape(0), node.shape(1)
+    if broadcast_shapes(shape, slope_shape) != tuple(shape):
+        raise node.error(
+            f"slope of shape {list(slope_shape)} does not broadcast to the input shape "
+            f"{list(shape)}"
+        )
+    return [node.add(conv.BinaryOp(node.value(0), node.value(1), "prelu"))]
+
+
+@handles("LayerNormalization")
+def layer_normalization(node: NodeContext) -> list[Value]:
+    """ONNX LayerNormalization (opset 17); Scale may be absent in the nodes that
+    `convir.importer.patterns` makes of a decomposed layer norm (then it is one)."""
+    shape = node.shape(0)
+    axis = _axis(node.attr("axis", -1), len(shape), node)
+    normalised = tuple(shape[axis:])
+    parameters = []
+    for index, what, fill in ((1, "scale", 1.0), (2, "bias", 0.0)):
+        if node.has_input(index) and node.shape(index) == normalised:
+            parameters.append(node.value(index))
+            continue
+        if not node.has_input(index):
+            array = np.full(normalised, fill, np.float32)
+        elif node.is_known(index):
+            array = node.known(index, what)
+        else:
+            raise node.error(
+                f"a run-time {what} must have the normalised shape {list(normalised)}, got "
+                f"{list(node.shape(index))}"
+            )
+        try:
+            array = np.broadcast_to(array, normalised)
+        except ValueError:
+            raise node.error(
+                f"{what} of shape {list(array.shape)} does not broadcast to the normalised shape "
+                f"{list(normalised)}"
+            ) from None
+        name = f"{node.node.output[0]}.{what}"
+        parameters.append(node.builder.constant(name, np.ascontiguousarray(array), node))
+    epsilon = node.attr("epsilon", 1e-5)
+    return [node.add(conv.LayerNormOp(node.value(0), *parameters, axis, epsilon))]
