@@ -262,12 +262,18 @@ def gemm(node: NodeContext) -> list[Value]:
 def matmul(node: NodeContext) -> list[Value]:
     if node.is_known(0) and node.is_known(1):
         return [np.matmul(node.known(0, "a"), node.known(1, "b"))]
-    if node.rank(0) != 2 or node.rank(1) != 2:
+    if node.rank(0) < 2 or node.rank(1) != 2:
         raise node.error(
-            f"only 2-D MatMul is supported, got shapes {list(node.shape(0))} and "
-            f"{list(node.shape(1))}"
+            f"only MatMul of an N-D tensor by a 2-D matrix is supported, got shapes "
+            f"{list(node.shape(0))} and {list(node.shape(1))}"
         )
-    return [node.add(conv.GemmOp(node.value(0), node.value(1), None))]
+    if node.rank(0) == 2:
+        return [node.add(conv.GemmOp(node.value(0), node.value(1), None))]
+    # [..., M, K] @ [K, N] (a Linear on channels-last activations): one GEMM over all rows.
+    shape = node.shape(0)
+    rows = node.add(conv.ReshapeOp(node.value(0), (int(np.prod(shape[:-1])), shape[-1])))
+    product = node.add(conv.GemmOp(rows, node.value(1), None))
+    return [node.add(conv.ReshapeOp(product, (*shape[:-1], node.shape(1)[1])))]
 
 
 # --- shapes and data movement --------------------------------------------------------------------

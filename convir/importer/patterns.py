@@ -1,12 +1,13 @@
-"""Decomposed GELU and layer norm in ONNX graphs, recognised as one node each before import.
+"""Decomposed GELU, Mish and layer norm in ONNX graphs, recognised as one node each before import.
 
-Exporters spell operators that ONNX gained late as chains of elementary nodes: PyTorch at opset
-17 writes GELU as `Div(x, √2) → Erf → Add 1 → Mul x → Mul ½` (and its tanh form with
-`Pow 3 → Mul 0.044715 → Add x → Mul √(2/π) → Tanh → Add 1 → Mul x → Mul ½`), and before opset 17
-a layer norm as `ReduceMean → Sub → Pow 2 → ReduceMean → Add ε → Sqrt → Div`, usually followed
-by `Mul γ → Add β`. Imported node by node, each chain would be several kernels with a tensor in
-memory between each; recognised, it is one `Gelu` node (one activation, which epilogue fusion can
-move into a conv) or one `LayerNormalization` node (one kernel).
+Exporters spell operators that ONNX gained late as chains of elementary nodes. PyTorch at opset
+17 writes GELU as `Div(x, √2) → Erf → Add 1 → Mul x → Mul ½`, and its tanh form as
+`x·x·x (or Pow 3) → Mul 0.044715 → Add x → Mul √(2/π) → Tanh → Add 1 → Mul x → Mul ½`; Mish
+(even at opset 18) as `Softplus → Tanh → Mul x`; and before opset 17 a layer norm as
+`ReduceMean → Sub → Pow 2 → ReduceMean → Add ε → Sqrt → Div`, usually followed by
+`Mul γ → Add β`. Imported node by node, each chain would be several kernels with a tensor in
+memory between each; recognised, it is one `Gelu` or `Mish` node (one activation, which epilogue
+fusion can move into a conv) or one `LayerNormalization` node (one kernel).
 
 `fuse_decomposed(graph)` returns the graph's node list with every such chain replaced by one
 node, placed where the chain's last node was (so every input of the chain is defined by then)
@@ -34,7 +35,7 @@ _CONSTANT_TOLERANCE = 1e-4
 class _Graph:
     """What matching needs to know of a graph: producers, consumers, constant values."""
 
-    nodes: Sequence[onnx.NodeProto]
+    nodes: list[onnx.NodeProto]
     outputs: set[str]
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     producer: dict[str, onnx.NodeProto] = field(default_factory=dict)
@@ -42,9 +43,11 @@ class _Graph:
 
     @classmethod
     def of(cls, graph: onnx.GraphProto) -> _Graph:
-        view = cls(graph.node, {o.name for o in graph.output})
+        # One list of the node objects, held for the whole match: protobuf makes a new wrapper
+        # on every access to a repeated field, so only these objects have stable identities.
+        view = cls(list(graph.node), {o.name for o in graph.output})
         view.constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-        for node in graph.node:
+        for node in view.nodes:
             for name in node.output:
                 view.producer[name] = node
             for name in node.input:
@@ -167,9 +170,9 @@ def _gelu_tanh(graph: _Graph, tanh: onnx.NodeProto) -> Fusion | None:
         return None
     for x, cubic_name in ((add.input[0], add.input[1]), (add.input[1], add.input[0])):
         cubic = graph.node(cubic_name, "Mul")
-        power_name = _scalar_operand(graph, cubic, 0.044715) if cubic else None
-        power = graph.node(power_name, "Pow") if power_name else None
-        if power is not None and power.input[0] == x and graph.is_scalar(power.input[1], 3.0):
+        cube_name = _scalar_operand(graph, cubic, 0.044715) if cubic else None
+        cube = _cube_of(graph, cube_name, x) if cube_name else None
+        if cube is not None:
             break
     else:
         return None
@@ -181,8 +184,31 @@ def _gelu_tanh(graph: _Graph, tanh: onnx.NodeProto) -> Fusion | None:
     tail = _half_x_times(graph, plus_one.output[0], x)
     if tail is None:
         return None
-    members = [power, cubic, add, scale, tanh, plus_one, *tail]
+    members = [*cube, cubic, add, scale, tanh, plus_one, *tail]
     return _fusion(graph, members, "Gelu", [x], approximate="tanh")
+
+
+def _cube_of(graph: _Graph, name: str, x: str) -> list[onnx.NodeProto] | None:
+    """The nodes computing `name` = x³: Pow(x, 3), or Mul(x, Mul(x, x)) in either order."""
+    power = graph.node(name, "Pow")
+    if power is not None:
+        return [power] if power.input[0] == x and graph.is_scalar(power.input[1], 3.0) else None
+    outer = graph.node(name, "Mul")
+    square_name = _other(outer, x) if outer else None
+    square = graph.node(square_name, "Mul") if square_name else None
+    if square is None or list(square.input) != [x, x]:
+        return None
+    return [square, outer]
+
+
+def _mish(graph: _Graph, softplus: onnx.NodeProto) -> Fusion | None:
+    """x·tanh(softplus(x)) from the `Softplus` node: what exporters write before opset 18."""
+    x = softplus.input[0]
+    tanh = graph.only_consumer(softplus.output[0])
+    multiply = graph.only_consumer(tanh.output[0]) if tanh and tanh.op_type == "Tanh" else None
+    if multiply is None or multiply.op_type != "Mul" or _other(multiply, tanh.output[0]) != x:
+        return None
+    return _fusion(graph, [softplus, tanh, multiply], "Mish", [x])
 
 
 def _reduce_axes(graph: _Graph, node: onnx.NodeProto) -> list[int] | None:
@@ -275,14 +301,18 @@ def _fusion(
     return Fusion(tuple(members), replacement)
 
 
-_MATCHERS = {"Erf": _gelu_exact, "Tanh": _gelu_tanh, "ReduceMean": _layer_norm}
+_MATCHERS = {
+    "Erf": _gelu_exact,
+    "Tanh": _gelu_tanh,
+    "ReduceMean": _layer_norm,
+    "Softplus": _mish,
+}
 
 
-def find_fusions(graph: onnx.GraphProto) -> Iterator[Fusion]:
-    """Every decomposed GELU and layer norm of `graph` (module docstring), in graph order."""
-    view = _Graph.of(graph)
+def _find_fusions(view: _Graph) -> Iterator[Fusion]:
+    """Every decomposed GELU, Mish and layer norm of the graph (module docstring), in order."""
     claimed: set[int] = set()
-    for node in graph.node:
+    for node in view.nodes:
         matcher = _MATCHERS.get(node.op_type)
         if matcher is None or node.domain not in ("", "ai.onnx") or id(node) in claimed:
             continue
@@ -294,9 +324,11 @@ def find_fusions(graph: onnx.GraphProto) -> Iterator[Fusion]:
 
 def fuse_decomposed(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     """`graph`'s nodes with every recognised chain replaced by its one node (module docstring)."""
+    view = _Graph.of(graph)
     replaced: dict[int, onnx.NodeProto | None] = {}
-    for fusion in find_fusions(graph):
+    for fusion in _find_fusions(view):
         for node in fusion.nodes:
             replaced[id(node)] = None
         replaced[id(fusion.nodes[-1])] = fusion.replacement
-    return [replaced.get(id(n), n) for n in graph.node if replaced.get(id(n), n) is not None]
+    kept = (replaced.get(id(node), node) for node in view.nodes)
+    return [node for node in kept if node is not None]

@@ -4,6 +4,9 @@ recognised as one op (`convir.importer.patterns`) and still computing what onnxr
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -239,3 +242,31 @@ def test_layer_norm_chain_over_leading_axes_is_not_recognised() -> None:
     model = g.model({"x": NHWC}, [g.nodes[-1].output[0]])
     with pytest.raises(OnnxImportError, match="ReduceMean"):
         import_onnx(model)  # stays decomposed: ReduceMean is imported on its own (or refused)
+
+
+# --- real exports ---------------------------------------------------------------------------------
+
+DATA = Path(__file__).parents[2] / "data"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("torch_gelu_block_opset17", {"activation:gelu": 1, "activation:gelu_tanh": 1}),
+        ("torch_convnext_block_opset17", {"layer_norm": 3, "activation:gelu": 1}),
+        ("torch_convnext_block_opset13", {"layer_norm": 3, "activation:gelu": 1}),
+        (
+            "torch_prelu_mish_opset18",
+            {"binary:prelu": 2, "activation:mish": 1, "activation:softplus": 1},
+        ),
+    ],
+)
+def test_pytorch_exports_import_their_chains_as_single_ops(name: str, expected: dict) -> None:
+    module = import_onnx(DATA / f"{name}.onnx", ctx=make_context())
+    (main,) = module.ops
+    counts: Counter[str] = Counter()
+    for op in main.body.block.ops:
+        kind = getattr(op, "kind", None)
+        counts[op.name.removeprefix("conv.") + (f":{kind.data}" if kind else "")] += 1
+    assert {key: counts[key] for key in expected} == expected
+    assert counts["activation:erf"] == counts["activation:tanh"] == 0  # no chain left behind
