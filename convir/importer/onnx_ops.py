@@ -17,7 +17,7 @@ from xdsl.dialects.builtin import StringAttr
 from convir import reference
 from convir.dialects import conv
 from convir.dialects.conv_names import ONNX_NAME
-from convir.dialects.shapes import broadcast_shapes
+from convir.dialects.shapes import broadcast_shapes, tensor_shape
 from convir.importer.onnx import Handler, NodeContext, Value
 
 HANDLERS: dict[str, Handler] = {}
@@ -564,12 +564,23 @@ def prelu(node: NodeContext) -> list[Value]:
         x, slope = node.known(0, "input"), node.known(1, "slope")
         return [np.where(x < 0, x * slope, x).astype(x.dtype)]
     shape, slope_shape = node.shape(0), node.shape(1)
+    slope = node.value(1)
+    if len(shape) > 2 and slope_shape == (shape[1],) and shape[-1] != shape[1]:
+        # PRelu before opset 7 applied a [C] slope per channel (axis 1), as PyTorch does; models
+        # converted from it still carry that slope. Numpy broadcasting would refuse it.
+        per_channel = (shape[1],) + (1,) * (len(shape) - 2)
+        if node.is_known(1):
+            array = node.known(1, "slope").reshape(per_channel)
+            slope = node.builder.constant(f"{node.node.input[1]}.per_channel", array, node)
+        else:
+            slope = node.add(conv.ReshapeOp(slope, per_channel))
+        slope_shape = tensor_shape(slope)
     if broadcast_shapes(shape, slope_shape) != tuple(shape):
         raise node.error(
             f"slope of shape {list(slope_shape)} does not broadcast to the input shape "
             f"{list(shape)}"
         )
-    return [node.add(conv.BinaryOp(node.value(0), node.value(1), "prelu"))]
+    return [node.add(conv.BinaryOp(node.value(0), slope, "prelu"))]
 
 
 @handles("LayerNormalization")
@@ -604,3 +615,14 @@ def layer_normalization(node: NodeContext) -> list[Value]:
         parameters.append(node.builder.constant(name, np.ascontiguousarray(array), node))
     epsilon = node.attr("epsilon", 1e-5)
     return [node.add(conv.LayerNormOp(node.value(0), *parameters, axis, epsilon))]
+
+
+@handles("CastLike")
+def cast_like(node: NodeContext) -> list[Value]:
+    """CastLike (opset 15), as ONNX function bodies use it to give constants the data's type."""
+    target = node.known(1, "target").dtype if node.is_known(1) else np.dtype(np.float32)
+    if node.is_known(0):
+        return [node.known(0, "input").astype(target)]
+    if target != np.float32:
+        raise node.error(f"casting run-time data to {target} is not supported; only float32 is")
+    return [node.value(0)]
