@@ -4,8 +4,9 @@ LLVM scalarises a vector `llvm.exp`/`llvm.log` or a vector libm call into one `e
 `erff` call per lane, which made sigmoid, SiLU, softmax, softplus and GELU an order of magnitude
 slower than their arithmetic.
 `expand_vector_math` rewrites those ops, before `convert-math-to-llvm` lowers the rest, into
-arith ops plus `math.fma` and `math.floor` (which become `llvm.intr.fma`/`llvm.intr.floor`, one
-instruction each on x86 with AVX-512 or AVX2+FMA):
+arith ops (with `llvm.fptosi`/`llvm.sitofp` for the vector float-integer conversions, which
+xDSL's arith casts do not accept) plus `math.fma` and `math.floor` (which become
+`llvm.intr.fma`/`llvm.intr.floor`, one instruction each on x86 with AVX-512 or AVX2+FMA):
 
 - exp(x), Cephes' `expf`: x is clamped to [-104, 88.73] (outside it f32 exp is 0 or +inf) with
   `maxnum`/`minnum`, k = floor(x·log2(e) + ½), r = x - k·ln 2 in two Cody–Waite steps, exp(r)
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects import arith, math
+from xdsl.dialects import arith, llvm, math
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     ModuleOp,
@@ -42,6 +43,8 @@ from xdsl.pattern_rewriter import (
     PatternRewriteWalker,
     RewritePattern,
 )
+
+from lowering.to_llvm.llvm_extra import FPToSIOp
 
 _EXP_LOW = -104.0
 _EXP_HIGH = 88.73
@@ -151,7 +154,7 @@ class _Emitter:
         polynomial = self.horner(r, _EXP_POLYNOMIAL)
         one_plus_r = self._insert(arith.AddfOp(r, self.constant(1.0)))
         exp_r = self.multiply_add(polynomial, self.multiply(r, r), one_plus_r)
-        k_int = self._insert(arith.FPToSIOp(k, self.int_type))
+        k_int = self._insert(FPToSIOp(k, self.int_type))
         half = self._insert(arith.ShRSIOp(k_int, self.int_constant(1)))
         rest = self._insert(arith.SubiOp(k_int, half))
         partial = self.multiply(exp_r, self.power_of_two(half))
@@ -172,7 +175,7 @@ class _Emitter:
         bits = self._insert(arith.BitcastOp(scaled, self.int_type))
         biased = self._insert(arith.ShRUIOp(bits, self.int_constant(_FLOAT_MANTISSA_BITS)))
         exponent_int = self._insert(arith.SubiOp(biased, self.int_constant(126)))
-        exponent = self._insert(arith.SIToFPOp(exponent_int, self.float_type))
+        exponent = self._insert(llvm.SIToFPOp(exponent_int, self.float_type))
         exponent = self._select(
             tiny, self._insert(arith.SubfOp(exponent, self.constant(23.0))), exponent
         )

@@ -8,7 +8,7 @@ in f32) with `llvm.minimum`/`maximum` (so NaN stays NaN), tanh(x) = x·P(x²)/Q(
 degree 6 and Q of degree 3 in x², and |x| < 0.0004 returns x itself. Its error is a few ulp
 over the whole f32 range (checked against numpy in the unit tests). Vector f32 `math.exp` and
 `math.erf` are first expanded into call-free arith (`lowering.to_llvm.math_approximations`);
-scalar `erf` calls libm's `erff`/`erf`, other vector `erf` one call per lane.
+scalar `erf` calls libm's `erff`/`erf`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from xdsl.dialects.builtin import (
     VectorType,
     f32,
     f64,
-    i64,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
@@ -44,7 +43,7 @@ from lowering.to_llvm.conversion import (
     select,
     unsupported,
 )
-from lowering.to_llvm.llvm_extra import ExtractElementOp, VectorFCmpOp
+from lowering.to_llvm.llvm_extra import VectorFCmpOp
 from lowering.to_llvm.math_approximations import expand_vector_math
 
 PASS_NAME = "convert-math-to-llvm"
@@ -118,7 +117,7 @@ class IntrinsicLowering(RewritePattern):
 
 
 class LibmLowering(RewritePattern):
-    """Scalar `tanh` and `erf` to libm calls; vector `erf` to one call per lane."""
+    """Scalar `tanh` and `erf` to libm calls (f32 vector `erf` was expanded before)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if type(op) not in _LIBM:
@@ -131,16 +130,9 @@ class LibmLowering(RewritePattern):
         names = _LIBM[type(op)]
         if element not in names:
             raise unsupported(PASS_NAME, op, f"no libm function for {element}")
-        if not isinstance(type_, VectorType):
-            replace_op(rewriter, op, [_call(rewriter, op, names[element], op.operand)])
-            return
-        lanes = rewriter.insert(llvm.UndefOp(type_)).res
-        for lane in range(type_.get_shape()[0]):
-            position = constant(rewriter, lane, i64)
-            value = rewriter.insert(ExtractElementOp(op.operand, position)).res
-            result = _call(rewriter, op, names[element], value)
-            lanes = rewriter.insert(llvm.InsertElementOp(lanes, result, position)).res
-        replace_op(rewriter, op, [lanes])
+        if isinstance(type_, VectorType):
+            raise unsupported(PASS_NAME, op, f"vector erf is lowered for 1-D f32, got {type_}")
+        replace_op(rewriter, op, [_call(rewriter, op, names[element], op.operand)])
 
 
 def _call(rewriter: PatternRewriter, op: Operation, callee: str, arg: SSAValue) -> SSAValue:
