@@ -9,6 +9,7 @@ compiled kernel compared against it. Spatial pads are always four values in ONNX
 [top, left, bottom, right].
 """
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -219,6 +220,24 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf in float64, exact to the last bit of libm (numpy has no erf)."""
+    return np.asarray(_ERF(x), dtype=np.float64)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """ln(1 + exp(x)) without overflow for large x."""
+    return np.logaddexp(0.0, x)
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    inner = np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
+    return 0.5 * x * (1 + np.tanh(inner))
+
+
 _ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
     "relu": lambda x, alpha, beta: np.maximum(x, 0),
     "leaky_relu": lambda x, alpha, beta: np.where(x >= 0, x, alpha * x),
@@ -228,6 +247,14 @@ _ACTIVATION_FUNCTIONS: dict[str, Callable[[np.ndarray, float, float], np.ndarray
     "hard_swish": lambda x, alpha, beta: x * np.clip(x / 6 + 0.5, 0, 1),
     "tanh": lambda x, alpha, beta: np.tanh(x),
     "identity": lambda x, alpha, beta: x,
+    "erf": lambda x, alpha, beta: _erf(x),
+    "gelu": lambda x, alpha, beta: 0.5 * x * (1 + _erf(x / np.sqrt(2))),
+    "gelu_tanh": lambda x, alpha, beta: _gelu_tanh(x),
+    "mish": lambda x, alpha, beta: x * np.tanh(_softplus(x)),
+    "softplus": lambda x, alpha, beta: _softplus(x),
+    "sqrt": lambda x, alpha, beta: np.sqrt(x),
+    "reciprocal": lambda x, alpha, beta: 1 / x,
+    "pow": lambda x, alpha, beta: np.power(x, alpha),
 }
 ACTIVATIONS = tuple(_ACTIVATION_FUNCTIONS)
 
@@ -237,10 +264,12 @@ def activation(x: np.ndarray, kind: str, alpha: float = 0.0, beta: float = 0.0) 
 
     leaky_relu uses alpha as the negative slope; clip clamps to [alpha, beta] (beta wins if
     alpha > beta, as in ONNX); hard_sigmoid is max(0, min(1, alpha * x + beta)); hard_swish is
-    x * max(0, min(1, x / 6 + 1/2)). Other kinds ignore alpha and beta.
+    x * max(0, min(1, x / 6 + 1/2)); pow raises x to the power alpha. Other kinds ignore alpha
+    and beta.
     """
     _check_kind(kind, ACTIVATIONS, "activation")
-    return _ACTIVATION_FUNCTIONS[kind](x.astype(np.float64), alpha, beta).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # ±Inf, NaN as in IEEE
+        return _ACTIVATION_FUNCTIONS[kind](x.astype(np.float64), alpha, beta).astype(np.float32)
 
 
 _BINARY_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -250,6 +279,7 @@ _BINARY_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "div": np.divide,
     "max": np.maximum,
     "min": np.minimum,
+    "prelu": lambda x, slope: np.where(x < 0, x * slope, x),
 }
 BINARY_KINDS = tuple(_BINARY_FUNCTIONS)
 
@@ -285,6 +315,18 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     shifted = x.astype(np.float64) - x.max(axis=axis, keepdims=True)
     exp = np.exp(shifted)
     return (exp / exp.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+def layer_norm(
+    x: np.ndarray, scale: np.ndarray, bias: np.ndarray, axis: int, epsilon: float
+) -> np.ndarray:
+    """ONNX LayerNormalization: normalise over axes axis..rank-1, then scale and shift."""
+    wide = x.astype(np.float64)
+    axes = tuple(range(axis, x.ndim))
+    centred = wide - wide.mean(axis=axes, keepdims=True)
+    variance = (centred**2).mean(axis=axes, keepdims=True)
+    normalised = centred / np.sqrt(variance + epsilon)
+    return (normalised * scale.astype(np.float64) + bias.astype(np.float64)).astype(np.float32)
 
 
 def lrn(x: np.ndarray, *, size: int, alpha: float, beta: float, bias: float) -> np.ndarray:
@@ -444,6 +486,7 @@ _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
         a[0], op.kind.data, _float(op.alpha), _float(op.beta)
     ),
     conv.BatchNormOp: lambda op, a: batchnorm(*a, _float(op.epsilon)),
+    conv.LayerNormOp: lambda op, a: layer_norm(*a, op.axis.value.data, _float(op.epsilon)),
     conv.ConcatOp: lambda op, a: concat(a, op.axis.value.data),
     conv.ReshapeOp: lambda op, a: reshape(a[0], tensor_shape(op.output)),
     conv.TransposeOp: lambda op, a: transpose(a[0], _ints(op.perm)),

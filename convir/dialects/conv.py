@@ -60,7 +60,7 @@ from convir.dialects.shapes import (
 )
 
 POOL_KINDS = ("max", "avg")
-BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min")
+BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min", "prelu")
 ACTIVATION_KINDS = (
     "relu",
     "leaky_relu",
@@ -70,6 +70,15 @@ ACTIVATION_KINDS = (
     "hard_swish",
     "tanh",
     "identity",
+    # the transcendental and power kinds of ONNX's Erf, Gelu, Mish, Softplus, Sqrt, Reciprocal, Pow
+    "erf",
+    "gelu",
+    "gelu_tanh",
+    "mish",
+    "softplus",
+    "sqrt",
+    "reciprocal",
+    "pow",
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +385,11 @@ class GlobalPoolOp(UnaryOp):
 
 @irdl_op_definition
 class BinaryOp(IRDLOperation):
-    """Elementwise `lhs kind rhs` with numpy broadcasting; kind in BINARY_KINDS."""
+    """Elementwise `lhs kind rhs` with numpy broadcasting; kind in BINARY_KINDS.
+
+    `prelu` is ONNX PRelu: lhs where lhs >= 0, else lhs * rhs; rhs (the slope) must broadcast to
+    lhs's shape, which is the result's.
+    """
 
     name = "conv.binary"
     lhs = operand_def(TensorType)
@@ -413,13 +426,21 @@ class BinaryOp(IRDLOperation):
             )
         if tensor_shape(self.output) != shape:
             _fail(self, f"output must have shape {list(shape or ())}, got {self.output.type}")
+        if self.kind.data == "prelu" and shape != tensor_shape(self.lhs):
+            _fail(
+                self,
+                f"prelu slope of shape {list(tensor_shape(self.rhs))} must broadcast to the input "
+                f"shape {list(tensor_shape(self.lhs))}",
+            )
 
 
 @irdl_op_definition
 class ActivationOp(UnaryOp):
     """Elementwise activation; kind in ACTIVATION_KINDS.
 
-    `alpha`/`beta`: the slope of leaky_relu; min/max of clip; alpha/beta of hard_sigmoid.
+    `alpha`/`beta`: the slope of leaky_relu; min/max of clip; alpha/beta of hard_sigmoid; the
+    exponent of pow (alpha). gelu is x·Φ(x) = ½x(1 + erf(x/√2)), gelu_tanh its tanh form
+    ½x(1 + tanh(√(2/π)(x + 0.044715x³))), mish x·tanh(softplus(x)), softplus ln(1 + eˣ).
     """
 
     name = "conv.activation"
@@ -562,6 +583,51 @@ class GemmOp(IRDLOperation):
                 _fail(
                     self, f"c of shape {list(tensor_shape(self.c))} does not broadcast to {[m, n]}"
                 )
+
+
+@irdl_op_definition
+class LayerNormOp(IRDLOperation):
+    """ONNX `LayerNormalization` (inference): normalise over the axes from `axis` to the last.
+
+    input [d0, ..., dr-1]; scale and bias [d_axis, ..., dr-1] -> output like input:
+    (x - mean) / sqrt(var + epsilon) * scale + bias, mean and (biased) var over those axes.
+    """
+
+    name = "conv.layer_norm"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    bias = operand_def(TensorType)
+    output = result_def(TensorType)
+    axis = prop_def(IntegerAttr[I64])
+    epsilon = prop_def(FloatAttr)
+
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $scale `,` $bias attr-dict `:` type($input) `,` type($scale) `,` type($bias)"
+        " `->` type($output)"
+    )
+
+    def __init__(
+        self, input: SSAValue, scale: SSAValue, bias: SSAValue, axis: int, epsilon: float
+    ) -> None:
+        super().__init__(
+            operands=[input, scale, bias],
+            result_types=[input.type],
+            properties={"axis": IntegerAttr(axis, i64), "epsilon": FloatAttr(epsilon, f32)},
+        )
+
+    def verify_(self) -> None:
+        names = ["input", "scale", "bias", "output"]
+        _check_tensors(self, [self.input, self.scale, self.bias, self.output], names)
+        shape, axis = tensor_shape(self.input), self.axis.value.data
+        if not 0 <= axis < len(shape):
+            _fail(self, f"axis {axis} is out of range for rank {len(shape)}")
+        for value, name in ((self.scale, "scale"), (self.bias, "bias")):
+            if tensor_shape(value) != shape[axis:]:
+                _fail(self, f"{name} must have shape {list(shape[axis:])}, got {value.type}")
+        if self.output.type != self.input.type:
+            _fail(self, f"output type {self.output.type} differs from input type")
 
 
 @irdl_op_definition
@@ -815,6 +881,7 @@ Conv = Dialect(
         ActivationOp,
         BatchNormOp,
         GemmOp,
+        LayerNormOp,
         ConcatOp,
         ReshapeOp,
         TransposeOp,

@@ -5,6 +5,9 @@
 Every conv is named `convir.name = "conv_<i>"` in graph order and keeps its node's name as
 `onnx.name` (see `convir.dialects.conv_names`): the keys of per-conv overrides.
 
+Before the walk, chains of nodes that exporters write for GELU and layer norm are replaced by one
+`Gelu` or `LayerNormalization` node each (`convir.importer.patterns`).
+
 The walk over the graph keeps, for every ONNX tensor name, either a numpy array (a value known at
 import time: initializers, `Constant`, and every node whose inputs are all known, which is how the
 shape arithmetic of PyTorch and model-zoo exports folds away) or an SSA value of the module being
@@ -178,6 +181,7 @@ def import_onnx(
     Raises `OnnxImportError` naming the node, op type and reason for anything unsupported.
     """
     from convir.importer.onnx_ops import HANDLERS
+    from convir.importer.patterns import fuse_decomposed
 
     model = load_model(model)
     opset = _default_opset(model)
@@ -195,7 +199,7 @@ def import_onnx(
         arg.name_hint = _value_name(info.name)
         builder.values[info.name] = arg
 
-    for node in graph.node:
+    for node in fuse_decomposed(graph):
         node_ctx = NodeContext(node, opset, builder)
         if node.domain not in ("", "ai.onnx"):
             raise node_ctx.error(f"operator domain '{node.domain}' is not supported")

@@ -14,8 +14,10 @@ import numpy as np
 import onnx
 from xdsl.dialects.builtin import StringAttr
 
+from convir import reference
 from convir.dialects import conv
 from convir.dialects.conv_names import ONNX_NAME
+from convir.dialects.shapes import broadcast_shapes, tensor_shape
 from convir.importer.onnx import Handler, NodeContext, Value
 
 HANDLERS: dict[str, Handler] = {}
@@ -281,12 +283,18 @@ def gemm(node: NodeContext) -> list[Value]:
 def matmul(node: NodeContext) -> list[Value]:
     if node.is_known(0) and node.is_known(1):
         return [np.matmul(node.known(0, "a"), node.known(1, "b"))]
-    if node.rank(0) != 2 or node.rank(1) != 2:
+    if node.rank(0) < 2 or node.rank(1) != 2:
         raise node.error(
-            f"only 2-D MatMul is supported, got shapes {list(node.shape(0))} and "
-            f"{list(node.shape(1))}"
+            f"only MatMul of an N-D tensor by a 2-D matrix is supported, got shapes "
+            f"{list(node.shape(0))} and {list(node.shape(1))}"
         )
-    return [node.add(conv.GemmOp(node.value(0), node.value(1), None))]
+    if node.rank(0) == 2:
+        return [node.add(conv.GemmOp(node.value(0), node.value(1), None))]
+    # [..., M, K] @ [K, N] (a Linear on channels-last activations): one GEMM over all rows.
+    shape = node.shape(0)
+    rows = node.add(conv.ReshapeOp(node.value(0), (int(np.prod(shape[:-1])), shape[-1])))
+    product = node.add(conv.GemmOp(rows, node.value(1), None))
+    return [node.add(conv.ReshapeOp(product, (*shape[:-1], node.shape(1)[1])))]
 
 
 # --- shapes and data movement --------------------------------------------------------------------
@@ -521,4 +529,124 @@ def cast(node: NodeContext) -> list[Value]:
         return [node.known(0, "input").astype(_CASTS[to])]
     if to != onnx.TensorProto.FLOAT:
         raise node.error("casting run-time data to a type other than FLOAT is not supported")
+    return [node.value(0)]
+
+
+# --- math: Erf, Gelu, Mish, Softplus, Sqrt, Reciprocal, Pow, PRelu, LayerNormalization ----------
+
+_MATH_ACTIVATIONS = {
+    "Erf": "erf",
+    "Mish": "mish",
+    "Softplus": "softplus",
+    "Sqrt": "sqrt",
+    "Reciprocal": "reciprocal",
+}
+
+
+@handles(*_MATH_ACTIVATIONS)
+def math_activation(node: NodeContext) -> list[Value]:
+    kind = _MATH_ACTIVATIONS[node.node.op_type]
+    if node.is_known(0):
+        return [_fold_activation(node, kind, node.known(0, "input"))]
+    return [node.add(conv.ActivationOp(node.value(0), kind))]
+
+
+def _fold_activation(node: NodeContext, kind: str, array: np.ndarray, alpha: float = 0.0):
+    """`kind` on an import-time `array`, in its own floating type (shape arithmetic included)."""
+    if not np.issubdtype(array.dtype, np.floating):
+        raise node.error(f"{node.node.op_type} of a {array.dtype} constant is not supported")
+    return reference.activation(array, kind, alpha).astype(array.dtype)
+
+
+@handles("Gelu")
+def gelu(node: NodeContext) -> list[Value]:
+    approximate = node.attr("approximate", "none")
+    kinds = {"none": "gelu", "tanh": "gelu_tanh"}
+    if approximate not in kinds:
+        raise node.error(f"approximate '{approximate}' is unknown; expected 'none' or 'tanh'")
+    if node.is_known(0):
+        return [_fold_activation(node, kinds[approximate], node.known(0, "input"))]
+    return [node.add(conv.ActivationOp(node.value(0), kinds[approximate]))]
+
+
+@handles("Pow")
+def power(node: NodeContext) -> list[Value]:
+    if node.is_known(0) and node.is_known(1):
+        base = node.known(0, "base")
+        return [np.power(base, node.known(1, "exponent")).astype(base.dtype)]
+    exponent = node.known(1, "exponent")
+    if exponent.size != 1:
+        raise node.error(
+            f"the exponent must be one constant value, got shape {list(exponent.shape)}"
+        )
+    return [node.add(conv.ActivationOp(node.value(0), "pow", float(exponent.reshape(()))))]
+
+
+@handles("PRelu")
+def prelu(node: NodeContext) -> list[Value]:
+    if node.is_known(0) and node.is_known(1):
+        x, slope = node.known(0, "input"), node.known(1, "slope")
+        return [np.where(x < 0, x * slope, x).astype(x.dtype)]
+    shape, slope_shape = node.shape(0), node.shape(1)
+    slope = node.value(1)
+    if len(shape) > 2 and slope_shape == (shape[1],) and shape[-1] != shape[1]:
+        # PRelu before opset 7 applied a [C] slope per channel (axis 1), as PyTorch does; models
+        # converted from it still carry that slope. Numpy broadcasting would refuse it.
+        per_channel = (shape[1],) + (1,) * (len(shape) - 2)
+        if node.is_known(1):
+            array = node.known(1, "slope").reshape(per_channel)
+            slope = node.builder.constant(f"{node.node.input[1]}.per_channel", array, node)
+        else:
+            slope = node.add(conv.ReshapeOp(slope, per_channel))
+        slope_shape = tensor_shape(slope)
+    if broadcast_shapes(shape, slope_shape) != tuple(shape):
+        raise node.error(
+            f"slope of shape {list(slope_shape)} does not broadcast to the input shape "
+            f"{list(shape)}"
+        )
+    return [node.add(conv.BinaryOp(node.value(0), slope, "prelu"))]
+
+
+@handles("LayerNormalization")
+def layer_normalization(node: NodeContext) -> list[Value]:
+    """ONNX LayerNormalization (opset 17); Scale may be absent in the nodes that
+    `convir.importer.patterns` makes of a decomposed layer norm (then it is one)."""
+    shape = node.shape(0)
+    axis = _axis(node.attr("axis", -1), len(shape), node)
+    normalised = tuple(shape[axis:])
+    parameters = []
+    for index, what, fill in ((1, "scale", 1.0), (2, "bias", 0.0)):
+        if node.has_input(index) and node.shape(index) == normalised:
+            parameters.append(node.value(index))
+            continue
+        if not node.has_input(index):
+            array = np.full(normalised, fill, np.float32)
+        elif node.is_known(index):
+            array = node.known(index, what)
+        else:
+            raise node.error(
+                f"a run-time {what} must have the normalised shape {list(normalised)}, got "
+                f"{list(node.shape(index))}"
+            )
+        try:
+            array = np.broadcast_to(array, normalised)
+        except ValueError:
+            raise node.error(
+                f"{what} of shape {list(array.shape)} does not broadcast to the normalised shape "
+                f"{list(normalised)}"
+            ) from None
+        name = f"{node.node.output[0]}.{what}"
+        parameters.append(node.builder.constant(name, np.ascontiguousarray(array), node))
+    epsilon = node.attr("epsilon", 1e-5)
+    return [node.add(conv.LayerNormOp(node.value(0), *parameters, axis, epsilon))]
+
+
+@handles("CastLike")
+def cast_like(node: NodeContext) -> list[Value]:
+    """CastLike (opset 15), as ONNX function bodies use it to give constants the data's type."""
+    target = node.known(1, "target").dtype if node.is_known(1) else np.dtype(np.float32)
+    if node.is_known(0):
+        return [node.known(0, "input").astype(target)]
+    if target != np.float32:
+        raise node.error(f"casting run-time data to {target} is not supported; only float32 is")
     return [node.value(0)]

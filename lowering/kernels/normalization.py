@@ -1,4 +1,5 @@
-"""Kernels of the normalisation ops: `conv.batchnorm`, `conv.softmax`, `conv.lrn`."""
+"""Kernels of the normalisation ops: `conv.batchnorm`, `conv.softmax`, `conv.lrn`,
+`conv.layer_norm`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from xdsl.ir import SSAValue
 
 from convir.dialects import conv
 from convir.dialects.shapes import tensor_shape, volume
-from lowering.emit import Index, add, loop
+from lowering.emit import Index, add, index, loop
 from lowering.kernels.access import Access, emit_map
 from lowering.kernels.common import (
     OpKernel,
@@ -244,3 +245,71 @@ def _divide_by_power(x: SSAValue, base: SSAValue, beta: float, width: Width) -> 
         return arith.MulfOp(x, factor).result
     power = math.PowFOp(base, constant(-beta, width)).result
     return arith.MulfOp(x, power).result
+
+
+class LayerNormKernel(OpKernel):
+    """`conv.layer_norm`: per slice over the axes from `axis`, the mean and the variance by two
+    vectorised reductions (two passes, so no cancellation), then one fused scale-and-shift pass.
+
+    Slices run in parallel when the work is large. Keys like `layer_norm_a3_eps1em06_1x56x56x96`.
+    """
+
+    def key(self, op: conv.LayerNormOp) -> str:
+        epsilon = number_tag(op.epsilon.value.data)
+        shape = shape_tag(tensor_shape(op.input))
+        return f"layer_norm_a{op.axis.value.data}_eps{epsilon}_{shape}"
+
+    def body(self, op: conv.LayerNormOp, args: list[SSAValue], vector_width: int) -> None:
+        source, scale, bias, result = args
+        shape = tensor_shape(op.input)
+        axis = op.axis.value.data
+        rows_shape, length = shape[axis:-1], shape[-1]
+        rows, count = volume(rows_shape), volume(shape[axis:])
+        epsilon = float(op.epsilon.value.data)
+        with iterate(shape[:axis], is_threaded(volume(shape) * 8)) as outer:
+
+            def at(row: Index, column: Index) -> list[Index]:
+                return [*outer, *_unflatten(row, rows_shape), column]
+
+            def value(row: Index, column: Index, width: Width) -> SSAValue:
+                return load(source, at(row, column), width)
+
+            zero = constant(0.0, None)
+            total = reduce_rows(rows, length, vector_width, value, "add", zero)
+            mean = arith.DivfOp(total, constant(float(count), None)).result
+
+            def squared(row: Index, column: Index, width: Width) -> SSAValue:
+                centred = arith.SubfOp(value(row, column, width), widen(mean, width)).result
+                return arith.MulfOp(centred, centred).result
+
+            squares = reduce_rows(rows, length, vector_width, squared, "add", zero)
+            variance = multiply_add(squares, constant(1.0 / count, None), constant(epsilon, None))
+            inverse_deviation = math.RsqrtOp(variance).result
+            with span(0, rows) as row:
+
+                def normalise(column: Index, width: Width) -> None:
+                    parameter_at = [*_unflatten(row, rows_shape), column]
+                    centred = arith.SubfOp(value(row, column, width), widen(mean, width)).result
+                    factor = arith.MulfOp(
+                        load(scale, parameter_at, width), widen(inverse_deviation, width)
+                    ).result
+                    shifted = multiply_add(centred, factor, load(bias, parameter_at, width))
+                    store(shifted, result, at(row, column))
+
+                along_row(0, length, vector_width, normalise)
+
+
+def _unflatten(flat: Index, shape: tuple[int, ...]) -> list[Index]:
+    """The row-major indices into `shape` of the flat position `flat` (nothing for rank 0)."""
+    indices: list[Index] = []
+    for axis in reversed(range(len(shape))):
+        extent = shape[axis]
+        if isinstance(flat, int):
+            indices.insert(0, flat % extent)
+            flat //= extent
+        elif axis == 0:
+            indices.insert(0, flat)
+        else:
+            indices.insert(0, arith.RemUIOp(flat, index(extent)).result)
+            flat = arith.DivUIOp(flat, index(extent)).result
+    return indices

@@ -22,7 +22,12 @@ from lowering.kernels.data_movement import (
 )
 from lowering.kernels.elementwise import ActivationKernel, BinaryKernel, emit_copy
 from lowering.kernels.gemm import GemmKernel
-from lowering.kernels.normalization import BatchNormKernel, LRNKernel, SoftmaxKernel
+from lowering.kernels.normalization import (
+    BatchNormKernel,
+    LayerNormKernel,
+    LRNKernel,
+    SoftmaxKernel,
+)
 from lowering.kernels.pooling import GlobalPoolKernel, PoolKernel
 
 __all__ = ["EMITTERS", "emit_copy"]
@@ -42,4 +47,5 @@ EMITTERS: dict[type[Operation], KernelEmitter] = {
     conv.UnpackOp: UnpackKernel(),
     conv.SoftmaxOp: SoftmaxKernel(),
     conv.LRNOp: LRNKernel(),
+    conv.LayerNormOp: LayerNormKernel(),
 }

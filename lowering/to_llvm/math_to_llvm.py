@@ -6,8 +6,9 @@ approximation.
 MLIR's polynomial approximation use: x is clamped to ±7.90531 (beyond which tanh rounds to ±1
 in f32) with `llvm.minimum`/`maximum` (so NaN stays NaN), tanh(x) = x·P(x²)/Q(x²) with P of
 degree 6 and Q of degree 3 in x², and |x| < 0.0004 returns x itself. Its error is a few ulp
-over the whole f32 range (checked against numpy in the unit tests). `math.erf` calls libm's
-`erff`/`erf`, lane by lane on vectors.
+over the whole f32 range (checked against numpy in the unit tests). Vector f32 `math.exp` and
+`math.erf` are first expanded into call-free arith (`lowering.to_llvm.math_approximations`);
+scalar `erf` calls libm's `erff`/`erf`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from xdsl.dialects.builtin import (
     VectorType,
     f32,
     f64,
-    i64,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
@@ -43,7 +43,8 @@ from lowering.to_llvm.conversion import (
     select,
     unsupported,
 )
-from lowering.to_llvm.llvm_extra import ExtractElementOp, VectorFCmpOp
+from lowering.to_llvm.llvm_extra import VectorFCmpOp
+from lowering.to_llvm.math_approximations import expand_vector_math
 
 PASS_NAME = "convert-math-to-llvm"
 
@@ -116,7 +117,7 @@ class IntrinsicLowering(RewritePattern):
 
 
 class LibmLowering(RewritePattern):
-    """Scalar `tanh` and `erf` to libm calls; vector `erf` to one call per lane."""
+    """Scalar `tanh` and `erf` to libm calls (f32 vector `erf` was expanded before)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
         if type(op) not in _LIBM:
@@ -129,16 +130,9 @@ class LibmLowering(RewritePattern):
         names = _LIBM[type(op)]
         if element not in names:
             raise unsupported(PASS_NAME, op, f"no libm function for {element}")
-        if not isinstance(type_, VectorType):
-            replace_op(rewriter, op, [_call(rewriter, op, names[element], op.operand)])
-            return
-        lanes = rewriter.insert(llvm.UndefOp(type_)).res
-        for lane in range(type_.get_shape()[0]):
-            position = constant(rewriter, lane, i64)
-            value = rewriter.insert(ExtractElementOp(op.operand, position)).res
-            result = _call(rewriter, op, names[element], value)
-            lanes = rewriter.insert(llvm.InsertElementOp(lanes, result, position)).res
-        replace_op(rewriter, op, [lanes])
+        if isinstance(type_, VectorType):
+            raise unsupported(PASS_NAME, op, f"vector erf is lowered for 1-D f32, got {type_}")
+        replace_op(rewriter, op, [_call(rewriter, op, names[element], op.operand)])
 
 
 def _call(rewriter: PatternRewriter, op: Operation, callee: str, arg: SSAValue) -> SSAValue:
@@ -206,14 +200,15 @@ class ConvertMathToLLVMPass(ModulePass):
     `sqrt`, `rsqrt`, `powf`, `fma`, `absf`, `floor`, `ceil`, `sin`, `cos`, `copysign`, `tanh`,
     `erf`. Produces LLVM intrinsics (`llvm.intr.exp`, `llvm.intr.fma`, ...; fast-math flags
     kept except on `fma`), libm calls for scalar `tanh`/`erf` (declaring `llvm.func @tanhf` etc.
-    when the module does not), per-lane `erf` calls on vectors, and a call-free approximation
-    of vector `tanh` (module docstring). Other dialects are untouched. Fails naming the op on any
-    other math op.
+    when the module does not), and call-free approximations of f32 vector `tanh`, `exp` and
+    `erf` (module docstring); the last two leave arith ops for `convert-arith-to-llvm`. Other
+    dialects are untouched. Fails naming the op on any other math op.
     """
 
     name = "convert-math-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        expand_vector_math(op)
         PatternRewriteWalker(
             GreedyRewritePatternApplier(
                 [

@@ -555,6 +555,171 @@ def verify(names: list[str], torch_outputs: dict[str, np.ndarray], write_npz: bo
         print("  ops: " + ", ".join(f"{op} {n}" for op, n in sorted(hist.items())))
 
 
+# --------------------------------------------------------------------------------------------
+# Math-op fixtures (issue 12): GELU, ConvNeXt block with LayerNorm, PReLU/Mish/Softplus/Pow.
+# Exported by `export_math_fixtures` only (the older fixtures above stay as they were made).
+# --------------------------------------------------------------------------------------------
+
+MATH_EXPECTED_OPS: dict[str, set[str]] = {
+    "torch_gelu_block_opset17": {"Conv", "Erf", "Div", "Tanh", "Mul", "Gemm"},
+    "torch_convnext_block_opset17": {
+        *("Conv", "Transpose", "LayerNormalization", "MatMul", "Erf", "Mul", "Add"),
+    },
+    "torch_convnext_block_opset13": {
+        *("Conv", "Transpose", "ReduceMean", "Sub", "Pow", "Sqrt", "Div", "MatMul", "Erf"),
+    },
+    "torch_prelu_mish_opset18": {
+        *("Conv", "PRelu", "Softplus", "Tanh", "Sqrt", "Reciprocal", "Pow", "Gemm"),
+    },
+}
+EXPECTED_OPS.update(MATH_EXPECTED_OPS)
+INPUT_SHAPES.update(
+    {
+        "torch_gelu_block_opset17": (1, 3, 24, 24),
+        "torch_convnext_block_opset17": (1, 3, 32, 32),
+        "torch_convnext_block_opset13": (1, 3, 32, 32),
+        "torch_prelu_mish_opset18": (1, 3, 20, 20),
+    }
+)
+
+
+def build_math_models():
+    import torch
+    from torch import nn
+
+    class GeluBlock(nn.Module):
+        """conv-BN-GELU (exact, decomposed at opset 17), conv-GELU (tanh), pool, Linear."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+            self.bn = nn.BatchNorm2d(16)
+            self.conv2 = nn.Conv2d(16, 24, 3, stride=2, padding=1)
+            self.gelu = nn.GELU()
+            self.gelu_tanh = nn.GELU(approximate="tanh")
+            self.fc = nn.Linear(24, 10)
+
+        def forward(self, x):
+            x = self.gelu(self.bn(self.conv1(x)))
+            x = self.gelu_tanh(self.conv2(x))
+            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    class ChannelsLastNorm(nn.Module):
+        """ConvNeXt's LayerNorm over channels of an NCHW tensor: permute, LayerNorm, permute."""
+
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            self.norm = nn.LayerNorm(channels, eps=1e-6)
+
+        def forward(self, x):
+            return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    class ConvNeXtBlock(nn.Module):
+        """dw7x7, permute, LayerNorm, Linear, GELU, Linear, layer scale, permute, residual."""
+
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+            self.norm = nn.LayerNorm(dim, eps=1e-6)
+            self.pwconv1 = nn.Linear(dim, 4 * dim)
+            self.act = nn.GELU()
+            self.pwconv2 = nn.Linear(4 * dim, dim)
+            self.gamma = nn.Parameter(torch.rand(dim) + 0.5)
+
+        def forward(self, x):
+            y = self.dwconv(x).permute(0, 2, 3, 1)
+            y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+            return x + (self.gamma * y).permute(0, 3, 1, 2)
+
+    class ConvNeXtMini(nn.Module):
+        def __init__(self, num_classes: int = 10) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 32, 4, stride=4)
+            self.stem_norm = ChannelsLastNorm(32)
+            self.block = ConvNeXtBlock(32)
+            self.head_norm = ChannelsLastNorm(32)
+            self.fc = nn.Linear(32, num_classes)
+
+        def forward(self, x):
+            x = self.block(self.stem_norm(self.stem(x)))
+            x = self.head_norm(nn.functional.adaptive_avg_pool2d(x, 1))
+            return self.fc(torch.flatten(x, 1))
+
+    class PReluMish(nn.Module):
+        """PReLU (per channel and shared), Mish (decomposed by torch even at opset 18), Softplus,
+        then sqrt, reciprocal and powers."""
+
+        def __init__(self, num_classes: int = 10) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+            self.prelu1 = nn.PReLU(16, init=0.1)
+            self.conv2 = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+            self.prelu2 = nn.PReLU(1, init=0.3)
+            self.conv3 = nn.Conv2d(16, 24, 1)
+            self.mish = nn.Mish()
+            self.conv4 = nn.Conv2d(24, 24, 3, stride=2, padding=1)
+            self.softplus = nn.Softplus()
+            self.fc = nn.Linear(24, num_classes)
+
+        def forward(self, x):
+            x = self.prelu2(self.conv2(self.prelu1(self.conv1(x))))
+            x = self.softplus(self.conv4(self.mish(self.conv3(x))))
+            x = torch.reciprocal(torch.sqrt(x + 1.0)) + 0.1 * x.pow(2) + x.pow(0.5)
+            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    torch.manual_seed(SEED + 10)
+    gelu = GeluBlock()
+    with torch.no_grad():
+        gelu.bn.running_mean.uniform_(-0.5, 0.5)
+        gelu.bn.running_var.uniform_(0.5, 2.0)
+        gelu.bn.weight.uniform_(0.5, 1.5)
+    torch.manual_seed(SEED + 11)
+    convnext = ConvNeXtMini()
+    with torch.no_grad():
+        for norm in (convnext.stem_norm.norm, convnext.block.norm, convnext.head_norm.norm):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    torch.manual_seed(SEED + 12)
+    prelu = PReluMish()
+    with torch.no_grad():
+        prelu.prelu1.weight.uniform_(-0.5, 0.5)
+    return {"gelu": gelu.eval(), "convnext": convnext.eval(), "prelu": prelu.eval()}
+
+
+def export_math_fixtures() -> dict[str, np.ndarray]:
+    """Export the math-op fixtures; return torch's own outputs for cross-checking.
+
+    The ConvNeXt block is exported twice: at opset 17 LayerNorm is one `LayerNormalization`
+    node, at opset 13 the exporter decomposes it into ReduceMean/Sub/Pow/Sqrt/Div (the pattern
+    older exports carry). GELU is decomposed into Div/Erf/Add/Mul at both opsets.
+    """
+    import torch
+
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+    models = build_math_models()
+    plan = [
+        ("torch_gelu_block_opset17", models["gelu"], 17),
+        ("torch_convnext_block_opset17", models["convnext"], 17),
+        ("torch_convnext_block_opset13", models["convnext"], 13),
+        ("torch_prelu_mish_opset18", models["prelu"], 18),
+    ]
+    torch_outputs = {}
+    for name, model, opset in plan:
+        x = torch.from_numpy(fixture_input(name))
+        torch.onnx.export(
+            model,
+            (x,),
+            str(DATA_DIR / f"{name}.onnx"),
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=opset,
+            dynamo=False,
+        )
+        with torch.no_grad():
+            torch_outputs[name] = model(x).numpy()
+    return torch_outputs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-torch", action="store_true", help="only the zoo_style_* fixtures")
@@ -563,16 +728,24 @@ def main() -> None:
         action="store_true",
         help="do not regenerate; check the committed files against their .npz",
     )
+    parser.add_argument(
+        "--math-only", action="store_true", help="only the math-op fixtures (GELU, ConvNeXt ...)"
+    )
     args = parser.parse_args()
 
     torch_names = [n for n in EXPECTED_OPS if n.startswith("torch_")]
     zoo_names = [n for n in EXPECTED_OPS if n.startswith("zoo_")]
     names = zoo_names if args.skip_torch else torch_names + zoo_names
+    if args.math_only:
+        names = list(MATH_EXPECTED_OPS)
     torch_outputs: dict[str, np.ndarray] = {}
     if not args.verify_only:
-        if not args.skip_torch:
-            torch_outputs = export_torch_fixtures()
-        write_zoo_fixtures()
+        if args.math_only:
+            torch_outputs = export_math_fixtures()
+        else:
+            if not args.skip_torch:
+                torch_outputs = export_torch_fixtures() | export_math_fixtures()
+            write_zoo_fixtures()
     verify(names, torch_outputs, write_npz=not args.verify_only)
 
 

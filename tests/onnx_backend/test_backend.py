@@ -89,6 +89,16 @@ for pattern in (
     r"^test_cast_",  # Cast
     # onnx functions expanded into supported operators only, as exporters combine them
     r"^test_(spacetodepth|depthtospace|rotary_embedding)\w*_expanded_",
+    # the math operators of issue 12 (and their expanded function bodies)
+    r"^test_erf_",  # Erf
+    r"^test_gelu_",  # Gelu (and its expansion into Div/Erf/Add/Mul or Pow/Tanh)
+    r"^test_prelu_|^test_PReLU_",  # PRelu
+    r"^test_mish_",  # Mish
+    r"^test_softplus_|^test_Softplus_",  # Softplus
+    r"^test_sqrt_|^test_operator_sqrt_",  # Sqrt
+    r"^test_reciprocal_",  # Reciprocal
+    r"^test_pow_|^test_operator_pow_",  # Pow
+    r"^test_layer_normalization_",  # LayerNormalization
 ):
     backend_test.include(pattern)
 
@@ -161,6 +171,19 @@ backend_test.exclude(r"^test_MaxPool2d_stride_padding_dilation_")
 # Weights fed at run time (a graph input, not an initializer): the direct algorithm packs weights
 # at compile time and refuses these convs with a clear error; run-time packing is not built yet.
 backend_test.exclude(r"^test_(basic_conv_with|basic_conv_without|conv_with)_")
+
+# Math operators of issue 12 (Erf, Gelu, PRelu, Mish, Softplus, Sqrt, Reciprocal, Pow,
+# LayerNormalization): the cases outside what convir imports, each with its reason.
+# Pow's exponent is a graph input: convir needs a constant exponent (models raise to 2, 0.5, 3)
+backend_test.exclude(r"^test_pow_(bcast_array|bcast_scalar|example|types_\w+)_cpu|^test_pow_cpu")
+backend_test.exclude(r"^test_operator_pow_")
+# every case also has LayerNormalization's Mean and InvStdDev (training-time statistics) as graph
+# outputs, which convir does not compute (the expanded ones also derive axes with Size/Range)
+backend_test.exclude(r"^test_layer_normalization_")
+# the expanded Softplus (opset 18 function body) uses Exp and Log, which convir does not import
+backend_test.exclude(r"^test_softplus_(example_)?expanded_ver18_")
+# the expanded PRelu selects with Less and Where, which convir does not import
+backend_test.exclude(r"^test_prelu_\w+_expanded_")
 
 with warnings.catch_warnings():
     # enable_report marks every case `onnx_coverage`, a mark this repository does not register

@@ -24,7 +24,9 @@ def random_array(*shape: int, scale: float = 1.0) -> np.ndarray:
     return np.asarray(RNG.standard_normal(shape) * scale, dtype=np.float32)
 
 
-def run_onnx_node(op_type: str, inputs: Sequence[np.ndarray], **attributes: Any) -> np.ndarray:
+def run_onnx_node(
+    op_type: str, inputs: Sequence[np.ndarray], *, opset: int = OPSET, **attributes: Any
+) -> np.ndarray:
     """Run one `op_type` node in ONNX Runtime with `inputs` as graph inputs; return its output."""
     names = [f"input{i}" for i in range(len(inputs))]
     graph_inputs = [
@@ -35,7 +37,7 @@ def run_onnx_node(op_type: str, inputs: Sequence[np.ndarray], **attributes: Any)
     node = helper.make_node(op_type, names, ["output"], **attributes)
     graph = helper.make_graph([node], op_type, graph_inputs, [output])
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
+        graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION
     )
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -362,9 +364,44 @@ ACTIVATION_CASES = [
 ]
 
 
+# The math kinds: (kind, alpha, ONNX op, extra ONNX inputs, attributes, opset, positive inputs)
+MATH_ACTIVATION_CASES = [
+    ("erf", 0.0, "Erf", [], {}, OPSET, False),
+    ("gelu", 0.0, "Gelu", [], {}, 20, False),
+    ("gelu_tanh", 0.0, "Gelu", [], {"approximate": "tanh"}, 20, False),
+    ("mish", 0.0, "Mish", [], {}, OPSET, False),
+    ("softplus", 0.0, "Softplus", [], {}, OPSET, False),
+    ("sqrt", 0.0, "Sqrt", [], {}, OPSET, True),
+    ("reciprocal", 0.0, "Reciprocal", [], {}, OPSET, True),
+    ("pow", 0.5, "Pow", [scalar(0.5)], {}, OPSET, True),
+    ("pow", 3.0, "Pow", [scalar(3.0)], {}, OPSET, False),
+]
+
+
 def test_every_activation_has_an_onnx_case() -> None:
-    """Each kind in ACTIVATIONS is covered by ACTIVATION_CASES."""
-    assert {case[0] for case in ACTIVATION_CASES} == set(reference.ACTIVATIONS)
+    """Each kind in ACTIVATIONS is covered by ACTIVATION_CASES or MATH_ACTIVATION_CASES."""
+    kinds = {case[0] for case in ACTIVATION_CASES} | {case[0] for case in MATH_ACTIVATION_CASES}
+    assert kinds == set(reference.ACTIVATIONS)
+
+
+@pytest.mark.parametrize(
+    ("kind", "alpha", "op_type", "extra_inputs", "attributes", "opset", "positive"),
+    MATH_ACTIVATION_CASES,
+)
+def test_math_activation_matches_onnx(
+    kind: str,
+    alpha: float,
+    op_type: str,
+    extra_inputs: list[np.ndarray],
+    attributes: dict[str, Any],
+    opset: int,
+    positive: bool,
+) -> None:
+    """The math kinds match their ONNX op, far out in the tails (near 0 for the positive ones)."""
+    x = np.concatenate([random_array(3, 40, scale=4.0), [[-60.0, -9.0, 0.0, 9.0, 60.0] * 8]])
+    x = (np.abs(x) + 1e-3 if positive else x).astype(np.float32)
+    expected = run_onnx_node(op_type, [x, *extra_inputs], opset=opset, **attributes)
+    assert_matches(reference.activation(x, kind, alpha), expected)
 
 
 @pytest.mark.parametrize(
@@ -414,9 +451,16 @@ def test_binary_matches_onnx(
     assert_matches(reference.binary(a, b, kind), run_onnx_node(op_type, [a, b]))
 
 
+@pytest.mark.parametrize("slope_shape", [(1, 3, 4, 5), (3, 1, 1), (5,), ()])
+def test_prelu_matches_onnx(slope_shape: tuple[int, ...]) -> None:
+    """binary's prelu matches ONNX PRelu, the slope broadcast to the input (unidirectionally)."""
+    x, slope = random_array(2, 3, 4, 5), random_array(*slope_shape)
+    assert_matches(reference.binary(x, slope, "prelu"), run_onnx_node("PRelu", [x, slope]))
+
+
 def test_binary_kinds_are_all_tested() -> None:
-    """BINARY_KINDS lists exactly the kinds test_binary_matches_onnx covers."""
-    assert set(reference.BINARY_KINDS) == {"add", "sub", "mul", "div", "max", "min"}
+    """BINARY_KINDS lists exactly the kinds test_binary_matches_onnx and test_prelu_... cover."""
+    assert set(reference.BINARY_KINDS) == {"add", "sub", "mul", "div", "max", "min", "prelu"}
 
 
 @pytest.mark.parametrize("c_shape", [None, (), (7,), (5, 1), (5, 7)])
@@ -553,8 +597,8 @@ def test_output_size_helpers_reject_empty_or_invalid(args: tuple[int, ...]) -> N
 def test_unknown_kinds_raise_naming_the_kind_and_the_known_ones() -> None:
     """Unknown activation, binary and pool kinds raise ValueError listing the accepted kinds."""
     x = random_array(1, 2, 3, 3)
-    with pytest.raises(ValueError, match=r"'gelu'.*relu, leaky_relu, clip"):
-        reference.activation(x, "gelu")
+    with pytest.raises(ValueError, match=r"'swish_fast'.*relu, leaky_relu, clip"):
+        reference.activation(x, "swish_fast")
     with pytest.raises(ValueError, match=r"'pow'.*add, sub, mul, div, max, min"):
         reference.binary(x, x, "pow")
     with pytest.raises(ValueError, match=r"'lp'.*max, avg"):

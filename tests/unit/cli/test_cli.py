@@ -59,11 +59,11 @@ def test_unsupported_op_error_names_node(tmp_path, capsys) -> None:
 
     from tests.onnx_cases import rand, single_node_model
 
-    path = tmp_path / "erf.onnx"
-    onnx.save(single_node_model("Erf", {"x": rand(1, 2)}), path)
+    path = tmp_path / "hardmax.onnx"
+    onnx.save(single_node_model("Hardmax", {"x": rand(1, 2)}), path)
     assert convir_main(["import", str(path)]) == 1
     err = capsys.readouterr().err
-    assert "node 'erf_0' (Erf): operator Erf is not supported" in err
+    assert "node 'hardmax_0' (Hardmax): operator Hardmax is not supported" in err
     assert err.count("\n") == 1
 
 
@@ -84,12 +84,12 @@ def test_convir_opt_invalid_ir_is_one_error_without_traceback(tmp_path, capsys) 
     path = tmp_path / "bad.mlir"
     path.write_text(
         "func.func @f(%x: tensor<1x3xf32>) -> tensor<1x3xf32> {\n"
-        '  %y = conv.activation %x {kind = "gelu"} : tensor<1x3xf32> -> tensor<1x3xf32>\n'
+        '  %y = conv.activation %x {kind = "swish_fast"} : tensor<1x3xf32> -> tensor<1x3xf32>\n'
         "  func.return %y : tensor<1x3xf32>\n}\n"
     )
     code, out, err = _opt([str(path)], capsys)
     assert code == 1 and out == ""
-    assert "'conv.activation' kind 'gelu' is unknown" in err and "Traceback" not in err
+    assert "'conv.activation' kind 'swish_fast' is unknown" in err and "Traceback" not in err
 
 
 def test_convir_opt_parse_error_and_unknown_pass(tmp_path, capsys) -> None:

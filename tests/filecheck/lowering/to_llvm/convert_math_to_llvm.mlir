@@ -3,7 +3,7 @@
 // Intrinsics, with fast-math flags kept (except on fma); rsqrt as 1 / sqrt.
 
 func.func @intrinsics(%x: vector<8xf32>, %s: f32) -> (vector<8xf32>, f32) {
-  %e = math.exp %x fastmath<afn> : vector<8xf32>
+  %e = math.exp2 %x fastmath<afn> : vector<8xf32>
   %r = math.rsqrt %e : vector<8xf32>
   %f = math.fma %r, %x, %e : vector<8xf32>
   %a = math.absf %s : f32
@@ -15,7 +15,7 @@ func.func @intrinsics(%x: vector<8xf32>, %s: f32) -> (vector<8xf32>, f32) {
 
 // CHECK-LABEL: func.func @intrinsics(
 // CHECK-SAME:      %[[X:.*]]: vector<8xf32>, %[[S:.*]]: f32)
-// CHECK-NEXT:    %[[E:.*]] = llvm.intr.exp(%[[X]]) {fastmathFlags = #llvm.fastmath<afn>} : (vector<8xf32>) -> vector<8xf32>
+// CHECK-NEXT:    %[[E:.*]] = llvm.intr.exp2(%[[X]]) {fastmathFlags = #llvm.fastmath<afn>} : (vector<8xf32>) -> vector<8xf32>
 // CHECK-NEXT:    %[[ROOT:.*]] = llvm.intr.sqrt(%[[E]]) : (vector<8xf32>) -> vector<8xf32>
 // CHECK-NEXT:    %[[ONE:.*]] = llvm.mlir.constant(dense<1.000000e+00> : vector<8xf32>) : vector<8xf32>
 // CHECK-NEXT:    %[[R:.*]] = llvm.fdiv %[[ONE]], %[[ROOT]] : vector<8xf32>
@@ -25,6 +25,33 @@ func.func @intrinsics(%x: vector<8xf32>, %s: f32) -> (vector<8xf32>, f32) {
 // CHECK-NEXT:    %[[L:.*]] = llvm.intr.log(%[[P]]) : (f32) -> f32
 // CHECK-NEXT:    %[[Q:.*]] = llvm.intr.sqrt(%[[L]]) : (f32) -> f32
 // CHECK-NEXT:    func.return %[[F]], %[[Q]] : vector<8xf32>, f32
+
+// -----
+
+// Vector f32 exp, log and erf become arith (left for convert-arith-to-llvm) around fma and floor
+// intrinsics: no per-lane libm calls and no llvm.intr.exp/log, which LLVM would scalarise. Scalar
+// exp stays an intrinsic.
+
+func.func @expanded(%x: vector<16xf32>, %s: f32) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, f32) {
+  %e = math.exp %x : vector<16xf32>
+  %l = math.log %x : vector<16xf32>
+  %r = math.erf %x : vector<16xf32>
+  %t = math.exp %s : f32
+  func.return %e, %l, %r, %t : vector<16xf32>, vector<16xf32>, vector<16xf32>, f32
+}
+
+// CHECK-LABEL: func.func @expanded(
+// CHECK-NOT:     llvm.call @
+// CHECK-NOT:     llvm.intr.exp(%{{.*}}) : (vector
+// CHECK:         llvm.intr.floor
+// CHECK:         llvm.fptosi {{.*}} : vector<16xf32> to vector<16xi32>
+// CHECK:         arith.shli
+// CHECK:         arith.bitcast {{.*}} : vector<16xi32> to vector<16xf32>
+// CHECK:         arith.cmpf uno
+// CHECK:         arith.andi
+// CHECK:         arith.divf
+// CHECK:         llvm.intr.exp(%{{.*}}) : (f32) -> f32
+// CHECK-NOT:     llvm.call @
 
 // -----
 
@@ -61,26 +88,14 @@ func.func @tanh(%x: vector<8xf32>, %s: f32, %t: f32) -> (vector<8xf32>, f32) {
 
 // -----
 
-// erf: libm's erff, lane by lane on vectors.
+// erf on vectors other than f32 has no lowering.
 
-func.func @erf(%x: vector<2xf32>) -> vector<2xf32> {
-  %e = math.erf %x : vector<2xf32>
-  func.return %e : vector<2xf32>
+func.func @erf(%x: vector<2xf64>) -> vector<2xf64> {
+  %e = math.erf %x : vector<2xf64>
+  func.return %e : vector<2xf64>
 }
 
-// CHECK:         llvm.func @erff(f32) -> f32
-// CHECK-LABEL: func.func @erf(
-// CHECK-SAME:      %[[X:.*]]: vector<2xf32>)
-// CHECK-NEXT:    %[[UNDEF:.*]] = llvm.mlir.undef : vector<2xf32>
-// CHECK-NEXT:    %[[P0:.*]] = llvm.mlir.constant(0) : i64
-// CHECK-NEXT:    %[[X0:.*]] = llvm.extractelement %[[X]][%[[P0]] : i64] : vector<2xf32>
-// CHECK-NEXT:    %[[E0:.*]] = llvm.call @erff(%[[X0]]) : (f32) -> f32
-// CHECK-NEXT:    %[[V0:.*]] = llvm.insertelement %[[E0]], %[[UNDEF]][%[[P0]] : i64] : vector<2xf32>
-// CHECK-NEXT:    %[[P1:.*]] = llvm.mlir.constant(1) : i64
-// CHECK-NEXT:    %[[X1:.*]] = llvm.extractelement %[[X]][%[[P1]] : i64] : vector<2xf32>
-// CHECK-NEXT:    %[[E1:.*]] = llvm.call @erff(%[[X1]]) : (f32) -> f32
-// CHECK-NEXT:    %[[V1:.*]] = llvm.insertelement %[[E1]], %[[V0]][%[[P1]] : i64] : vector<2xf32>
-// CHECK-NEXT:    func.return %[[V1]] : vector<2xf32>
+// CHECK: convert-math-to-llvm: cannot lower 'math.erf': vector erf is lowered for 1-D f32, got vector<2xf64>
 
 // -----
 

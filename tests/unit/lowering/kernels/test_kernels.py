@@ -358,8 +358,8 @@ def test_copy(shape: tuple[int, ...]) -> None:
 
 def test_apply_activation_rejects_unknown_kinds() -> None:
     block = Block(arg_types=[f32])
-    with pytest.raises(ValueError, match="'gelu' is unknown"):
-        apply_activation(block.args[0], "gelu", 0.0, 0.0, None)
+    with pytest.raises(ValueError, match="'swish_fast' is unknown"):
+        apply_activation(block.args[0], "swish_fast", 0.0, 0.0, None)
 
 
 @pytest.mark.parametrize("trans_b", [False, True])
