@@ -24,6 +24,7 @@ from lowering.kernels.elementwise import ActivationKernel, BinaryKernel, emit_co
 from lowering.kernels.gemm import GemmKernel
 from lowering.kernels.normalization import BatchNormKernel, LRNKernel, SoftmaxKernel
 from lowering.kernels.pooling import GlobalPoolKernel, PoolKernel
+from lowering.kernels.resampling import ReduceKernel, ResizeKernel
 
 __all__ = ["EMITTERS", "emit_copy"]
 
@@ -42,4 +43,6 @@ EMITTERS: dict[type[Operation], KernelEmitter] = {
     conv.UnpackOp: UnpackKernel(),
     conv.SoftmaxOp: SoftmaxKernel(),
     conv.LRNOp: LRNKernel(),
+    conv.ReduceOp: ReduceKernel(),
+    conv.ResizeOp: ResizeKernel(),
 }
