@@ -609,19 +609,22 @@ def _resize_scales_and_size(
             raise node.error(f"sizes {wanted} must have one value per axis of {axes}")
         policy = node.attr("keep_aspect_ratio_policy", "stretch")
         full = list(shape)
+        ratios = [float(np.float32(o) / np.float32(i)) for o, i in zip(full, shape, strict=True)]
         if policy == "stretch":
             for axis, extent in zip(axes, wanted, strict=True):
                 full[axis] = extent
+                ratios[axis] = float(np.float32(extent) / np.float32(shape[axis]))
         elif policy in ("not_larger", "not_smaller"):
-            ratios = [extent / shape[axis] for axis, extent in zip(axes, wanted, strict=True)]
-            ratio = min(ratios) if policy == "not_larger" else max(ratios)
+            # One scale for every listed axis; the coordinates use it, not the rounded ratios.
+            each = [np.float32(e) / np.float32(shape[a]) for a, e in zip(axes, wanted, strict=True)]
+            ratio = min(each) if policy == "not_larger" else max(each)
             for axis in axes:
                 full[axis] = int(np.floor(ratio * shape[axis] + 0.5))
+                ratios[axis] = float(ratio)
         else:
             raise node.error(f"keep_aspect_ratio_policy '{policy}' is unknown")
         if full[:2] != list(shape[:2]):
             raise node.error(f"sizes {wanted} resize the batch or channel axis of {list(shape)}")
-        ratios = [float(np.float32(o) / np.float32(i)) for o, i in zip(full, shape, strict=True)]
         return ratios, full[2:]
     if scales is None or not scales.size:
         raise node.error("needs either scales or sizes")
