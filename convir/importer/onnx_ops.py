@@ -691,3 +691,19 @@ def where(node: NodeContext) -> list[Value]:
     raise node.error(
         "a condition mixing true and false over data computed at run time is not supported"
     )
+
+
+_COMPARISONS = {"Equal": np.equal, "Less": np.less, "Greater": np.greater}
+
+
+@handles(*_COMPARISONS, "Not")
+def compare(node: NodeContext) -> list[Value]:
+    """Comparisons of values known at import: the shape arithmetic exporters emit around Expand
+    and Where (torch's `expand(-1, ...)`) folds away; run-time comparisons are refused."""
+    count = len(node.node.input)
+    if not all(node.is_known(i) for i in range(count)):
+        raise node.error("comparisons are supported only on values known at import time")
+    if node.node.op_type == "Not":
+        return [np.logical_not(node.known(0, "input"))]
+    compare = _COMPARISONS[node.node.op_type]
+    return [compare(node.known(0, "A"), node.known(1, "B"))]
