@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from xdsl.dialects import arith, math
+from xdsl.dialects import arith, math, memref
 from xdsl.dialects.builtin import IndexType, f32, i64
 from xdsl.ir import SSAValue
 
@@ -219,6 +219,7 @@ class ResizeKernel(OpKernel):
             for axis, scale in enumerate(op.scales.iter_values())
         ]
         linear = op.mode.data == "linear"
+        columns = _column_tables(maps[1], linear)
         cost = (12 if linear else 4) * (1 if blocked else 4)
         threaded = is_threaded(volume(out_shape) * cost)
         with iterate([n, channels, out_shape[2]], threaded) as (batch, channel, out_row):
@@ -226,18 +227,21 @@ class ResizeKernel(OpKernel):
             def pixel(row: Index, column: Index) -> list[Index]:
                 return [batch, channel, row, column, *([0] if blocked else [])]
 
+            def column_table(table: int, out_column: SSAValue) -> SSAValue:
+                return load(columns[table], [out_column], None)
+
             if not linear:
                 row = maps[0].nearest(out_row)
                 with loop(0, out_shape[3]) as out_column:
-                    column = maps[1].nearest(out_column.iv)
+                    column = _to_index(column_table(0, out_column.iv))
                     value = load(source, pixel(row, column), lanes)
                     store(value, result, pixel(out_row, out_column.iv))
                 return
             top, bottom, dy = maps[0].linear(out_row)
             dy = widen(dy, lanes)
             with loop(0, out_shape[3]) as out_column:
-                left, right, dx = maps[1].linear(out_column.iv)
-                dx = widen(dx, lanes)
+                left, right = (_to_index(column_table(t, out_column.iv)) for t in (0, 1))
+                dx = widen(column_table(2, out_column.iv), lanes)
 
                 def interpolated(row: Index) -> SSAValue:
                     a = load(source, pixel(row, left), lanes)
@@ -245,6 +249,24 @@ class ResizeKernel(OpKernel):
 
                 upper, lower = interpolated(top), interpolated(bottom)
                 store(_lerp(upper, lower, dy), result, pixel(out_row, out_column.iv))
+
+
+def _column_tables(columns: _AxisMap, linear: bool) -> list[SSAValue]:
+    """Stack tables of what each output column reads, filled once before the pixel loops (which
+    would otherwise redo a division and roundings per pixel and channel block): the input column
+    (nearest), or the left and right input columns and the right one's weight (linear). Indices
+    are stored as f32, exact below 2**24."""
+    count = 3 if linear else 1
+    tables = [memref.AllocaOp.get(f32, 64, [columns.out_size]).memref for _ in range(count)]
+    with loop(0, columns.out_size) as out_column:
+        if linear:
+            left, right, weight = columns.linear(out_column.iv)
+            values = [_to_float(left), _to_float(right), weight]
+        else:
+            values = [_to_float(columns.nearest(out_column.iv))]
+        for table, value in zip(tables, values, strict=True):
+            store(value, table, [out_column.iv])
+    return tables
 
 
 def _lerp(a: SSAValue, b: SSAValue, weight: SSAValue) -> SSAValue:
@@ -326,6 +348,13 @@ class _AxisMap:
     def _clamp(self, value: SSAValue) -> SSAValue:
         lowest = arith.MaximumfOp(value, f32_constant(0.0)).result
         return arith.MinimumfOp(lowest, f32_constant(float(self.in_size - 1))).result
+
+
+def _to_float(value: Index) -> SSAValue:
+    """An `index` as an f32."""
+    if isinstance(value, int):
+        return f32_constant(float(value))
+    return arith.SIToFPOp(arith.IndexCastOp(value, i64).result, f32).result
 
 
 def _to_index(value: SSAValue) -> SSAValue:
