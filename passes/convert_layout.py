@@ -16,6 +16,8 @@ What converts (`X` = block):
 - `conv.pool`, `conv.global_pool`, `conv.activation` whose input is already NCHWc.
 - `conv.binary` between an NCHWc operand and either another NCHWc operand or a constant that is
   per-channel (`[C, 1, 1]`, `[1, C, 1, 1]`: repacked here to `[1, C/X, 1, 1, X]`) or a scalar.
+- `conv.resize`, and `conv.reduce` with `keepdims` over axes other than the channels, whose
+  input is already NCHWc.
 - `conv.concat` on channels of NCHWc operands, all but the last a whole number of blocks
   (otherwise channels would have to move across lanes: the concat stays NCHW).
 
@@ -53,6 +55,13 @@ def convertible_conv(op: conv.Conv2DOp, block: int) -> bool:
     if group == 1 or group == channels == outputs:
         return True
     return (channels // group) % block == 0 and (outputs // group) % block == 0
+
+
+def reduction_keeps_channels(op: conv.ReduceOp) -> bool:
+    """Whether a `conv.reduce` of an image reads the same on NCHWc: it keeps its dimensions and
+    leaves the channel axis alone, so every lane of a block is reduced on its own."""
+    rank = len(tensor_shape(op.input))
+    return rank == 4 and op.keepdims is not None and 1 not in op.axes.iter_values()
 
 
 def reads_nchw_input(channels: int, group: int, block: int) -> bool:
@@ -137,6 +146,11 @@ class _LayoutConverter:
             return self._convert_binary(op)
         if isinstance(op, conv.ConcatOp):
             return self._convert_concat(op)
+        if isinstance(op, conv.ResizeOp) or (
+            isinstance(op, conv.ReduceOp) and reduction_keeps_channels(op)
+        ):
+            twin = self.twins.get(op.input)
+            return None if twin is None else self._rebuilt(op, [twin])
         return None
 
     def _convert_binary(self, op: conv.BinaryOp) -> Operation | None:

@@ -870,6 +870,132 @@ class UnpackOp(UnaryOp):
             )
 
 
+# ---------------------------------------------------------------------------------------------
+# Reductions and resampling (ReduceMean/Max/Sum, Resize/Upsample)
+
+REDUCE_KINDS = ("mean", "max", "sum")
+RESIZE_MODES = ("nearest", "linear")
+COORDINATE_MODES = (
+    "half_pixel",
+    "half_pixel_symmetric",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_half_pixel_for_nn",
+)
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def reduced_shape(shape: Sequence[int], axes: Sequence[int], keepdims: bool) -> tuple[int, ...]:
+    """The shape of a reduction of `shape` over `axes`: extent 1 there, or dropped."""
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+@irdl_op_definition
+class ReduceOp(UnaryOp):
+    """Mean, max or sum over `axes` (ONNX `ReduceMean`/`ReduceMax`/`ReduceSum`).
+
+    input [d0, ..., dr] -> output with extent 1 at each of `axes` (`keepdims`) or those axes
+    dropped. `axes` are sorted, distinct and non-empty (the importer resolves ONNX's defaults).
+    On NCHWc ([N, C/X, H, W, X]) only axes that leave the channel axes alone, with `keepdims`,
+    keep the layout (see `conv-convert-layout`); the op itself reduces any rank.
+    """
+
+    name = "conv.reduce"
+    kind = prop_def(StringAttr)
+    axes = prop_def(DenseArrayBase[I64])
+    keepdims = opt_prop_def(UnitAttr)
+
+    def __init__(self, input: SSAValue, kind: str, axes: Sequence[int], keepdims: bool) -> None:
+        properties: dict[str, Attribute] = {"kind": StringAttr(kind), "axes": i64_array(axes)}
+        if keepdims:
+            properties["keepdims"] = UnitAttr()
+        shape = reduced_shape(tensor_shape(input), axes, keepdims)
+        super().__init__(operands=[input], result_types=[f32_tensor(shape)], properties=properties)
+
+    def verify_shapes(self) -> None:
+        _check_kind(self, self.kind.data, REDUCE_KINDS)
+        shape, axes = tensor_shape(self.input), _ints(self.axes)
+        if not axes or list(axes) != sorted(set(axes)) or not 0 <= axes[0] <= axes[-1] < len(shape):
+            _fail(
+                self,
+                f"axes {list(axes)} must be sorted, distinct, non-empty axes of rank {len(shape)}",
+            )
+        expected = reduced_shape(shape, axes, self.keepdims is not None)
+        if tensor_shape(self.output) != expected:
+            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+
+
+@irdl_op_definition
+class ResizeOp(UnaryOp):
+    """Spatial resampling, ONNX `Resize` (opsets 10-19) and `Upsample` semantics.
+
+    input [N, C, H, W] -> output [N, C, OH, OW] (NCHWc [N, C/X, H, W, X] -> [N, C/X, OH, OW, X]).
+    The output extents are the result type's; `scales` [sh, sw] enter only the map from an output
+    coordinate to an input one (`coordinate_transformation_mode`, one of COORDINATE_MODES, as in
+    ONNX). `mode` "nearest" picks one input pixel by `nearest_mode` (one of NEAREST_MODES, given
+    only then); "linear" interpolates bilinearly between the four neighbours, clamped to the edge.
+    """
+
+    name = "conv.resize"
+    mode = prop_def(StringAttr)
+    coordinate_transformation_mode = prop_def(StringAttr)
+    nearest_mode = opt_prop_def(StringAttr)
+    scales = prop_def(DenseArrayBase)
+
+    def __init__(
+        self,
+        input: SSAValue,
+        size: Sequence[int],
+        scales: Sequence[float],
+        mode: str,
+        coordinate_transformation_mode: str,
+        nearest_mode: str | None = None,
+    ) -> None:
+        properties: dict[str, Attribute] = {
+            "mode": StringAttr(mode),
+            "coordinate_transformation_mode": StringAttr(coordinate_transformation_mode),
+            "scales": DenseArrayBase.from_list(f32, [float(s) for s in scales]),
+        }
+        if nearest_mode is not None:
+            properties["nearest_mode"] = StringAttr(nearest_mode)
+        n, c, _, _, *block = tensor_shape(input)
+        super().__init__(
+            operands=[input],
+            result_types=[f32_tensor((n, c, *size, *block))],
+            properties=properties,
+        )
+
+    def verify_shapes(self) -> None:
+        n, c, _, _, *block = _check_activation_rank(self, self.input)
+        mode = self.mode.data
+        _check_kind(self, mode, RESIZE_MODES)
+        coordinate_mode = self.coordinate_transformation_mode.data
+        if coordinate_mode not in COORDINATE_MODES:
+            _fail(
+                self,
+                f"coordinate_transformation_mode '{coordinate_mode}' is unknown; expected one of "
+                f"{', '.join(COORDINATE_MODES)}",
+            )
+        nearest = self.nearest_mode.data if self.nearest_mode is not None else None
+        if mode == "nearest" and nearest not in NEAREST_MODES:
+            _fail(self, f"nearest_mode must be one of {', '.join(NEAREST_MODES)}, got {nearest}")
+        if mode != "nearest" and nearest is not None:
+            _fail(self, f"nearest_mode is given for mode '{mode}'; only nearest reads it")
+        if not isinstance(self.scales.elt_type, Float32Type):
+            _fail(self, f"scales must be an array of f32, got {self.scales}")
+        scales = [float(s) for s in self.scales.iter_values()]
+        if len(scales) != 2 or min(scales) <= 0:
+            _fail(self, f"scales must be 2 positive values [sh, sw], got {scales}")
+        output = tensor_shape(self.output)
+        if len(output) != 4 + len(block) or (*output[:2], *output[4:]) != (n, c, *block):
+            _fail(self, f"output {list(output)} must keep the input's batch and channels")
+        if min(output[2:4]) < 1:
+            _fail(self, f"output extents {list(output[2:4])} must be >= 1")
+
+
 Conv = Dialect(
     "conv",
     [
@@ -891,6 +1017,8 @@ Conv = Dialect(
         SliceOp,
         PackOp,
         UnpackOp,
+        ReduceOp,
+        ResizeOp,
     ],
     [],
 )

@@ -29,6 +29,7 @@ from lowering.kernels.normalization import (
     SoftmaxKernel,
 )
 from lowering.kernels.pooling import GlobalPoolKernel, PoolKernel
+from lowering.kernels.resampling import ReduceKernel, ResizeKernel
 
 __all__ = ["EMITTERS", "emit_copy"]
 
@@ -48,4 +49,6 @@ EMITTERS: dict[type[Operation], KernelEmitter] = {
     conv.SoftmaxOp: SoftmaxKernel(),
     conv.LRNOp: LRNKernel(),
     conv.LayerNormOp: LayerNormKernel(),
+    conv.ReduceOp: ReduceKernel(),
+    conv.ResizeOp: ResizeKernel(),
 }

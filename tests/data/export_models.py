@@ -509,6 +509,118 @@ def write_zoo_fixtures() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# reductions and resampling (issue 12): torch nets with ReduceMean/Max/Sum, Resize/Upsample,
+# Expand; their own names, shapes and export so the fixtures above stay as they were made
+# --------------------------------------------------------------------------------------------
+
+RESAMPLE_FIXTURES = {
+    "torch_resample_mini_opset17": 17,
+    "torch_resample_mini_opset18": 18,
+    "torch_upsample_mini_opset9": 9,
+}
+EXPECTED_OPS.update(
+    {
+        "torch_resample_mini_opset17": {
+            *("Conv", "Relu", "Resize", "ReduceMean", "ReduceMax", "ReduceSum", "Expand"),
+            *("Sigmoid", "Mul", "Add"),
+        },
+        "torch_resample_mini_opset18": {
+            *("Conv", "Relu", "Resize", "ReduceMean", "ReduceMax", "ReduceSum", "Expand"),
+            *("Sigmoid", "Mul", "Add"),
+        },
+        "torch_upsample_mini_opset9": {"Conv", "Relu", "Upsample", "ReduceMean", "Add", "Gemm"},
+    }
+)
+INPUT_SHAPES.update({name: (1, 3, 32, 32) for name in RESAMPLE_FIXTURES})
+
+
+def build_resample_models():
+    """The networks of the resample fixtures: a small segmentation-style head (upsampling by
+    sizes and by scales, bilinear with and without align_corners, nearest; means, maxes and sums
+    over space, channels and one axis; an expanded gate) and an opset-9 Upsample classifier."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class ResampleMini(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+            )
+            self.down = nn.Sequential(nn.Conv2d(16, 24, 3, 2, 1), nn.ReLU())
+            self.head = nn.Conv2d(24, 16, 1)
+            self.gate = nn.Conv2d(16, 16, 1)
+            self.classifier = nn.Conv2d(16, 5, 1)
+
+        def forward(self, x):
+            skip = self.stem(x)  # 16x16
+            deep = self.down(skip)  # 8x8
+            up = F.interpolate(
+                self.head(deep), size=skip.shape[-2:], mode="bilinear", align_corners=False
+            )
+            near = F.interpolate(deep[:, :16], scale_factor=2.0, mode="nearest")
+            gate = torch.sigmoid(self.gate(skip.mean((2, 3), keepdim=True)))
+            y = (up + near) * gate.expand(-1, -1, 16, 16)
+            y = y + skip.amax(dim=1, keepdim=True) + 0.1 * skip.sum(dim=3, keepdim=True)
+            y = self.classifier(torch.relu(y))
+            return F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=True)
+
+    class UpsampleMini(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+            self.up = nn.Conv2d(8, 8, 3, 1, 1)
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            deep = self.down(x)
+            y = F.interpolate(self.up(deep), scale_factor=2.0, mode="nearest")
+            y = torch.relu(y + F.interpolate(deep, scale_factor=2.0, mode="nearest"))
+            return self.fc(y.mean((2, 3)))
+
+    torch.manual_seed(SEED + 3)
+    resample = ResampleMini()
+    for m in resample.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    torch.manual_seed(SEED + 4)
+    upsample = UpsampleMini()
+    return {"resample": resample.eval(), "upsample": upsample.eval()}
+
+
+def export_resample_fixtures(names: list[str]) -> dict[str, np.ndarray]:
+    """Export the resample fixtures among `names` with the TorchScript exporter; return torch's
+    outputs for cross-checking."""
+    import torch
+
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+    models = build_resample_models()
+    torch_outputs = {}
+    for name, opset in RESAMPLE_FIXTURES.items():
+        if name not in names:
+            continue
+        model = models["upsample" if opset < 10 else "resample"]
+        x = torch.from_numpy(fixture_input(name))
+        torch.onnx.export(
+            model,
+            (x,),
+            str(DATA_DIR / f"{name}.onnx"),
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=opset,
+            dynamo=False,
+        )
+        with torch.no_grad():
+            torch_outputs[name] = model(x).numpy()
+    return torch_outputs
+
+
+# --------------------------------------------------------------------------------------------
 # verification + reference outputs
 # --------------------------------------------------------------------------------------------
 
@@ -731,6 +843,9 @@ def main() -> None:
     parser.add_argument(
         "--math-only", action="store_true", help="only the math-op fixtures (GELU, ConvNeXt ...)"
     )
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="export and verify only these fixtures"
+    )
     args = parser.parse_args()
 
     torch_names = [n for n in EXPECTED_OPS if n.startswith("torch_")]
@@ -738,14 +853,18 @@ def main() -> None:
     names = zoo_names if args.skip_torch else torch_names + zoo_names
     if args.math_only:
         names = list(MATH_EXPECTED_OPS)
+    if args.only:
+        names = [n for n in names if n in args.only]
     torch_outputs: dict[str, np.ndarray] = {}
     if not args.verify_only:
         if args.math_only:
             torch_outputs = export_math_fixtures()
         else:
-            if not args.skip_torch:
+            if any(n in names and n not in RESAMPLE_FIXTURES for n in torch_names):
                 torch_outputs = export_torch_fixtures() | export_math_fixtures()
-            write_zoo_fixtures()
+            torch_outputs |= export_resample_fixtures(names)
+            if any(n in names for n in zoo_names):
+                write_zoo_fixtures()
     verify(names, torch_outputs, write_npz=not args.verify_only)
 
 
