@@ -50,6 +50,7 @@ from convir.dialects.shapes import (
     blocked_shape,
     broadcast_shapes,
     conv2d_output_shape,
+    conv_transpose_output_shape,
     f32_tensor,
     i64_array,
     is_blocked,
@@ -804,6 +805,167 @@ class UnpackOp(UnaryOp):
             )
 
 
+# --- transposed convolution (ONNX ConvTranspose) and the phase interleave it lowers to ---------
+
+
+@irdl_op_definition
+class ConvTransposeOp(IRDLOperation):
+    """2-D transposed convolution, ONNX `ConvTranspose` semantics (the gradient of `conv.conv2d`).
+
+    input [N, C, H, W], weight [C, O/group, KH, KW], optional bias [O] -> output [N, O, OH, OW]
+    with OH = strides[0] * (H - 1) + output_padding[0] + dilations[0] * (KH - 1) + 1 - top -
+    bottom (likewise OW): input pixel (ih, iw) scatters weight tap (kh, kw) to output
+    (ih * stride + kh * dilation - top, ...). Pads [top, left, bottom, right] crop the full
+    output; `output_padding` extends it at the end. NCHW only: `conv-lower-conv-transpose`
+    rewrites it into `conv.conv2d`s and a `conv.interleave` before any layout change.
+    """
+
+    name = "conv.conv_transpose"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    output = result_def(TensorType)
+
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+    output_padding = prop_def(DenseArrayBase[I64])
+    group = prop_def(IntegerAttr[I64])
+
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $weight (`bias` $bias^)? attr-dict"
+        " `:` type($input) `,` type($weight) (`bias` type($bias)^)? `->` type($output)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue | None,
+        *,
+        strides: Sequence[int] = (1, 1),
+        pads: Sequence[int] = (0, 0, 0, 0),
+        dilations: Sequence[int] = (1, 1),
+        output_padding: Sequence[int] = (0, 0),
+        group: int = 1,
+    ) -> None:
+        super().__init__(
+            operands=[input, weight, [bias] if bias else []],
+            result_types=[
+                f32_tensor(
+                    conv_transpose_output_shape(
+                        tensor_shape(input),
+                        tensor_shape(weight),
+                        strides,
+                        pads,
+                        dilations,
+                        output_padding,
+                        group,
+                    )
+                )
+            ],
+            properties={
+                "strides": i64_array(strides),
+                "pads": i64_array(pads),
+                "dilations": i64_array(dilations),
+                "output_padding": i64_array(output_padding),
+                "group": IntegerAttr(group, i64),
+            },
+        )
+
+    def verify_(self) -> None:
+        _check_tensors(self, [self.input, self.weight, self.output], ["input", "weight", "output"])
+        input_shape = _check_rank(self, self.input, "input", 4)
+        weight_shape = _check_rank(self, self.weight, "weight", 4)
+        strides, pads, dilations = _ints(self.strides), _ints(self.pads), _ints(self.dilations)
+        output_padding = _ints(self.output_padding)
+        _check_count(self, "strides", strides, 2, 1)
+        _check_count(self, "dilations", dilations, 2, 1)
+        _check_count(self, "pads", pads, 4, 0)
+        _check_count(self, "output_padding", output_padding, 2, 0)
+        group = self.group.value.data
+        if group < 1 or input_shape[1] % group:
+            _fail(self, f"group {group} must divide input channels {input_shape[1]}")
+        if weight_shape[0] != input_shape[1]:
+            _fail(
+                self,
+                f"weight [C, O/group, KH, KW] = {list(weight_shape)} must have C = "
+                f"{input_shape[1]} input channels",
+            )
+        if self.bias is not None:
+            _check_tensors(self, [self.bias], ["bias"])
+            outputs = weight_shape[1] * group
+            if tensor_shape(self.bias) != (outputs,):
+                _fail(self, f"bias must have shape [{outputs}], got {self.bias.type}")
+        expected = conv_transpose_output_shape(
+            input_shape, weight_shape, strides, pads, dilations, output_padding, group
+        )
+        if min(expected[2:]) < 1:
+            _fail(self, f"pads {list(pads)} crop the whole output (extents {list(expected[2:])})")
+        if tensor_shape(self.output) != expected:
+            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+
+
+@irdl_op_definition
+class InterleaveOp(IRDLOperation):
+    """Interleave the strides[0] * strides[1] phases of a strided output (pixel shuffle + crop).
+
+    inputs: one phase per (ph, pw), row-major, each [N, C, LH, LW] (or NCHWc) ->
+    output [N, C, OH, OW] with output[.., oh, ow] = phase[ph * strides[1] + pw][.., qh, qw]
+    where (qh, ph) = divmod(oh + offsets[0], strides[0]) and likewise along W. What
+    `conv-lower-conv-transpose` assembles a transposed convolution's output from.
+    """
+
+    name = "conv.interleave"
+    inputs = var_operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = prop_def(DenseArrayBase[I64])
+    offsets = prop_def(DenseArrayBase[I64])
+
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$inputs attr-dict `:` type($inputs) `->` type($output)"
+
+    def __init__(
+        self,
+        inputs: Sequence[SSAValue],
+        strides: Sequence[int],
+        offsets: Sequence[int],
+        output_hw: Sequence[int],
+    ) -> None:
+        shape = list(tensor_shape(inputs[0]))
+        shape[2:4] = output_hw
+        super().__init__(
+            operands=[inputs],
+            result_types=[f32_tensor(shape)],
+            properties={"strides": i64_array(strides), "offsets": i64_array(offsets)},
+        )
+
+    def verify_(self) -> None:
+        strides, offsets = _ints(self.strides), _ints(self.offsets)
+        _check_count(self, "strides", strides, 2, 1)
+        _check_count(self, "offsets", offsets, 2, 0)
+        if any(o >= s for o, s in zip(offsets, strides, strict=True)):
+            _fail(self, f"offsets {list(offsets)} must be below strides {list(strides)}")
+        if len(self.inputs) != strides[0] * strides[1]:
+            _fail(self, f"needs {strides[0] * strides[1]} phases, got {len(self.inputs)}")
+        _check_tensors(
+            self, [*self.inputs, self.output], [*("input",) * len(self.inputs), "output"]
+        )
+        phase = _check_activation_rank(self, self.inputs[0])
+        if any(tensor_shape(v) != phase for v in self.inputs):
+            _fail(self, f"phases must all have shape {list(phase)}")
+        output = tensor_shape(self.output)
+        if len(output) != len(phase) or output[:2] != phase[:2] or output[4:] != phase[4:]:
+            _fail(self, f"output {list(output)} does not interleave phases {list(phase)}")
+        for axis in (0, 1):
+            rows = (output[2 + axis] - 1 + offsets[axis]) // strides[axis] + 1
+            if rows > phase[2 + axis]:
+                _fail(self, f"output {list(output)} needs {rows} phase rows along axis {2 + axis}")
+
+
 Conv = Dialect(
     "conv",
     [
@@ -824,6 +986,8 @@ Conv = Dialect(
         SliceOp,
         PackOp,
         UnpackOp,
+        ConvTransposeOp,
+        InterleaveOp,
     ],
     [],
 )

@@ -441,6 +441,72 @@ def pad(node: NodeContext) -> list[Value]:
     return [node.add(conv.PadOp(node.value(0), pads, value))]
 
 
+# --- transposed convolution ------------------------------------------------------------------
+
+
+def _conv_transpose_pads(node: NodeContext, kernel: Sequence[int], strides, dilations, extra):
+    """pads [top, left, bottom, right] of a ConvTranspose node, as onnxruntime resolves them.
+
+    With `output_shape` the pads are whatever crops the full output to it (a `pads` attribute is
+    then ignored), as with `auto_pad` SAME_UPPER/SAME_LOWER, whose output is input * stride; the
+    odd pixel is cropped at the end for SAME_UPPER, at the start otherwise.
+    """
+    spatial = node.shape(0)[2:]
+    output_shape = node.attr("output_shape")
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise node.error(f"auto_pad '{auto_pad}' is unknown")
+    if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        if auto_pad == "VALID":
+            return [0, 0, 0, 0]
+        return list(node.attr("pads", [0, 0, 0, 0]))
+    wanted = list(output_shape)[-2:] if output_shape is not None else None
+    pads = [0, 0, 0, 0]
+    for i in range(2):
+        full = strides[i] * (spatial[i] - 1) + extra[i] + dilations[i] * (kernel[i] - 1) + 1
+        total = full - (wanted[i] if wanted else spatial[i] * strides[i])
+        if total < 0 and wanted:
+            raise node.error(
+                f"output_shape {list(output_shape)} is larger than the full output {full} along "
+                f"spatial axis {i}; at most {full} is possible (raise output_padding instead)"
+            )
+        total = max(total, 0)
+        small, large = total // 2, total - total // 2
+        pads[i], pads[i + 2] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    return pads
+
+
+@handles("ConvTranspose")
+def conv_transpose(node: NodeContext) -> list[Value]:
+    if node.rank(0) != 4 or node.rank(1) != 4:
+        raise node.error(
+            f"only 2-D transposed convolutions are supported, input has rank {node.rank(0)}"
+        )
+    weight_shape = node.shape(1)
+    kernel = list(node.attr("kernel_shape", list(weight_shape[2:])))
+    if kernel != list(weight_shape[2:]):
+        raise node.error(f"kernel_shape {kernel} differs from the weight's {list(weight_shape)}")
+    strides = list(node.attr("strides", [1, 1]))
+    dilations = list(node.attr("dilations", [1, 1]))
+    extra = list(node.attr("output_padding", [0, 0]))
+    if len(strides) != 2 or len(dilations) != 2 or len(extra) != 2:
+        raise node.error("strides, dilations and output_padding must have 2 values for 2-D")
+    pads = _conv_transpose_pads(node, kernel, strides, dilations, extra)
+    op = conv.ConvTransposeOp(
+        node.value(0),
+        node.value(1),
+        node.value(2) if node.has_input(2) else None,
+        strides=strides,
+        pads=pads,
+        dilations=dilations,
+        output_padding=extra,
+        group=node.attr("group", 1),
+    )
+    if node.node.name:
+        op.attributes[ONNX_NAME] = StringAttr(node.node.name)
+    return [node.add(op)]
+
+
 # --- values known at import time -----------------------------------------------------------------
 
 
