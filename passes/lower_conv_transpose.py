@@ -164,7 +164,7 @@ def lower_conv_transpose(op: conv.ConvTransposeOp, ctx: Context) -> list[Operati
     phases: list[SSAValue] = []
     for residue_h, rows in enumerate(plans[0].phases):
         for residue_w, cols in enumerate(plans[1].phases):
-            suffix = f"phase{residue_h}_{residue_w}"
+            suffix = f"phase{residue_h}x{residue_w}"
             if rows is None or cols is None:
                 fill = np.zeros(outputs) if bias is None else bias
                 block = np.broadcast_to(

@@ -1,4 +1,5 @@
-"""Kernels of the ops that only move data: concat, slice, transpose, pad, pack, unpack.
+"""Kernels of the ops that only move data: concat, slice, transpose, pad, pack, unpack,
+interleave.
 
 Each is one or a few `emit_map` copies or fills over boxes of the output; the access functions
 say where each box reads from. Rows are vectorised when both sides are contiguous along the
@@ -191,6 +192,53 @@ class UnpackKernel(OpKernel):
                 [n, blocks, lanes, height, width],
                 Access(result, out_terms, (0, first * block, 0, 0)),
                 [Access.following(source, [0, 1, 3, 4, 2], [0, first, 0, 0, 0])],
+                _copy,
+                vector_width,
+            )
+
+
+class InterleaveKernel(OpKernel):
+    """`conv.interleave`: one strided copy per phase into every stride-th output row and column.
+
+    On NCHWc the innermost axis is the lane, so each copy moves whole vectors; on NCHW the
+    stores along a row are strided (scalar). Keys like `interleave_s2x2_o1x1_1x2x9x9x16_to_16x16`.
+    """
+
+    def key(self, op: conv.InterleaveOp) -> str:
+        strides = "x".join(str(int(s)) for s in op.strides.iter_values())
+        offsets = "x".join(str(int(o)) for o in op.offsets.iter_values())
+        out_hw = shape_tag(tensor_shape(op.output)[2:4])
+        return (
+            f"interleave_s{strides}_o{offsets}_{shape_tag(tensor_shape(op.inputs[0]))}_to_{out_hw}"
+        )
+
+    def body(self, op: conv.InterleaveOp, args: list[SSAValue], vector_width: int) -> None:
+        *phases, result = args
+        shape = tensor_shape(op.output)
+        rank = len(shape)
+        (stride_h, stride_w), (offset_h, offset_w) = (
+            [int(v) for v in attr.iter_values()] for attr in (op.strides, op.offsets)
+        )
+        for index, phase in enumerate(phases):
+            residue_h, residue_w = divmod(index, stride_w)
+            # The first output row of this phase, and the phase row it reads.
+            row = (residue_h - offset_h) % stride_h
+            col = (residue_w - offset_w) % stride_w
+            rows = -(-(shape[2] - row) // stride_h)
+            cols = -(-(shape[3] - col) // stride_w)
+            if rows <= 0 or cols <= 0:
+                continue
+            lanes = tuple(((d, 1),) for d in range(4, rank))
+            out = Access(
+                result,
+                (((0, 1),), ((1, 1),), ((2, stride_h),), ((3, stride_w),), *lanes),
+                (0, 0, row, col, *[0] * (rank - 4)),
+            )
+            offsets = [0, 0, (row + offset_h) // stride_h, (col + offset_w) // stride_w]
+            emit_map(
+                [*shape[:2], rows, cols, *shape[4:]],
+                out,
+                [Access.identity(phase, rank, [*offsets, *[0] * (rank - 4)])],
                 _copy,
                 vector_width,
             )

@@ -14,6 +14,7 @@ from convir.dialects import conv
 from lowering.kernels import KernelEmitter
 from lowering.kernels.data_movement import (
     ConcatKernel,
+    InterleaveKernel,
     PackKernel,
     PadKernel,
     SliceKernel,
@@ -42,4 +43,5 @@ EMITTERS: dict[type[Operation], KernelEmitter] = {
     conv.UnpackOp: UnpackKernel(),
     conv.SoftmaxOp: SoftmaxKernel(),
     conv.LRNOp: LRNKernel(),
+    conv.InterleaveOp: InterleaveKernel(),
 }
