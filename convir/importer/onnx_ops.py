@@ -444,12 +444,17 @@ def pad(node: NodeContext) -> list[Value]:
 # --- transposed convolution ------------------------------------------------------------------
 
 
-def _conv_transpose_pads(node: NodeContext, kernel: Sequence[int], strides, dilations, extra):
-    """pads [top, left, bottom, right] of a ConvTranspose node, as onnxruntime resolves them.
+def _conv_transpose_pads(
+    node: NodeContext, kernel: Sequence[int], strides, dilations, extra
+) -> tuple[list[int], list[int]]:
+    """pads [top, left, bottom, right] and output_padding of a ConvTranspose node, resolved as
+    onnxruntime resolves them.
 
-    With `output_shape` the pads are whatever crops the full output to it (a `pads` attribute is
-    then ignored), as with `auto_pad` SAME_UPPER/SAME_LOWER, whose output is input * stride; the
-    odd pixel is cropped at the end for SAME_UPPER, at the start otherwise.
+    With `output_shape` the pads are what crops the full output to it (a `pads` attribute is then
+    ignored), the odd pixel cropped at the end for SAME_UPPER and at the start otherwise; an
+    `output_shape` larger than the full output extends it at the end, as output_padding does.
+    `auto_pad` SAME_UPPER/SAME_LOWER without `output_shape` aims at input * stride the same way,
+    but never extends (onnxruntime keeps the full output; ONNX's reference would pad it).
     """
     spatial = node.shape(0)[2:]
     output_shape = node.attr("output_shape")
@@ -457,23 +462,21 @@ def _conv_transpose_pads(node: NodeContext, kernel: Sequence[int], strides, dila
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise node.error(f"auto_pad '{auto_pad}' is unknown")
     if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        if auto_pad == "VALID":
-            return [0, 0, 0, 0]
-        return list(node.attr("pads", [0, 0, 0, 0]))
-    wanted = list(output_shape)[-2:] if output_shape is not None else None
-    pads = [0, 0, 0, 0]
+        pads = [0, 0, 0, 0] if auto_pad == "VALID" else list(node.attr("pads", [0, 0, 0, 0]))
+        return pads, list(extra)
+    if output_shape is not None and len(output_shape) != 2:
+        raise node.error(f"output_shape {list(output_shape)} must have 2 values (H and W)")
+    wanted = list(output_shape) if output_shape is not None else None
+    pads, extra = [0, 0, 0, 0], list(extra)
     for i in range(2):
         full = strides[i] * (spatial[i] - 1) + extra[i] + dilations[i] * (kernel[i] - 1) + 1
         total = full - (wanted[i] if wanted else spatial[i] * strides[i])
-        if total < 0 and wanted:
-            raise node.error(
-                f"output_shape {list(output_shape)} is larger than the full output {full} along "
-                f"spatial axis {i}; at most {full} is possible (raise output_padding instead)"
-            )
-        total = max(total, 0)
+        if total < 0:
+            extra[i] += -total if wanted else 0
+            total = 0
         small, large = total // 2, total - total // 2
         pads[i], pads[i + 2] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
-    return pads
+    return pads, extra
 
 
 @handles("ConvTranspose")
@@ -491,7 +494,7 @@ def conv_transpose(node: NodeContext) -> list[Value]:
     extra = list(node.attr("output_padding", [0, 0]))
     if len(strides) != 2 or len(dilations) != 2 or len(extra) != 2:
         raise node.error("strides, dilations and output_padding must have 2 values for 2-D")
-    pads = _conv_transpose_pads(node, kernel, strides, dilations, extra)
+    pads, extra = _conv_transpose_pads(node, kernel, strides, dilations, extra)
     op = conv.ConvTransposeOp(
         node.value(0),
         node.value(1),

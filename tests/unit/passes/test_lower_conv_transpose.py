@@ -121,6 +121,8 @@ def test_reference_matches_onnxruntime(case) -> None:
         dict(strides=[3, 2], output_shape=[9, 8], auto_pad="SAME_UPPER"),
         dict(strides=[2, 2], auto_pad="VALID"),
         dict(strides=[1, 1], auto_pad="SAME_UPPER"),
+        dict(strides=[3, 2], output_shape=[12, 10]),
+        dict(strides=[3, 2], output_shape=[11, 9], auto_pad="SAME_UPPER"),
     ],
 )
 def test_importer_resolves_pads_as_onnxruntime(attrs) -> None:
