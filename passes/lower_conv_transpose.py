@@ -19,6 +19,12 @@ layout, epilogue fusion, tiling and the tuner treat it like any other conv (a 4�
 the usual learned 2× upsampling, becomes four 2×2 convs). The price is the interleave: one pass
 over the output, copying whole NCHWc vectors.
 
+Epilogue. A `conv.batchnorm` with constant parameters that alone reads the transposed conv is
+folded into its weight and bias first, and a `conv.activation` that alone reads the result is
+applied to every phase before the interleave (elementwise maps commute with it), where
+`conv-fuse-epilogue` fuses it into the phase convs: the decoder's ConvTranspose + BN + ReLU
+becomes convs with a fused epilogue and one interleave, no elementwise pass over the output.
+
 Cropping. All phases are computed over one grid of phase rows q = Q0..Q1 (the rows the cropped
 output touches), so the interleave is a pixel shuffle plus a crop by offsets < S: phase φ's conv
 reads input q - m for its tap offsets m, which becomes its pads; a pad that would be negative
@@ -43,11 +49,14 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
+from convir import reference
 from convir.dialects import conv
 from convir.dialects.conv_names import ONNX_NAME
 from convir.dialects.shapes import tensor_shape
+from passes.fold_batchnorm import batchnorm_coefficients
 from passes.graph_rewriting import constant_value, erase_dead_constants, new_constant
 
 
@@ -132,9 +141,61 @@ def phase_weight(weight: np.ndarray, group: int, rows: AxisPhase, cols: AxisPhas
     )
 
 
-def lower_conv_transpose(op: conv.ConvTransposeOp, ctx: Context) -> list[Operation]:
-    """The ops (not yet inserted) computing `op` from phase convs; the last one's result
-    replaces `op`'s. Raises PassFailedException if `op`'s weight or bias is not a constant."""
+@dataclass(frozen=True)
+class Epilogue:
+    """What a transposed conv absorbs from the ops after it (see the module docstring)."""
+
+    batchnorm: conv.BatchNormOp | None
+    activation: conv.ActivationOp | None
+
+    @staticmethod
+    def after(op: conv.ConvTransposeOp, ctx: Context) -> Epilogue:
+        """The batchnorm and activation that alone read `op`'s result, in that order."""
+        batchnorm = _sole_user(op.output)
+        if (
+            not isinstance(batchnorm, conv.BatchNormOp)
+            or batchnorm_coefficients(batchnorm, ctx) is None
+        ):
+            batchnorm = None
+        activation = _sole_user((batchnorm or op).results[0])
+        if not isinstance(activation, conv.ActivationOp):
+            activation = None
+        return Epilogue(batchnorm, activation)
+
+    @property
+    def last(self) -> Operation | None:
+        """The absorbed op whose result the lowering's replaces."""
+        return self.activation or self.batchnorm
+
+    def fold_into(
+        self, ctx: Context, weight: np.ndarray, bias: np.ndarray | None, group: int
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`weight` [C, O/group, KH, KW] and `bias` with the batchnorm folded in (float64)."""
+        if self.batchnorm is None:
+            return weight, bias
+        coefficients = batchnorm_coefficients(self.batchnorm, ctx)
+        assert coefficients is not None  # checked by `after`
+        scale, shift = coefficients
+        channels, group_outputs = weight.shape[:2]
+        per_output = scale.reshape(group, 1, group_outputs, 1, 1)
+        grouped = weight.astype(np.float64).reshape(group, channels // group, group_outputs, -1)
+        folded = (grouped * per_output[..., 0]).reshape(weight.shape)
+        base = np.zeros_like(scale) if bias is None else np.asarray(bias, np.float64)
+        return folded, base * scale + shift
+
+
+def _sole_user(value: SSAValue) -> Operation | None:
+    use = value.first_use
+    return use.operation if use is not None and value.has_one_use() else None
+
+
+def lower_conv_transpose(
+    op: conv.ConvTransposeOp, ctx: Context, epilogue: Epilogue | None = None
+) -> list[Operation]:
+    """The ops (not yet inserted) computing `op` and `epilogue` from phase convs; the last
+    one's result replaces that of `epilogue.last` (or `op`). Raises PassFailedException if
+    `op`'s weight or bias is not a constant."""
+    epilogue = epilogue or Epilogue(None, None)
     weight = constant_value(ctx, op.weight)
     bias = constant_value(ctx, op.bias)
     if weight is None or (op.bias is not None and bias is None):
@@ -142,6 +203,7 @@ def lower_conv_transpose(op: conv.ConvTransposeOp, ctx: Context) -> list[Operati
             f"conv-lower-conv-transpose: {_describe(op)} has a weight or bias computed at run "
             "time; only constant weights and biases can be compiled"
         )
+    weight, bias = epilogue.fold_into(ctx, weight, bias, op.group.value.data)
     n, _, height, width = tensor_shape(op.input)
     _, outputs, out_h, out_w = tensor_shape(op.output)
     strides, dilations = _ints(op.strides), _ints(op.dilations)
@@ -171,6 +233,8 @@ def lower_conv_transpose(op: conv.ConvTransposeOp, ctx: Context) -> list[Operati
                     np.asarray(fill, np.float32).reshape(1, -1, 1, 1),
                     (n, outputs, plans[0].rows, plans[1].rows),
                 )
+                if epilogue.activation is not None:
+                    block = reference.evaluate(epilogue.activation, [np.ascontiguousarray(block)])
                 constant = new_constant(ctx, f"{name}.{suffix}", np.ascontiguousarray(block))
                 new_ops.append(constant)
                 phases.append(constant.output)
@@ -193,6 +257,14 @@ def lower_conv_transpose(op: conv.ConvTransposeOp, ctx: Context) -> list[Operati
                 phase.attributes[ONNX_NAME] = StringAttr(f"{onnx_name.data}/{suffix}")
             new_ops += [phase_w, phase]
             phases.append(phase.output)
+            if epilogue.activation is not None:
+                activated = conv.ActivationOp.create(
+                    operands=[phase.output],
+                    result_types=[phase.output.type],
+                    properties=dict(epilogue.activation.properties),
+                )
+                new_ops.append(activated)
+                phases[-1] = activated.results[0]
     if strides == (1, 1):
         return new_ops  # one phase, already exactly the output
     interleave = conv.InterleaveOp(
@@ -240,9 +312,17 @@ class LowerConvTranspose(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: conv.ConvTransposeOp, rewriter: PatternRewriter) -> None:
-        new_ops = lower_conv_transpose(op, self.ctx)
+        epilogue = Epilogue.after(op, self.ctx)
+        new_ops = lower_conv_transpose(op, self.ctx, epilogue)
         dead = [op.weight, op.bias]
-        rewriter.replace(op, new_ops, [new_ops[-1].results[0]])
+        if epilogue.batchnorm is not None:
+            dead += epilogue.batchnorm.operands[1:]
+        rewriter.insert(new_ops, InsertPoint.before(op))
+        last = epilogue.last or op
+        rewriter.replace_all_uses_with(last.results[0], new_ops[-1].results[0])
+        for absorbed in (epilogue.activation, epilogue.batchnorm, op):
+            if absorbed is not None:
+                rewriter.erase(absorbed)
         erase_dead_constants(dead, rewriter)
 
 

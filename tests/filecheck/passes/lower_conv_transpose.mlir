@@ -53,6 +53,31 @@ func.func @dilated_grouped(%x: tensor<1x4x3x3xf32>) -> tensor<1x2x9x9xf32> {
 // CHECK-NEXT:    %[[P11:.*]] = conv.constant {{.*}} : tensor<1x2x5x5xf32>
 // CHECK-NEXT:    conv.interleave %[[P00]], %[[P01]], %[[P10]], %[[P11]] {strides = array<i64: 2, 2>, offsets = array<i64: 0, 0>}
 
+// A batchnorm and an activation after it are absorbed: the batchnorm folds into the phase
+// weights and bias, the activation reads each phase conv (conv-fuse-epilogue fuses it there) and
+// the interleave is the last op.
+
+func.func @epilogue(%x: tensor<1x2x4x4xf32>) -> tensor<1x3x8x8xf32> {
+  %w = conv.constant dense<0.5> : tensor<2x3x2x2xf32>
+  %scale = conv.constant dense<2.0> : tensor<3xf32>
+  %beta = conv.constant dense<1.0> : tensor<3xf32>
+  %mean = conv.constant dense<0.5> : tensor<3xf32>
+  %var = conv.constant dense<1.0> : tensor<3xf32>
+  %y = conv.conv_transpose %x, %w {strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, output_padding = array<i64: 0, 0>, group = 1 : i64} : tensor<1x2x4x4xf32>, tensor<2x3x2x2xf32> -> tensor<1x3x8x8xf32>
+  %z = conv.batchnorm %y, %scale, %beta, %mean, %var {epsilon = 0.0 : f32} : tensor<1x3x8x8xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32>, tensor<3xf32> -> tensor<1x3x8x8xf32>
+  %r = conv.activation %z {kind = "relu"} : tensor<1x3x8x8xf32> -> tensor<1x3x8x8xf32>
+  func.return %r : tensor<1x3x8x8xf32>
+}
+
+// CHECK-LABEL: func.func @epilogue
+// CHECK-NOT:     conv.batchnorm
+// CHECK:         %[[B:.*]] = conv.constant {{.*}} : tensor<3xf32>
+// CHECK:         %[[P:.*]] = conv.conv2d %x, %{{.*}} bias %[[B]] {{.*}} -> tensor<1x3x4x4xf32>
+// CHECK-NEXT:    %[[R:.*]] = conv.activation %[[P]] {kind = "relu"}
+// CHECK-COUNT-3: conv.activation
+// CHECK-NEXT:    %[[Y:.*]] = conv.interleave %[[R]], {{.*}} {strides = array<i64: 2, 2>, offsets = array<i64: 0, 0>}
+// CHECK-NEXT:    func.return %[[Y]]
+
 // -----
 
 // A weight computed at run time has no native kernel: the pass refuses it, naming the node.

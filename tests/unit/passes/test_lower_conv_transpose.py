@@ -21,9 +21,15 @@ ort = pytest.importorskip("onnxruntime")
 
 
 def conv_transpose_model(
-    x_shape, w: np.ndarray, b: np.ndarray | None, weight_input: bool = False, **attrs
+    x_shape,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    weight_input: bool = False,
+    epilogue: tuple[str, ...] = (),
+    **attrs,
 ) -> onnx.ModelProto:
-    """One ConvTranspose node; the weight an initializer (or a graph input)."""
+    """One ConvTranspose node; the weight an initializer (or a graph input); `epilogue` names
+    nodes applied after it in order ("bn", "relu", "leaky_relu", "sigmoid")."""
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))]
     initializers = [] if weight_input else [numpy_helper.from_array(w, "w")]
     if weight_input:
@@ -32,9 +38,24 @@ def conv_transpose_model(
     if b is not None:
         initializers.append(numpy_helper.from_array(b, "b"))
         names.append("b")
-    node = helper.make_node("ConvTranspose", names, ["y"], name="up", **attrs)
+    nodes = [helper.make_node("ConvTranspose", names, ["y0"], name="up", **attrs)]
+    channels = w.shape[1] * attrs.get("group", 1)
+    rng = np.random.default_rng(7)
+    for i, kind in enumerate(epilogue, start=1):
+        source, target = f"y{i - 1}", f"y{i}"
+        if kind == "bn":
+            params = [rng.uniform(0.5, 1.5, channels), rng.standard_normal(channels)]
+            params += [rng.standard_normal(channels), rng.uniform(0.5, 1.5, channels)]
+            bn_names = [f"bn_{p}" for p in ("scale", "bias", "mean", "var")]
+            for p, p_name in zip(params, bn_names, strict=True):
+                initializers.append(numpy_helper.from_array(p.astype(np.float32), p_name))
+            nodes.append(helper.make_node("BatchNormalization", [source, *bn_names], [target]))
+        else:
+            op_type = {"relu": "Relu", "leaky_relu": "LeakyRelu", "sigmoid": "Sigmoid"}[kind]
+            nodes.append(helper.make_node(op_type, [source], [target]))
+    nodes[-1].output[0] = "y"
     output = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    graph = helper.make_graph([node], "g", inputs, [output], initializers)
+    graph = helper.make_graph(nodes, "g", inputs, [output], initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -80,16 +101,28 @@ def conv_transpose_cases(draw):
     return x, w, b if draw(st.booleans()) else None, attrs
 
 
+EPILOGUES = [(), ("bn",), ("relu",), ("bn", "relu"), ("bn", "leaky_relu"), ("sigmoid", "relu")]
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=conv_transpose_cases())
-def test_phase_convs_match_the_reference(case) -> None:
+@given(case=conv_transpose_cases(), epilogue=st.sampled_from(EPILOGUES))
+def test_phase_convs_match_the_reference(case, epilogue) -> None:
     x, w, b, attrs = case
     ctx = make_context()
-    module = import_onnx(conv_transpose_model(x.shape, w, b, **attrs), ctx=ctx)
+    model = conv_transpose_model(x.shape, w, b, epilogue=epilogue, **attrs)
+    module = import_onnx(model, ctx=ctx)
     expected = reference.run(module, {"x": x}, ctx=ctx)["y"]
     lower_conv_transposes(module, ctx)
     module.verify()
-    assert not any(isinstance(op, conv.ConvTransposeOp) for op in module.walk())
+    kinds = {type(op) for op in module.walk()}
+    assert conv.ConvTransposeOp not in kinds and conv.BatchNormOp not in kinds
+    # The batchnorm is folded; the first activation after it reads the phase convs (where
+    # conv-fuse-epilogue fuses it); a second one stays after the interleave.
+    activations = [op for op in module.walk() if isinstance(op, conv.ActivationOp)]
+    on_phases = [op for op in activations if isinstance(op.input.owner, conv.Conv2DOp)]
+    assert len(activations) - len(on_phases) == (
+        1 if len(epilogue) == 2 and "bn" not in epilogue else 0
+    )
     lowered = reference.run(module, {"x": x}, ctx=ctx)["y"]
     np.testing.assert_allclose(lowered, expected, rtol=1e-5, atol=1e-5)
 
