@@ -385,22 +385,16 @@ def conv_transpose2d(
 
 
 def interleave(
-    phases: Sequence[np.ndarray],
-    strides: Sequence[int],
-    offsets: Sequence[int],
-    out_hw: Sequence[int],
+    phases: Sequence[np.ndarray], strides: Sequence[int], out_hw: Sequence[int]
 ) -> np.ndarray:
-    """`conv.interleave`: output[.., oh, ow] = phases[ph * strides[1] + pw][.., qh, qw] with
-    (qh, ph) = divmod(oh + offsets[0], strides[0]) and likewise along W; NCHW or NCHWc."""
+    """`conv.interleave`: output[.., a + strides[0] * i, b + strides[1] * j] = phase (a, b)
+    [.., i, j], phases row-major over (a, b); NCHW or NCHWc."""
     first = phases[0]
     out = np.empty((*first.shape[:2], *out_hw, *first.shape[4:]), dtype=first.dtype)
-    for ph in range(strides[0]):
-        for pw in range(strides[1]):
-            oh0, ow0 = (ph - offsets[0]) % strides[0], (pw - offsets[1]) % strides[1]
-            qh0, qw0 = (oh0 + offsets[0]) // strides[0], (ow0 + offsets[1]) // strides[1]
-            target = out[:, :, oh0 :: strides[0], ow0 :: strides[1]]
-            rows, cols = target.shape[2:4]
-            target[...] = phases[ph * strides[1] + pw][:, :, qh0 : qh0 + rows, qw0 : qw0 + cols]
+    phases_w = min(strides[1], out_hw[1])
+    for index, phase in enumerate(phases):
+        first_h, first_w = divmod(index, phases_w)
+        out[:, :, first_h :: strides[0], first_w :: strides[1]] = phase
     return out
 
 
@@ -543,9 +537,7 @@ _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
     conv.PackOp: lambda op, a: pack(a[0], op.block.value.data),
     conv.UnpackOp: lambda op, a: unpack(a[0], tensor_shape(op.output)[1]),
     conv.ConvTransposeOp: _eval_conv_transpose,
-    conv.InterleaveOp: lambda op, a: interleave(
-        a, _ints(op.strides), _ints(op.offsets), tensor_shape(op.output)[2:4]
-    ),
+    conv.InterleaveOp: lambda op, a: interleave(a, _ints(op.strides), tensor_shape(op.output)[2:4]),
 }
 
 

@@ -910,60 +910,56 @@ class ConvTransposeOp(IRDLOperation):
 
 @irdl_op_definition
 class InterleaveOp(IRDLOperation):
-    """Interleave the strides[0] * strides[1] phases of a strided output (pixel shuffle + crop).
+    """Weave the phases of a strided output together (a pixel shuffle): phase (a, b) holds the
+    output rows a, a + strides[0], ... and columns b, b + strides[1], ....
 
-    inputs: one phase per (ph, pw), row-major, each [N, C, LH, LW] (or NCHWc) ->
-    output [N, C, OH, OW] with output[.., oh, ow] = phase[ph * strides[1] + pw][.., qh, qw]
-    where (qh, ph) = divmod(oh + offsets[0], strides[0]) and likewise along W. What
-    `conv-lower-conv-transpose` assembles a transposed convolution's output from.
+    inputs: one phase per (a, b), row-major, a < min(strides[0], OH), b < min(strides[1], OW),
+    each [N, C, ceil((OH - a) / strides[0]), ceil((OW - b) / strides[1])] (or NCHWc) ->
+    output [N, C, OH, OW]: output[.., a + strides[0] * i, b + strides[1] * j] = phase[.., i, j].
+    Every output element comes from exactly one phase. What `conv-lower-conv-transpose`
+    assembles a transposed convolution's output from.
     """
 
     name = "conv.interleave"
     inputs = var_operand_def(TensorType)
     output = result_def(TensorType)
     strides = prop_def(DenseArrayBase[I64])
-    offsets = prop_def(DenseArrayBase[I64])
 
     irdl_options = (ParsePropInAttrDict(),)
     traits = traits_def(Pure())
     assembly_format = "$inputs attr-dict `:` type($inputs) `->` type($output)"
 
     def __init__(
-        self,
-        inputs: Sequence[SSAValue],
-        strides: Sequence[int],
-        offsets: Sequence[int],
-        output_hw: Sequence[int],
+        self, inputs: Sequence[SSAValue], strides: Sequence[int], output_hw: Sequence[int]
     ) -> None:
         shape = list(tensor_shape(inputs[0]))
         shape[2:4] = output_hw
         super().__init__(
             operands=[inputs],
             result_types=[f32_tensor(shape)],
-            properties={"strides": i64_array(strides), "offsets": i64_array(offsets)},
+            properties={"strides": i64_array(strides)},
         )
 
     def verify_(self) -> None:
-        strides, offsets = _ints(self.strides), _ints(self.offsets)
+        strides = _ints(self.strides)
         _check_count(self, "strides", strides, 2, 1)
-        _check_count(self, "offsets", offsets, 2, 0)
-        if any(o >= s for o, s in zip(offsets, strides, strict=True)):
-            _fail(self, f"offsets {list(offsets)} must be below strides {list(strides)}")
-        if len(self.inputs) != strides[0] * strides[1]:
-            _fail(self, f"needs {strides[0] * strides[1]} phases, got {len(self.inputs)}")
         _check_tensors(
             self, [*self.inputs, self.output], [*("input",) * len(self.inputs), "output"]
         )
-        phase = _check_activation_rank(self, self.inputs[0])
-        if any(tensor_shape(v) != phase for v in self.inputs):
-            _fail(self, f"phases must all have shape {list(phase)}")
-        output = tensor_shape(self.output)
-        if len(output) != len(phase) or output[:2] != phase[:2] or output[4:] != phase[4:]:
-            _fail(self, f"output {list(output)} does not interleave phases {list(phase)}")
-        for axis in (0, 1):
-            rows = (output[2 + axis] - 1 + offsets[axis]) // strides[axis] + 1
-            if rows > phase[2 + axis]:
-                _fail(self, f"output {list(output)} needs {rows} phase rows along axis {2 + axis}")
+        output = _check_activation_rank(self, self.output)
+        phases_h, phases_w = min(strides[0], output[2]), min(strides[1], output[3])
+        if len(self.inputs) != phases_h * phases_w:
+            _fail(self, f"needs {phases_h * phases_w} phases, got {len(self.inputs)}")
+        for index, value in enumerate(self.inputs):
+            first_h, first_w = divmod(index, phases_w)
+            expected = list(output)
+            expected[2] = -(-(output[2] - first_h) // strides[0])
+            expected[3] = -(-(output[3] - first_w) // strides[1])
+            if list(tensor_shape(value)) != expected:
+                _fail(
+                    self,
+                    f"phase ({first_h}, {first_w}) must have shape {expected}, got {value.type}",
+                )
 
 
 Conv = Dialect(

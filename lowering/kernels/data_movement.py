@@ -198,47 +198,25 @@ class UnpackKernel(OpKernel):
 
 
 class InterleaveKernel(OpKernel):
-    """`conv.interleave`: one strided copy per phase into every stride-th output row and column.
+    """`conv.interleave`: one strided copy per phase into its output rows and columns.
 
     On NCHWc the innermost axis is the lane, so each copy moves whole vectors; on NCHW the
-    stores along a row are strided (scalar). Keys like `interleave_s2x2_o1x1_1x2x9x9x16_to_16x16`.
+    stores along a row are strided (scalar). Keys like `interleave_s2x2_1x2x16x16x16`.
     """
 
     def key(self, op: conv.InterleaveOp) -> str:
         strides = "x".join(str(int(s)) for s in op.strides.iter_values())
-        offsets = "x".join(str(int(o)) for o in op.offsets.iter_values())
-        out_hw = shape_tag(tensor_shape(op.output)[2:4])
-        return (
-            f"interleave_s{strides}_o{offsets}_{shape_tag(tensor_shape(op.inputs[0]))}_to_{out_hw}"
-        )
+        return f"interleave_s{strides}_{shape_tag(tensor_shape(op.output))}"
 
     def body(self, op: conv.InterleaveOp, args: list[SSAValue], vector_width: int) -> None:
         *phases, result = args
         shape = tensor_shape(op.output)
         rank = len(shape)
-        (stride_h, stride_w), (offset_h, offset_w) = (
-            [int(v) for v in attr.iter_values()] for attr in (op.strides, op.offsets)
-        )
-        for index, phase in enumerate(phases):
-            residue_h, residue_w = divmod(index, stride_w)
-            # The first output row of this phase, and the phase row it reads.
-            row = (residue_h - offset_h) % stride_h
-            col = (residue_w - offset_w) % stride_w
-            rows = -(-(shape[2] - row) // stride_h)
-            cols = -(-(shape[3] - col) // stride_w)
-            if rows <= 0 or cols <= 0:
-                continue
-            lanes = tuple(((d, 1),) for d in range(4, rank))
-            out = Access(
-                result,
-                (((0, 1),), ((1, 1),), ((2, stride_h),), ((3, stride_w),), *lanes),
-                (0, 0, row, col, *[0] * (rank - 4)),
-            )
-            offsets = [0, 0, (row + offset_h) // stride_h, (col + offset_w) // stride_w]
-            emit_map(
-                [*shape[:2], rows, cols, *shape[4:]],
-                out,
-                [Access.identity(phase, rank, [*offsets, *[0] * (rank - 4)])],
-                _copy,
-                vector_width,
-            )
+        stride_h, stride_w = (int(v) for v in op.strides.iter_values())
+        lanes = tuple(((d, 1),) for d in range(4, rank))
+        terms = (((0, 1),), ((1, 1),), ((2, stride_h),), ((3, stride_w),), *lanes)
+        phases_w = min(stride_w, shape[3])
+        for index, (phase, value) in enumerate(zip(phases, op.inputs, strict=True)):
+            first_h, first_w = divmod(index, phases_w)
+            out = Access(result, terms, (0, 0, first_h, first_w, *[0] * (rank - 4)))
+            emit_map(tensor_shape(value), out, [Access.identity(phase, rank)], _copy, vector_width)

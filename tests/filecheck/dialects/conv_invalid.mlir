@@ -203,16 +203,16 @@ func.func @conv_transpose_output(%x: tensor<1x2x4x4xf32>, %w: tensor<2x3x3x3xf32
 
 // -----
 
-func.func @interleave_rows(%p: tensor<1x3x4x4xf32>) -> tensor<1x3x8x8xf32> {
-  %y = conv.interleave %p, %p, %p, %p {strides = array<i64: 2, 2>, offsets = array<i64: 1, 0>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x8x8xf32>
-  func.return %y : tensor<1x3x8x8xf32>
+func.func @interleave_rows(%p: tensor<1x3x4x4xf32>) -> tensor<1x3x7x8xf32> {
+  %y = conv.interleave %p, %p, %p, %p {strides = array<i64: 2, 2>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x7x8xf32>
+  func.return %y : tensor<1x3x7x8xf32>
 }
-// CHECK: 'conv.interleave' output [1, 3, 8, 8] needs 5 phase rows along axis 2
+// CHECK: 'conv.interleave' phase (1, 0) must have shape [1, 3, 3, 4], got tensor<1x3x4x4xf32>
 
 // -----
 
 func.func @interleave_phases(%p: tensor<1x3x4x4xf32>) -> tensor<1x3x8x8xf32> {
-  %y = conv.interleave %p, %p {strides = array<i64: 2, 2>, offsets = array<i64: 0, 0>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x8x8xf32>
+  %y = conv.interleave %p, %p {strides = array<i64: 2, 2>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x8x8xf32>
   func.return %y : tensor<1x3x8x8xf32>
 }
 // CHECK: 'conv.interleave' needs 4 phases, got 2

@@ -1,8 +1,8 @@
 // RUN: not convir-opt %s -p conv-lower-conv-transpose --split-input-file 2>&1 | filecheck %s
 
-// The usual learned 2x upsampling (4x4 kernel, stride 2, pad 1): four phases, each a stride-1
-// conv with a 2x2 kernel (taps 0 and 2, or 1 and 3, flipped) and the bias, over 5x5 phase rows;
-// the interleave crops one row and column at the start (offsets 1).
+// The usual learned 2x upsampling (4x4 kernel, stride 2, pad 1): four phases of exactly 4x4
+// output pixels, each a stride-1 conv with a 2x2 kernel and the bias; even output rows (and
+// columns) take taps 3 and 1 with their pad before, odd ones taps 2 and 0 with it after.
 
 func.func @upsample(%x: tensor<1x2x4x4xf32>) -> tensor<1x3x8x8xf32> {
   %w = conv.constant dense<0.5> : tensor<2x3x4x4xf32>
@@ -15,11 +15,11 @@ func.func @upsample(%x: tensor<1x2x4x4xf32>) -> tensor<1x3x8x8xf32> {
 // CHECK-NOT:     conv.conv_transpose
 // CHECK:         %[[B:.*]] = conv.constant {{.*}} : tensor<3xf32>
 // CHECK:         %[[W00:.*]] = conv.constant {{.*}} : tensor<3x2x2x2xf32>
-// CHECK-NEXT:    %[[P00:.*]] = conv.conv2d %x, %[[W00]] bias %[[B]] {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 1 : i64} : {{.*}} -> tensor<1x3x5x5xf32>
-// CHECK:         %[[P01:.*]] = conv.conv2d %x, {{.*}} -> tensor<1x3x5x5xf32>
-// CHECK:         %[[P10:.*]] = conv.conv2d %x, {{.*}} -> tensor<1x3x5x5xf32>
-// CHECK:         %[[P11:.*]] = conv.conv2d %x, {{.*}} -> tensor<1x3x5x5xf32>
-// CHECK-NEXT:    %[[Y:.*]] = conv.interleave %[[P00]], %[[P01]], %[[P10]], %[[P11]] {strides = array<i64: 2, 2>, offsets = array<i64: 1, 1>} : {{.*}} -> tensor<1x3x8x8xf32>
+// CHECK-NEXT:    %[[P00:.*]] = conv.conv2d %x, %[[W00]] bias %[[B]] {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : {{.*}} -> tensor<1x3x4x4xf32>
+// CHECK:         %[[P01:.*]] = conv.conv2d %x, {{.*}}pads = array<i64: 1, 0, 0, 1>{{.*}} -> tensor<1x3x4x4xf32>
+// CHECK:         %[[P10:.*]] = conv.conv2d %x, {{.*}}pads = array<i64: 0, 1, 1, 0>{{.*}} -> tensor<1x3x4x4xf32>
+// CHECK:         %[[P11:.*]] = conv.conv2d %x, {{.*}}pads = array<i64: 0, 0, 1, 1>{{.*}} -> tensor<1x3x4x4xf32>
+// CHECK-NEXT:    %[[Y:.*]] = conv.interleave %[[P00]], %[[P01]], %[[P10]], %[[P11]] {strides = array<i64: 2, 2>} : {{.*}} -> tensor<1x3x8x8xf32>
 // CHECK-NEXT:    func.return %[[Y]]
 
 // Stride 1: one phase, which is the output: a conv with the flipped kernel and pads K - 1 - pad.
@@ -36,8 +36,9 @@ func.func @stride_one(%x: tensor<1x2x4x4xf32>) -> tensor<1x3x4x4xf32> {
 // CHECK-NOT:     conv.interleave
 // CHECK:         func.return %[[Y]]
 
-// Dilation 2 with stride 2: the odd phases get no tap and are the bias alone (constants); the
-// even phase is a 3x3 conv dilated by 1. Grouped: the weight keeps the group's channels.
+// Dilation 2 with stride 2: the odd rows and columns get no tap and are the bias alone
+// (constants of their exact sizes); the even ones are a 3x3 conv dilated by 1. Grouped: the
+// weight keeps the group's channels.
 
 func.func @dilated_grouped(%x: tensor<1x4x3x3xf32>) -> tensor<1x2x9x9xf32> {
   %w = conv.constant dense<0.5> : tensor<4x1x3x3xf32>
@@ -48,10 +49,10 @@ func.func @dilated_grouped(%x: tensor<1x4x3x3xf32>) -> tensor<1x2x9x9xf32> {
 
 // CHECK-LABEL: func.func @dilated_grouped
 // CHECK:         %[[P00:.*]] = conv.conv2d %x, {{.*}} {strides = array<i64: 1, 1>, pads = array<i64: 2, 2, 2, 2>, dilations = array<i64: 1, 1>, group = 2 : i64} : tensor<1x4x3x3xf32>, tensor<2x2x3x3xf32> {{.*}} -> tensor<1x2x5x5xf32>
-// CHECK-NEXT:    %[[P01:.*]] = conv.constant {{.*}} : tensor<1x2x5x5xf32>
-// CHECK-NEXT:    %[[P10:.*]] = conv.constant {{.*}} : tensor<1x2x5x5xf32>
-// CHECK-NEXT:    %[[P11:.*]] = conv.constant {{.*}} : tensor<1x2x5x5xf32>
-// CHECK-NEXT:    conv.interleave %[[P00]], %[[P01]], %[[P10]], %[[P11]] {strides = array<i64: 2, 2>, offsets = array<i64: 0, 0>}
+// CHECK-NEXT:    %[[P01:.*]] = conv.constant {{.*}} : tensor<1x2x5x4xf32>
+// CHECK-NEXT:    %[[P10:.*]] = conv.constant {{.*}} : tensor<1x2x4x5xf32>
+// CHECK-NEXT:    %[[P11:.*]] = conv.constant {{.*}} : tensor<1x2x4x4xf32>
+// CHECK-NEXT:    conv.interleave %[[P00]], %[[P01]], %[[P10]], %[[P11]] {strides = array<i64: 2, 2>}
 
 // A batchnorm and an activation after it are absorbed: the batchnorm folds into the phase
 // weights and bias, the activation reads each phase conv (conv-fuse-epilogue fuses it there) and
@@ -75,7 +76,7 @@ func.func @epilogue(%x: tensor<1x2x4x4xf32>) -> tensor<1x3x8x8xf32> {
 // CHECK:         %[[P:.*]] = conv.conv2d %x, %{{.*}} bias %[[B]] {{.*}} -> tensor<1x3x4x4xf32>
 // CHECK-NEXT:    %[[R:.*]] = conv.activation %[[P]] {kind = "relu"}
 // CHECK-COUNT-3: conv.activation
-// CHECK-NEXT:    %[[Y:.*]] = conv.interleave %[[R]], {{.*}} {strides = array<i64: 2, 2>, offsets = array<i64: 0, 0>}
+// CHECK-NEXT:    %[[Y:.*]] = conv.interleave %[[R]], {{.*}} {strides = array<i64: 2, 2>}
 // CHECK-NEXT:    func.return %[[Y]]
 
 // -----

@@ -169,20 +169,24 @@ def test_importer_resolves_pads_as_onnxruntime(attrs) -> None:
 
 
 def test_plan_axis_of_the_usual_upsampling() -> None:
-    """4-tap stride-2 pad-1 (2x upsampling of 5 rows): two 2-tap phases over 6 phase rows; the
-    even phase's first row and the odd phase's last are cropped by the interleave (offset 1)."""
-    plan = plan_axis(size=5, kernel=4, stride=2, dilation=1, pad_begin=1, output_size=10)
-    assert (plan.rows, plan.offset) == (6, 1)
-    even, odd = plan.phases
-    assert even is not None and odd is not None
-    assert (even.taps, even.pad_begin, even.pad_end, even.dilation) == ((2, 0), 1, 1, 1)
-    assert (odd.taps, odd.pad_begin, odd.pad_end, odd.dilation) == ((3, 1), 1, 1, 1)
+    """4-tap stride-2 pad-1 (2x upsampling of 5 rows): two 2-tap phases of exactly 5 rows each;
+    even output rows use taps 3 and 1 with the pad before, odd rows taps 2 and 0 with it after."""
+    even, odd = plan_axis(size=5, kernel=4, stride=2, dilation=1, pad_begin=1, output_size=10)
+    assert (even.rows, even.taps, even.pad_begin, even.pad_end) == (5, (3, 1), 1, 0)
+    assert (odd.rows, odd.taps, odd.pad_begin, odd.pad_end) == (5, (2, 0), 0, 1)
+    assert even.dilation == odd.dilation == 1
+
+
+def test_plan_axis_of_an_odd_kernel_computes_no_extra_row() -> None:
+    """3-tap stride-2 pad-1 output_padding-1 on 7 rows (-> 14): 7 rows per phase, not 8."""
+    phases = plan_axis(size=7, kernel=3, stride=2, dilation=1, pad_begin=1, output_size=14)
+    assert [(p.rows, p.taps) for p in phases] == [(7, (1,)), (7, (2, 0))]
 
 
 def test_phase_without_taps_is_the_bias() -> None:
     """Dilation 2 with stride 2: odd output rows get no tap, only the bias."""
-    plan = plan_axis(size=3, kernel=3, stride=2, dilation=2, pad_begin=0, output_size=9)
-    assert plan.phases[1] is None
+    phases = plan_axis(size=3, kernel=3, stride=2, dilation=2, pad_begin=0, output_size=9)
+    assert phases[1].taps == () and phases[1].rows == 4
     x = np.ones((1, 1, 3, 3), np.float32)
     w = np.ones((1, 1, 3, 3), np.float32)
     b = np.full(1, 0.5, np.float32)
