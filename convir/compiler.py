@@ -2,6 +2,7 @@
 
     import_onnx                 graph form (conv dialect on NCHW tensors)         -> "conv"
     conv-fold-constants         constant subgraphs become constants
+    conv-lower-conv-transpose   transposed convs become phase convs + an interleave
     conv-fold-batchnorm         BatchNorm into the conv before it, else scale/shift -> "folded"
     conv-fuse-epilogue          bias, residual add, activation into the conv      -> "fused"
     conv-convert-layout         NCHWc (block = the target's vector width)
@@ -142,12 +143,14 @@ def lower(
     from passes.fold_batchnorm import FoldBatchNormPass
     from passes.fold_constants import FoldConstantsPass
     from passes.fuse_epilogue import FuseEpiloguePass
+    from passes.lower_conv_transpose import LowerConvTransposePass
     from passes.plan_memory import PlanMemoryPass
     from passes.select_algorithm import select_algorithms
     from passes.tile import tile_convs
 
     def fold() -> None:
         FoldConstantsPass().apply(ctx, module)
+        LowerConvTransposePass().apply(ctx, module)
         FoldBatchNormPass().apply(ctx, module)
 
     def to_nchwc() -> None:

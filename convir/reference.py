@@ -384,6 +384,79 @@ def slice_axis(x: np.ndarray, axis: int, start: int, end: int) -> np.ndarray:
     return x[tuple(index)]
 
 
+def conv_transpose2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    dilations: Sequence[int] = (1, 1),
+    output_padding: Sequence[int] = (0, 0),
+    group: int = 1,
+) -> np.ndarray:
+    """ONNX ConvTranspose: x [N, C, H, W], w [C, O/group, KH, KW], b [O] or None -> [N, O, OH, OW].
+
+    Computed by its definition, independently of how convir compiles it: every input pixel
+    scatters w[c, :, kh, kw] * x to the full output at (ih * stride + kh * dilation, ...), one
+    float64 matmul per tap and group; the full output is then cropped by the pads (whose end
+    side is extended by `output_padding`).
+    """
+    n, channels, height, width = x.shape
+    weight_channels, group_outputs, kernel_h, kernel_w = w.shape
+    if group < 1 or channels % group or weight_channels != channels:
+        raise ValueError(
+            f"conv_transpose2d: input channels {channels} and weight shape {w.shape} do not fit "
+            f"group={group}"
+        )
+    top, left, bottom, right = pads
+    full_h, full_w = (
+        stride * (size - 1) + extra + dilation * (kernel - 1) + 1
+        for stride, size, extra, dilation, kernel in zip(
+            strides, (height, width), output_padding, dilations, (kernel_h, kernel_w), strict=True
+        )
+    )
+    if min(pads) < 0 or min(output_padding) < 0 or top + bottom >= full_h or left + right >= full_w:
+        raise ValueError(
+            f"conv_transpose2d: pads {list(pads)} and output_padding {list(output_padding)} "
+            f"leave no output of the full {full_h}x{full_w}"
+        )
+    group_channels = channels // group
+    xs = x.astype(np.float64).reshape(n, group, group_channels, height * width)
+    ws = w.astype(np.float64).reshape(group, group_channels, group_outputs, kernel_h, kernel_w)
+    full = np.zeros((n, group, group_outputs, full_h, full_w))
+    rows = slice(None, strides[0] * (height - 1) + 1, strides[0])
+    cols = slice(None, strides[1] * (width - 1) + 1, strides[1])
+    for kh in range(kernel_h):
+        for kw in range(kernel_w):
+            # [group, O/group, C/group] @ [N, group, C/group, H*W] -> [N, group, O/group, H*W]
+            tap = np.matmul(ws[:, :, :, kh, kw].transpose(0, 2, 1), xs)
+            r0, c0 = kh * dilations[0], kw * dilations[1]
+            full[:, :, :, r0:, c0:][:, :, :, rows, cols] += tap.reshape(
+                n, group, group_outputs, height, width
+            )
+    y = full.reshape(n, group * group_outputs, full_h, full_w)[
+        :, :, top : full_h - bottom, left : full_w - right
+    ]
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    return y.astype(np.float32)
+
+
+def interleave(
+    phases: Sequence[np.ndarray], strides: Sequence[int], out_hw: Sequence[int]
+) -> np.ndarray:
+    """`conv.interleave`: output[.., a + strides[0] * i, b + strides[1] * j] = phase (a, b)
+    [.., i, j], phases row-major over (a, b); NCHW or NCHWc."""
+    first = phases[0]
+    out = np.empty((*first.shape[:2], *out_hw, *first.shape[4:]), dtype=first.dtype)
+    phases_w = min(strides[1], out_hw[1])
+    for index, phase in enumerate(phases):
+        first_h, first_w = divmod(index, phases_w)
+        out[:, :, first_h :: strides[0], first_w :: strides[1]] = phase
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Executing conv-dialect IR
 
@@ -482,6 +555,19 @@ def _eval_gemm(op: conv.GemmOp, args: list[np.ndarray]) -> np.ndarray:
     )
 
 
+def _eval_conv_transpose(op: conv.ConvTransposeOp, args: list[np.ndarray]) -> np.ndarray:
+    return conv_transpose2d(
+        args[0],
+        args[1],
+        args[2] if len(args) > 2 else None,
+        strides=_ints(op.strides),
+        pads=_ints(op.pads),
+        dilations=_ints(op.dilations),
+        output_padding=_ints(op.output_padding),
+        group=op.group.value.data,
+    )
+
+
 _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
     conv.Conv2DOp: _blocked(_eval_conv2d),
     conv.PoolOp: _blocked(_eval_pool),
@@ -510,6 +596,8 @@ _EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
     ),
     conv.PackOp: lambda op, a: pack(a[0], op.block.value.data),
     conv.UnpackOp: lambda op, a: unpack(a[0], tensor_shape(op.output)[1]),
+    conv.ConvTransposeOp: _eval_conv_transpose,
+    conv.InterleaveOp: lambda op, a: interleave(a, _ints(op.strides), tensor_shape(op.output)[2:4]),
 }
 
 

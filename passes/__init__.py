@@ -32,6 +32,12 @@ def _fuse_epilogue() -> type[ModulePass]:
     return FuseEpiloguePass
 
 
+def _lower_conv_transpose() -> type[ModulePass]:
+    from passes.lower_conv_transpose import LowerConvTransposePass
+
+    return LowerConvTransposePass
+
+
 def _plan_memory() -> type[ModulePass]:
     from passes.plan_memory import PlanMemoryPass
 
@@ -55,6 +61,7 @@ CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "conv-fold-batchnorm": _fold_batchnorm,
     "conv-fold-constants": _fold_constants,
     "conv-fuse-epilogue": _fuse_epilogue,
+    "conv-lower-conv-transpose": _lower_conv_transpose,
     "conv-plan-memory": _plan_memory,
     "conv-select-algorithm": _select_algorithm,
     "conv-tile": _tile,

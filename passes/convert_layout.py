@@ -14,6 +14,7 @@ What converts (`X` = block):
   A group-1 conv with fewer input channels than X whose input has no NCHWc twin (the 3-channel
   stem) keeps its NCHW input and writes NCHWc (`reads_nchw_input`): no pack of the image.
 - `conv.pool`, `conv.global_pool`, `conv.activation` whose input is already NCHWc.
+- `conv.interleave` whose phases are all NCHWc or constants (a transposed conv's phases).
 - `conv.binary` between an NCHWc operand and either another NCHWc operand or a constant that is
   per-channel (`[C, 1, 1]`, `[1, C, 1, 1]`: repacked here to `[1, C/X, 1, 1, X]`) or a scalar.
 - `conv.resize`, and `conv.reduce` with `keepdims` over axes other than the channels, whose
@@ -151,7 +152,30 @@ class _LayoutConverter:
         ):
             twin = self.twins.get(op.input)
             return None if twin is None else self._rebuilt(op, [twin])
+        if isinstance(op, conv.InterleaveOp):
+            return self._convert_interleave(op)
         return None
+
+    def _convert_interleave(self, op: conv.InterleaveOp) -> Operation | None:
+        """NCHWc when every phase is NCHWc already or a constant (a phase no tap reaches: it is
+        packed here, at compile time, rather than by a `conv.pack` at run time)."""
+        if not any(value in self.twins for value in op.inputs):
+            return None
+        phases = []
+        for value in op.inputs:
+            twin = self.twins.get(value)
+            if twin is None:
+                array = constant_value(self.ctx, value)
+                if array is None:
+                    return None
+                owner = value.owner
+                assert isinstance(owner, conv.ConstantOp)
+                packed = reference.pack(np.asarray(array, np.float32), self.block)
+                constant = new_constant(self.ctx, f"{_handle(owner)}_nchwc", packed)
+                Rewriter.insert_op(constant, InsertPoint.after(owner))
+                twin = constant.output
+            phases.append(twin)
+        return self._rebuilt(op, phases)
 
     def _convert_binary(self, op: conv.BinaryOp) -> Operation | None:
         shape = tensor_shape(op.output)

@@ -50,6 +50,7 @@ from convir.dialects.shapes import (
     blocked_shape,
     broadcast_shapes,
     conv2d_output_shape,
+    conv_transpose_output_shape,
     f32_tensor,
     i64_array,
     is_blocked,
@@ -928,6 +929,109 @@ class ReduceOp(UnaryOp):
             _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
+# --- transposed convolution (ONNX ConvTranspose) and the phase interleave it lowers to ---------
+
+
+@irdl_op_definition
+class ConvTransposeOp(IRDLOperation):
+    """2-D transposed convolution, ONNX `ConvTranspose` semantics (the gradient of `conv.conv2d`).
+
+    input [N, C, H, W], weight [C, O/group, KH, KW], optional bias [O] -> output [N, O, OH, OW]
+    with OH = strides[0] * (H - 1) + output_padding[0] + dilations[0] * (KH - 1) + 1 - top -
+    bottom (likewise OW): input pixel (ih, iw) scatters weight tap (kh, kw) to output
+    (ih * stride + kh * dilation - top, ...). Pads [top, left, bottom, right] crop the full
+    output; `output_padding` extends it at the end. NCHW only: `conv-lower-conv-transpose`
+    rewrites it into `conv.conv2d`s and a `conv.interleave` before any layout change.
+    """
+
+    name = "conv.conv_transpose"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    output = result_def(TensorType)
+
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    dilations = prop_def(DenseArrayBase[I64])
+    output_padding = prop_def(DenseArrayBase[I64])
+    group = prop_def(IntegerAttr[I64])
+
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = (
+        "$input `,` $weight (`bias` $bias^)? attr-dict"
+        " `:` type($input) `,` type($weight) (`bias` type($bias)^)? `->` type($output)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue | None,
+        *,
+        strides: Sequence[int] = (1, 1),
+        pads: Sequence[int] = (0, 0, 0, 0),
+        dilations: Sequence[int] = (1, 1),
+        output_padding: Sequence[int] = (0, 0),
+        group: int = 1,
+    ) -> None:
+        super().__init__(
+            operands=[input, weight, [bias] if bias else []],
+            result_types=[
+                f32_tensor(
+                    conv_transpose_output_shape(
+                        tensor_shape(input),
+                        tensor_shape(weight),
+                        strides,
+                        pads,
+                        dilations,
+                        output_padding,
+                        group,
+                    )
+                )
+            ],
+            properties={
+                "strides": i64_array(strides),
+                "pads": i64_array(pads),
+                "dilations": i64_array(dilations),
+                "output_padding": i64_array(output_padding),
+                "group": IntegerAttr(group, i64),
+            },
+        )
+
+    def verify_(self) -> None:
+        _check_tensors(self, [self.input, self.weight, self.output], ["input", "weight", "output"])
+        input_shape = _check_rank(self, self.input, "input", 4)
+        weight_shape = _check_rank(self, self.weight, "weight", 4)
+        strides, pads, dilations = _ints(self.strides), _ints(self.pads), _ints(self.dilations)
+        output_padding = _ints(self.output_padding)
+        _check_count(self, "strides", strides, 2, 1)
+        _check_count(self, "dilations", dilations, 2, 1)
+        _check_count(self, "pads", pads, 4, 0)
+        _check_count(self, "output_padding", output_padding, 2, 0)
+        group = self.group.value.data
+        if group < 1 or input_shape[1] % group:
+            _fail(self, f"group {group} must divide input channels {input_shape[1]}")
+        if weight_shape[0] != input_shape[1]:
+            _fail(
+                self,
+                f"weight [C, O/group, KH, KW] = {list(weight_shape)} must have C = "
+                f"{input_shape[1]} input channels",
+            )
+        if self.bias is not None:
+            _check_tensors(self, [self.bias], ["bias"])
+            outputs = weight_shape[1] * group
+            if tensor_shape(self.bias) != (outputs,):
+                _fail(self, f"bias must have shape [{outputs}], got {self.bias.type}")
+        expected = conv_transpose_output_shape(
+            input_shape, weight_shape, strides, pads, dilations, output_padding, group
+        )
+        if min(expected[2:]) < 1:
+            _fail(self, f"pads {list(pads)} crop the whole output (extents {list(expected[2:])})")
+        if tensor_shape(self.output) != expected:
+            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+
+
 @irdl_op_definition
 class ResizeOp(UnaryOp):
     """Spatial resampling, ONNX `Resize` (opsets 10-19) and `Upsample` semantics.
@@ -996,6 +1100,60 @@ class ResizeOp(UnaryOp):
             _fail(self, f"output extents {list(output[2:4])} must be >= 1")
 
 
+@irdl_op_definition
+class InterleaveOp(IRDLOperation):
+    """Weave the phases of a strided output together (a pixel shuffle): phase (a, b) holds the
+    output rows a, a + strides[0], ... and columns b, b + strides[1], ....
+
+    inputs: one phase per (a, b), row-major, a < min(strides[0], OH), b < min(strides[1], OW),
+    each [N, C, ceil((OH - a) / strides[0]), ceil((OW - b) / strides[1])] (or NCHWc) ->
+    output [N, C, OH, OW]: output[.., a + strides[0] * i, b + strides[1] * j] = phase[.., i, j].
+    Every output element comes from exactly one phase. What `conv-lower-conv-transpose`
+    assembles a transposed convolution's output from.
+    """
+
+    name = "conv.interleave"
+    inputs = var_operand_def(TensorType)
+    output = result_def(TensorType)
+    strides = prop_def(DenseArrayBase[I64])
+
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(Pure())
+    assembly_format = "$inputs attr-dict `:` type($inputs) `->` type($output)"
+
+    def __init__(
+        self, inputs: Sequence[SSAValue], strides: Sequence[int], output_hw: Sequence[int]
+    ) -> None:
+        shape = list(tensor_shape(inputs[0]))
+        shape[2:4] = output_hw
+        super().__init__(
+            operands=[inputs],
+            result_types=[f32_tensor(shape)],
+            properties={"strides": i64_array(strides)},
+        )
+
+    def verify_(self) -> None:
+        strides = _ints(self.strides)
+        _check_count(self, "strides", strides, 2, 1)
+        _check_tensors(
+            self, [*self.inputs, self.output], [*("input",) * len(self.inputs), "output"]
+        )
+        output = _check_activation_rank(self, self.output)
+        phases_h, phases_w = min(strides[0], output[2]), min(strides[1], output[3])
+        if len(self.inputs) != phases_h * phases_w:
+            _fail(self, f"needs {phases_h * phases_w} phases, got {len(self.inputs)}")
+        for index, value in enumerate(self.inputs):
+            first_h, first_w = divmod(index, phases_w)
+            expected = list(output)
+            expected[2] = -(-(output[2] - first_h) // strides[0])
+            expected[3] = -(-(output[3] - first_w) // strides[1])
+            if list(tensor_shape(value)) != expected:
+                _fail(
+                    self,
+                    f"phase ({first_h}, {first_w}) must have shape {expected}, got {value.type}",
+                )
+
+
 Conv = Dialect(
     "conv",
     [
@@ -1019,6 +1177,8 @@ Conv = Dialect(
         UnpackOp,
         ReduceOp,
         ResizeOp,
+        ConvTransposeOp,
+        InterleaveOp,
     ],
     [],
 )

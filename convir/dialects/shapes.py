@@ -118,3 +118,34 @@ def padded_shape(shape: Sequence[int], pads: Sequence[int]) -> tuple[int, ...]:
     """The shape after `conv.pad` with ONNX-ordered `pads` [begin_0.., end_0..]."""
     rank = len(shape)
     return tuple(d + pads[i] + pads[i + rank] for i, d in enumerate(shape))
+
+
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int, extra: int
+) -> int:
+    """Output extent of a transposed convolution along one axis (ONNX `ConvTranspose`):
+    stride * (size - 1) + extra + dilation * (kernel - 1) + 1 - pads, `extra` being
+    `output_padding`. The result may be < 1; callers report that as an error."""
+    return stride * (size - 1) + extra + dilation * (kernel - 1) + 1 - pad_begin - pad_end
+
+
+def conv_transpose_output_shape(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    output_padding: Sequence[int],
+    group: int,
+) -> tuple[int, ...]:
+    """[N, O, OH, OW] of a transposed convolution with weight [C, O/group, KH, KW] (extents may
+    be < 1 for an invalid one)."""
+    n, _, h, w = input_shape
+    _, outputs_per_group, kh, kw = weight_shape
+    oh, ow = (
+        conv_transpose_output_size(
+            size, kernel, strides[i], pads[i], pads[i + 2], dilations[i], output_padding[i]
+        )
+        for i, (size, kernel) in enumerate(((h, kh), (w, kw)))
+    )
+    return (n, outputs_per_group * group, oh, ow)

@@ -473,6 +473,75 @@ def pad(node: NodeContext) -> list[Value]:
     return [node.add(conv.PadOp(node.value(0), pads, value))]
 
 
+# --- transposed convolution ------------------------------------------------------------------
+
+
+def _conv_transpose_pads(
+    node: NodeContext, kernel: Sequence[int], strides, dilations, extra
+) -> tuple[list[int], list[int]]:
+    """pads [top, left, bottom, right] and output_padding of a ConvTranspose node, resolved as
+    onnxruntime resolves them.
+
+    With `output_shape` the pads are what crops the full output to it (a `pads` attribute is then
+    ignored), the odd pixel cropped at the end for SAME_UPPER and at the start otherwise; an
+    `output_shape` larger than the full output extends it at the end, as output_padding does.
+    `auto_pad` SAME_UPPER/SAME_LOWER without `output_shape` aims at input * stride the same way,
+    but never extends (onnxruntime keeps the full output; ONNX's reference would pad it).
+    """
+    spatial = node.shape(0)[2:]
+    output_shape = node.attr("output_shape")
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise node.error(f"auto_pad '{auto_pad}' is unknown")
+    if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0, 0, 0, 0] if auto_pad == "VALID" else list(node.attr("pads", [0, 0, 0, 0]))
+        return pads, list(extra)
+    if output_shape is not None and len(output_shape) != 2:
+        raise node.error(f"output_shape {list(output_shape)} must have 2 values (H and W)")
+    wanted = list(output_shape) if output_shape is not None else None
+    pads, extra = [0, 0, 0, 0], list(extra)
+    for i in range(2):
+        full = strides[i] * (spatial[i] - 1) + extra[i] + dilations[i] * (kernel[i] - 1) + 1
+        total = full - (wanted[i] if wanted else spatial[i] * strides[i])
+        if total < 0:
+            extra[i] += -total if wanted else 0
+            total = 0
+        small, large = total // 2, total - total // 2
+        pads[i], pads[i + 2] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    return pads, extra
+
+
+@handles("ConvTranspose")
+def conv_transpose(node: NodeContext) -> list[Value]:
+    if node.rank(0) != 4 or node.rank(1) != 4:
+        raise node.error(
+            f"only 2-D transposed convolutions are supported, input has rank {node.rank(0)}"
+        )
+    weight_shape = node.shape(1)
+    kernel = list(node.attr("kernel_shape", list(weight_shape[2:])))
+    if kernel != list(weight_shape[2:]):
+        raise node.error(f"kernel_shape {kernel} differs from the weight's {list(weight_shape)}")
+    strides = list(node.attr("strides", [1, 1]))
+    dilations = list(node.attr("dilations", [1, 1]))
+    extra = list(node.attr("output_padding", [0, 0]))
+    if len(strides) != 2 or len(dilations) != 2 or len(extra) != 2:
+        raise node.error("strides, dilations and output_padding must have 2 values for 2-D")
+    pads, extra = _conv_transpose_pads(node, kernel, strides, dilations, extra)
+    op = conv.ConvTransposeOp(
+        node.value(0),
+        node.value(1),
+        node.value(2) if node.has_input(2) else None,
+        strides=strides,
+        pads=pads,
+        dilations=dilations,
+        output_padding=extra,
+        group=node.attr("group", 1),
+    )
+    if node.node.name:
+        op.attributes[ONNX_NAME] = StringAttr(node.node.name)
+    return [node.add(op)]
+
+
 # --- values known at import time -----------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Kernels of the ops that only move data: concat, slice, transpose, pad, pack, unpack.
+"""Kernels of the ops that only move data: concat, slice, transpose, pad, pack, unpack,
+interleave.
 
 Each is one or a few `emit_map` copies or fills over boxes of the output; the access functions
 say where each box reads from. Rows are vectorised when both sides are contiguous along the
@@ -194,3 +195,28 @@ class UnpackKernel(OpKernel):
                 _copy,
                 vector_width,
             )
+
+
+class InterleaveKernel(OpKernel):
+    """`conv.interleave`: one strided copy per phase into its output rows and columns.
+
+    On NCHWc the innermost axis is the lane, so each copy moves whole vectors; on NCHW the
+    stores along a row are strided (scalar). Keys like `interleave_s2x2_1x2x16x16x16`.
+    """
+
+    def key(self, op: conv.InterleaveOp) -> str:
+        strides = "x".join(str(int(s)) for s in op.strides.iter_values())
+        return f"interleave_s{strides}_{shape_tag(tensor_shape(op.output))}"
+
+    def body(self, op: conv.InterleaveOp, args: list[SSAValue], vector_width: int) -> None:
+        *phases, result = args
+        shape = tensor_shape(op.output)
+        rank = len(shape)
+        stride_h, stride_w = (int(v) for v in op.strides.iter_values())
+        lanes = tuple(((d, 1),) for d in range(4, rank))
+        terms = (((0, 1),), ((1, 1),), ((2, stride_h),), ((3, stride_w),), *lanes)
+        phases_w = min(stride_w, shape[3])
+        for index, (phase, value) in enumerate(zip(phases, op.inputs, strict=True)):
+            first_h, first_w = divmod(index, phases_w)
+            out = Access(result, terms, (0, 0, first_h, first_w, *[0] * (rank - 4)))
+            emit_map(tensor_shape(value), out, [Access.identity(phase, rank)], _copy, vector_width)

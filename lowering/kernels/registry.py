@@ -14,6 +14,7 @@ from convir.dialects import conv
 from lowering.kernels import KernelEmitter
 from lowering.kernels.data_movement import (
     ConcatKernel,
+    InterleaveKernel,
     PackKernel,
     PadKernel,
     SliceKernel,
@@ -51,4 +52,5 @@ EMITTERS: dict[type[Operation], KernelEmitter] = {
     conv.LayerNormOp: LayerNormKernel(),
     conv.ReduceOp: ReduceKernel(),
     conv.ResizeOp: ResizeKernel(),
+    conv.InterleaveOp: InterleaveKernel(),
 }

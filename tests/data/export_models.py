@@ -327,6 +327,7 @@ def export_torch_fixtures() -> dict[str, np.ndarray]:
             pin_batch_dim(path)
         with torch.no_grad():
             torch_outputs[name] = model(x).numpy()
+    torch_outputs.update(export_decoder_mini())
     return torch_outputs
 
 
@@ -618,6 +619,69 @@ def export_resample_fixtures(names: list[str]) -> dict[str, np.ndarray]:
         with torch.no_grad():
             torch_outputs[name] = model(x).numpy()
     return torch_outputs
+# ConvTranspose (issue 12): a tiny encoder-decoder, in one block so other fixtures merge cleanly.
+# Regenerate only this fixture with:
+#   python -c "import sys; sys.path.insert(0, 'tests/data'); import export_models as e;
+#              e.verify(['torch_decoder_mini_opset17'], e.export_decoder_mini(), True)"
+# --------------------------------------------------------------------------------------------
+
+EXPECTED_OPS["torch_decoder_mini_opset17"] = {
+    *("Conv", "ConvTranspose", "BatchNormalization", "Relu", "Add"),
+}
+INPUT_SHAPES["torch_decoder_mini_opset17"] = (1, 3, 32, 32)
+
+
+def export_decoder_mini() -> dict[str, np.ndarray]:
+    """Export ``torch_decoder_mini_opset17``: two stride-2 convs down (32 -> 8), then up through
+    every kind of ``nn.ConvTranspose2d`` a decoder uses: 4x4/2 pad 1 (the learned 2x upsampling,
+    with BN + ReLU and a U-Net skip ``Add``), 3x3/2 pad 1 output_padding 1 with groups=2, 2x2/2
+    (kernel = stride, FCN-style), and a 3x3/1 dilation-2 one without bias. BN after a transposed
+    conv stays a ``BatchNormalization`` node (the exporter folds BN into Conv only). TorchScript
+    exporter, opset 17; returns torch's output for cross-checking."""
+    import torch
+    from torch import nn
+
+    class DecoderMini(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down1 = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU())
+            self.down2 = nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU())
+            self.up1 = nn.ConvTranspose2d(32, 16, 4, 2, 1)
+            self.up1_bn = nn.BatchNorm2d(16)
+            self.up2 = nn.ConvTranspose2d(16, 8, 3, 2, 1, output_padding=1, groups=2)
+            self.up3 = nn.ConvTranspose2d(8, 4, 2, 2)
+            self.head = nn.ConvTranspose2d(4, 2, 3, 1, 2, dilation=2, bias=False)
+
+        def forward(self, x):
+            skip = self.down1(x)
+            y = torch.relu(self.up1_bn(self.up1(self.down2(skip)))) + skip
+            y = torch.relu(self.up2(y))
+            return self.head(torch.relu(self.up3(y)))
+
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+    torch.manual_seed(SEED + 3)
+    model = DecoderMini()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    name = "torch_decoder_mini_opset17"
+    x = torch.from_numpy(fixture_input(name))
+    torch.onnx.export(
+        model,
+        (x,),
+        str(DATA_DIR / f"{name}.onnx"),
+        input_names=["input"],
+        output_names=["output"],
+        dynamo=False,
+        opset_version=17,
+    )
+    with torch.no_grad():
+        return {name: model(x).numpy()}
 
 
 # --------------------------------------------------------------------------------------------

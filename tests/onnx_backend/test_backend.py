@@ -102,6 +102,7 @@ with warnings.catch_warnings():
 # One include per supported operator: its node tests, then its pytorch-converted/-operator cases.
 for pattern in (
     r"^test_(basic_)?conv_|^test_Conv\dd|^test_operator_conv_",  # Conv
+    r"^test_convtranspose|^test_ConvTranspose2d|^test_operator_convtranspose_",  # ConvTranspose
     r"^test_batchnorm_|^test_BatchNorm",  # BatchNormalization
     r"^test_relu_|^test_ReLU_",  # Relu
     r"^test_leakyrelu|^test_LeakyReLU",  # LeakyRelu
@@ -226,6 +227,11 @@ backend_test.exclude(r"^test_MaxPool2d_stride_padding_dilation_")
 # Weights fed at run time (a graph input, not an initializer): the direct algorithm packs weights
 # at compile time and refuses these convs with a clear error; run-time packing is not built yet.
 backend_test.exclude(r"^test_(basic_conv_with|basic_conv_without|conv_with)_")
+# ConvTranspose's node tests all feed the weight as a graph input, which the native path refuses
+# for the same reason (conv-lower-conv-transpose needs it constant to split it into phase
+# kernels); tests/e2e/test_conv_transpose.py runs these same cases with the weight made an
+# initializer. The 1-D and 3-D ones are outside the 2-D scope as well.
+backend_test.exclude(r"^test_convtranspose_?")
 
 # Math operators of issue 12 (Erf, Gelu, PRelu, Mish, Softplus, Sqrt, Reciprocal, Pow,
 # LayerNormalization): the cases outside what convir imports, each with its reason.

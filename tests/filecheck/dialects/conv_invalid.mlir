@@ -184,3 +184,35 @@ func.func @softmax_axis(%x: tensor<1x3xf32>) -> tensor<1x3xf32> {
   func.return %y : tensor<1x3xf32>
 }
 // CHECK: 'conv.softmax' axis 2 is out of range for rank 2
+
+// -----
+
+func.func @conv_transpose_weight(%x: tensor<1x2x4x4xf32>, %w: tensor<3x3x3x3xf32>) -> tensor<1x3x9x9xf32> {
+  %y = conv.conv_transpose %x, %w {strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, output_padding = array<i64: 0, 0>, group = 1 : i64} : tensor<1x2x4x4xf32>, tensor<3x3x3x3xf32> -> tensor<1x3x9x9xf32>
+  func.return %y : tensor<1x3x9x9xf32>
+}
+// CHECK: 'conv.conv_transpose' weight [C, O/group, KH, KW] = [3, 3, 3, 3] must have C = 2 input channels
+
+// -----
+
+func.func @conv_transpose_output(%x: tensor<1x2x4x4xf32>, %w: tensor<2x3x3x3xf32>) -> tensor<1x3x8x8xf32> {
+  %y = conv.conv_transpose %x, %w {strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, output_padding = array<i64: 0, 0>, group = 1 : i64} : tensor<1x2x4x4xf32>, tensor<2x3x3x3xf32> -> tensor<1x3x8x8xf32>
+  func.return %y : tensor<1x3x8x8xf32>
+}
+// CHECK: 'conv.conv_transpose' output must have shape [1, 3, 9, 9], got tensor<1x3x8x8xf32>
+
+// -----
+
+func.func @interleave_rows(%p: tensor<1x3x4x4xf32>) -> tensor<1x3x7x8xf32> {
+  %y = conv.interleave %p, %p, %p, %p {strides = array<i64: 2, 2>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x7x8xf32>
+  func.return %y : tensor<1x3x7x8xf32>
+}
+// CHECK: 'conv.interleave' phase (1, 0) must have shape [1, 3, 3, 4], got tensor<1x3x4x4xf32>
+
+// -----
+
+func.func @interleave_phases(%p: tensor<1x3x4x4xf32>) -> tensor<1x3x8x8xf32> {
+  %y = conv.interleave %p, %p {strides = array<i64: 2, 2>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x8x8xf32>
+  func.return %y : tensor<1x3x8x8xf32>
+}
+// CHECK: 'conv.interleave' needs 4 phases, got 2

@@ -49,3 +49,16 @@ func.func @every_op(%x: tensor<1x3x8x8xf32>) -> tensor<1x10xf32> {
   %sm = conv.softmax %g {axis = 1 : i64} : tensor<1x10xf32> -> tensor<1x10xf32>
   func.return %sm : tensor<1x10xf32>
 }
+
+// A transposed conv and the interleave of its phases (conv-lower-conv-transpose's output).
+// CHECK-LABEL: func.func @conv_transpose
+func.func @conv_transpose(%x: tensor<1x2x4x4xf32>, %p: tensor<1x3x4x4xf32>) -> tensor<1x3x8x8xf32> {
+  %w = conv.constant dense<0.5> : tensor<2x3x4x4xf32>
+  %b = conv.constant dense<0.5> : tensor<3xf32>
+  // CHECK: conv.conv_transpose %{{.*}}, %{{.*}} bias %{{.*}} {strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, output_padding = array<i64: 0, 0>, group = 1 : i64} : tensor<1x2x4x4xf32>, tensor<2x3x4x4xf32> bias tensor<3xf32> -> tensor<1x3x8x8xf32>
+  %y = conv.conv_transpose %x, %w bias %b {strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, output_padding = array<i64: 0, 0>, group = 1 : i64} : tensor<1x2x4x4xf32>, tensor<2x3x4x4xf32> bias tensor<3xf32> -> tensor<1x3x8x8xf32>
+  // CHECK: conv.interleave %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {strides = array<i64: 2, 2>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x8x8xf32>
+  %i = conv.interleave %p, %p, %p, %p {strides = array<i64: 2, 2>} : tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32>, tensor<1x3x4x4xf32> -> tensor<1x3x8x8xf32>
+  %s = conv.binary %y, %i {kind = "add"} : tensor<1x3x8x8xf32>, tensor<1x3x8x8xf32> -> tensor<1x3x8x8xf32>
+  func.return %s : tensor<1x3x8x8xf32>
+}

@@ -97,3 +97,19 @@ func.func @elided_scale(%x: tensor<1x3x4x4xf32>) -> tensor<1x8x4x4xf32> {
 }
 
 // BAD: conv-convert-layout: option block must be >= 1, got -1
+
+// The phases of a transposed conv: the interleave follows its NCHWc phase convs, and a phase that
+// is a constant (a bias-only phase) is packed at compile time, not by a conv.pack at run time.
+// CHECK-LABEL: func.func @interleave
+// CHECK:      %[[K:.*]] = conv.constant dense_resource<{{.*}}> : tensor<1x2x4x3x8xf32>
+// CHECK:      %[[A:.*]] = conv.conv2d {{.*}} -> tensor<1x2x4x4x8xf32>
+// CHECK-NEXT: %[[I:.*]] = conv.interleave %[[A]], %[[K]] {strides = array<i64: 1, 2>} : tensor<1x2x4x4x8xf32>, tensor<1x2x4x3x8xf32> -> tensor<1x2x4x7x8xf32>
+// CHECK-NEXT: %[[U:.*]] = conv.unpack %[[I]] : tensor<1x2x4x7x8xf32> -> tensor<1x16x4x7xf32>
+// CHECK-NEXT: func.return %[[U]]
+func.func @interleave(%x: tensor<1x16x4x4xf32>) -> tensor<1x16x4x7xf32> {
+  %w = conv.constant dense<0.5> : tensor<16x16x1x1xf32>
+  %k = conv.constant dense<1.0> : tensor<1x16x4x3xf32>
+  %a = conv.conv2d %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : tensor<1x16x4x4xf32>, tensor<16x16x1x1xf32> -> tensor<1x16x4x4xf32>
+  %i = conv.interleave %a, %k {strides = array<i64: 1, 2>} : tensor<1x16x4x4xf32>, tensor<1x16x4x3xf32> -> tensor<1x16x4x7xf32>
+  func.return %i : tensor<1x16x4x7xf32>
+}
