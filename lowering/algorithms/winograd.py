@@ -1,0 +1,561 @@
+"""`winograd`: F(m×m, 3×3) Winograd convolution on NCHWc, m ∈ {2, 4, 6}, one block of tiles at a
+time.
+
+Y = Aᵀ [U ⊙ V] A per output tile of m × m pixels, with U = G g Gᵀ (weights, α × α, α = m + 2) and
+V = Bᵀ d B (the α × α input tile d whose top-left input pixel is (th·m - top, tw·m - left)); the
+matrices come from `winograd_transforms` (Cook–Toom, exact). Summed over input channels, for each
+of the α² transformed positions ξ the products form a GEMM M_ξ[tiles, O] = V_ξ[tiles, C] ·
+U_ξ[C, O]: α² GEMMs on the shared microkernel (K = C, the depth order of NCHWc lanes).
+
+- **Weights** are transformed at compile time in float64 and packed as the microkernel's B
+  panels per ξ: `[α², P, C, NR·X]` (`pack_winograd_weight`); bias as `[OB, X]`.
+- **Input transform**, per tile and input block: the α² input vectors (X channel lanes each) are
+  loaded straight from the NCHWc input, Bᵀ d B is computed on whole vectors (adds for ±1
+  coefficients, FMAs with splat constants otherwise; Bᵀ is exact in fp32) and the α² results are
+  stored into the A panels of the α² GEMMs, `V[α², block_tiles / MR, CB, MR, X]`: the layout the
+  microkernel reads, no repack. Tiles whose input window lies inside the image load without
+  checks; border tiles (padding, H or W not multiples of m) load with per-row and per-column
+  bounds (zero outside), so there is no padded copy of the input.
+- **GEMMs**: for each ξ, each weight panel and each row tile of MR tiles, the microkernel from
+  zero; the tile is stored to `M[block_tiles, P·NR, α², X]`, so one (tile, output block) has its
+  α² vectors together for the output transform.
+- **Output transform** Aᵀ M A on whole vectors, then bias, residual and activation in registers
+  (`store_blocked`), stored NCHWc; border tiles store only the pixels inside the output.
+
+Tiles are numbered over all images (image-major, then tile rows, then tile columns), so a block
+may straddle two images and only the very last block of the conv is partial (its rows past the
+end are zero in V and never stored).
+
+**Block size.** A block's V (α²·block_tiles·CB·X floats) and M (α²·block_tiles·P·NR·X floats)
+must stay in L2 while the α² weight matrices stream past (every block reads all of U once, so
+larger blocks amortise U):
+
+    block_bytes = 4·α²·block_tiles·(CB·X + P·NR·X)  <=  L2 · L2_FRACTION
+
+so block_tiles = MR · floor(L2 · L2_FRACTION / (4·α²·(CB + P·NR)·X·MR)), at least MR, at most
+the conv's tiles rounded up to MR, then shrunk by at most half to spread the blocks evenly over
+`slots` workers (`balanced_task_size`). `candidates` offers m ∈ {2, 4, 6} × block_tiles ×
+BLOCK_MENU and a second register tile (the search space).
+
+**m.** The heuristic picks the m ∈ HEURISTIC_MS that needs the fewest multiplications,
+tiles·α² (m = 4 except on tiny outputs). F(6,3) is only used when pinned (`--tile conv_N:m=6`)
+or chosen by a search: its fp32 error is an order of magnitude above F(4,3)'s (module
+`winograd_transforms`; measured table in the README of this change).
+
+**Threads and workspace.** As in im2col: `slots` workers in an `scf.parallel`, worker s runs
+blocks s, s + slots, ... with its own V and M at workspace offset s·block_bytes;
+workspace_bytes = slots · block_bytes, which `memory_report()` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+
+from convir.dialects import conv
+from convir.target import Target
+from lowering.algorithms.common import (
+    ConvBuffers,
+    ConvGeometry,
+    Schedule,
+    conv_kernel,
+    epilogue_key,
+    store_blocked,
+)
+from lowering.algorithms.conv_gemm import (
+    applicable_blocked_dense,
+    balanced_task_size,
+    checked_geometry,
+)
+from lowering.algorithms.winograd_transforms import POINTS, Matrix, cook_toom
+from lowering.emit import (
+    add,
+    affine,
+    f32_memref,
+    fma,
+    if_,
+    if_else,
+    index,
+    load,
+    load_vector,
+    loop,
+    mul,
+    parallel,
+    splat,
+    store_vector,
+    view,
+)
+from lowering.kernels import Packer
+from lowering.microkernel import (
+    Operands,
+    PanelTiling,
+    accumulate,
+    blocked_depth,
+    pack_b,
+    register_tile,
+)
+
+NAME = "winograd"
+
+#: The share of L2 one block's V and M may take (module doc).
+L2_FRACTION = 0.5
+
+#: Block-size multipliers offered to the search.
+BLOCK_MENU = (0.5, 1.0, 2.0, 4.0)
+
+#: The output tile sizes the heuristic chooses among (F(6,3) only when pinned or searched).
+HEURISTIC_MS = (2, 4)
+
+
+@dataclass(frozen=True)
+class WinogradSchedule(Schedule):
+    """Knobs of winograd: output tile m (2, 4 or 6), the MR × NR register tile of the α² GEMMs,
+    tiles per block (a multiple of MR) and worker slots (each with its own block workspace)."""
+
+    ALGORITHM: ClassVar[str] = NAME
+
+    m: int = 4
+    mr: int = 6
+    nr: int = 4
+    block_tiles: int = 24
+    slots: int = 1
+
+
+SCHEDULE = WinogradSchedule
+
+
+def applicable(op: conv.Conv2DOp) -> bool:
+    """3×3, stride 1, dilation 1, group 1 convs on NCHWc with constant weights (any pads)."""
+    if not applicable_blocked_dense(op):
+        return False
+    g = ConvGeometry.of(op)
+    return (g.kh, g.kw) == (3, 3) and g.strides == (1, 1) and g.dilations == (1, 1)
+
+
+def multiplies(g: ConvGeometry, m: int) -> int:
+    """Transformed-domain products per (input, output) channel pair of one image: tiles · α²."""
+    return -(-g.oh // m) * -(-g.ow // m) * (m + 2) ** 2
+
+
+def heuristic(op: conv.Conv2DOp, target: Target) -> WinogradSchedule:
+    """m with the fewest multiplies, register tile from the microkernel's rule, block size from
+    L2 (module doc)."""
+    g = _checked(op)
+    mr, nr = register_tile(target.vector_registers, g.output_blocks)
+    m = min(HEURISTIC_MS, key=lambda m: multiplies(g, m))
+    return _sized(g, WinogradSchedule(m, mr, nr, mr, target.cores), target)
+
+
+def _sized(g: ConvGeometry, schedule: WinogradSchedule, target: Target) -> WinogradSchedule:
+    """`schedule` with block_tiles from the L2 formula of the module doc."""
+    plan = _Plan(g, schedule)
+    budget = int(target.l2_bytes * L2_FRACTION)
+    most = budget // (plan.tile_bytes() * schedule.mr)
+    row_tiles = -(-plan.total_tiles // schedule.mr)
+    per_block = balanced_task_size(row_tiles, most, 1, schedule.slots, interleaved=True)
+    return replace(schedule, block_tiles=per_block * schedule.mr)
+
+
+def candidates(op: conv.Conv2DOp, target: Target) -> list[WinogradSchedule]:
+    """The search space: every m with its L2-sized block times BLOCK_MENU, and the 8 × 3
+    register tile at the heuristic's block size (module doc)."""
+    g = _checked(op)
+    base = heuristic(op, target)
+    schedules = [base]
+    for m in sorted(POINTS):
+        sized = _sized(g, replace(base, m=m), target)
+        row_tiles = -(-_Plan(g, sized).total_tiles // sized.mr)
+        for factor in BLOCK_MENU:
+            per_block = min(row_tiles, max(1, round(sized.block_tiles // sized.mr * factor)))
+            schedules.append(replace(sized, block_tiles=per_block * sized.mr))
+    if target.vector_registers >= 32:
+        schedules.append(replace(base, mr=8, nr=3, block_tiles=-(-base.block_tiles // 8) * 8))
+    return list(dict.fromkeys(schedules))
+
+
+def _checked(op: conv.Conv2DOp) -> ConvGeometry:
+    g = checked_geometry(op, NAME)
+    if (g.kh, g.kw, *g.strides, *g.dilations) != (3, 3, 1, 1, 1, 1):
+        raise ValueError(
+            f"'{op.name}' winograd needs a 3×3 kernel, stride 1 and dilation 1 (got "
+            f"{g.kh}×{g.kw}, strides {g.strides}, dilations {g.dilations})"
+        )
+    return g
+
+
+def _schedule(op: conv.Conv2DOp) -> WinogradSchedule:
+    schedule = WinogradSchedule.from_attr(op.schedule)
+    if schedule.m not in POINTS:
+        raise ValueError(
+            f"'{op.name}' winograd schedule: m {schedule.m} is not supported; expected one of "
+            f"{', '.join(map(str, sorted(POINTS)))}"
+        )
+    if schedule.block_tiles % schedule.mr:
+        raise ValueError(
+            f"'{op.name}' winograd schedule: block_tiles {schedule.block_tiles} must be a "
+            f"multiple of mr {schedule.mr}"
+        )
+    return schedule
+
+
+def pack_winograd_weight(weight: np.ndarray, m: int, nr: int, block: int) -> np.ndarray:
+    """[O, C, 3, 3] -> U = G g Gᵀ (float64, then fp32) as B panels [α², P, C, NR·X]."""
+    o, c = weight.shape[:2]
+    transform = _floats(cook_toom(m).g)
+    u = np.einsum("ak,ockl,bl->aboc", transform, weight.astype(np.float64), transform)
+    u = u.reshape(-1, o, c).astype(np.float32)
+    return np.stack([pack_b(np.ascontiguousarray(position.T), nr, block) for position in u])
+
+
+def pack_winograd_bias(bias: np.ndarray, block: int) -> np.ndarray:
+    """[O] -> [OB, X], zero past O (the output transform adds it per output vector)."""
+    blocks = -(-bias.shape[0] // block)
+    padded = np.zeros(blocks * block, np.float32)
+    padded[: bias.shape[0]] = bias
+    return padded.reshape(blocks, block)
+
+
+def _floats(matrix: Matrix) -> np.ndarray:
+    return np.array([[float(v) for v in row] for row in matrix], np.float64)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One conv's tiles, blocks and buffers under a schedule."""
+
+    g: ConvGeometry
+    s: WinogradSchedule
+
+    @staticmethod
+    def of(op: conv.Conv2DOp) -> _Plan:
+        return _Plan(_checked(op), _schedule(op))
+
+    @property
+    def block(self) -> int:
+        assert self.g.block is not None
+        return self.g.block
+
+    @property
+    def alpha(self) -> int:
+        return self.s.m + 2
+
+    @property
+    def tile_grid(self) -> tuple[int, int]:
+        return -(-self.g.oh // self.s.m), -(-self.g.ow // self.s.m)
+
+    @property
+    def tiles_per_image(self) -> int:
+        return self.tile_grid[0] * self.tile_grid[1]
+
+    @property
+    def total_tiles(self) -> int:
+        return self.g.n * self.tiles_per_image
+
+    @property
+    def block_tiles(self) -> int:
+        """Tiles per block, never more than the conv's tiles rounded up to MR."""
+        return min(self.s.block_tiles, -(-self.total_tiles // self.s.mr) * self.s.mr)
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.total_tiles // self.block_tiles)
+
+    @property
+    def panels(self) -> PanelTiling:
+        return PanelTiling(self.g.output_blocks, self.s.nr)
+
+    def v_shape(self) -> tuple[int, ...]:
+        mr = self.s.mr
+        return (self.alpha**2, self.block_tiles // mr, self.g.input_blocks, mr, self.block)
+
+    def m_shape(self) -> tuple[int, ...]:
+        return (self.block_tiles, self.panels.count * self.s.nr, self.alpha**2, self.block)
+
+    def tile_bytes(self) -> int:
+        """Workspace bytes per tile of a block: its V and M rows."""
+        lanes = (self.g.input_blocks + self.panels.count * self.s.nr) * self.block
+        return 4 * self.alpha**2 * lanes
+
+    def slot_bytes(self) -> int:
+        return self.block_tiles * self.tile_bytes()
+
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.alpha**2, self.panels.count, self.g.c, self.s.nr * self.block)
+
+
+class WinogradEmitter:
+    """`KernelEmitter` of `conv.conv2d` with `algorithm = "winograd"`."""
+
+    def key(self, op: Operation) -> str:
+        g = _checked(op)
+        s = _schedule(op)
+        return (
+            f"conv_winograd_{g.key()}_m{s.m}t{s.mr}x{s.nr}_b{s.block_tiles}s{s.slots}_"
+            f"{epilogue_key(op)}"
+        )
+
+    def packers(self, op: Operation) -> dict[int, Packer]:
+        block = _checked(op).block
+        s = _schedule(op)
+        packers: dict[int, Packer] = {1: lambda w: pack_winograd_weight(w, s.m, s.nr, block)}
+        if op.bias is not None:
+            packers[2] = lambda b: pack_winograd_bias(b, block)
+        return packers
+
+    def workspace_bytes(self, op: Operation) -> int:
+        plan = _Plan.of(op)
+        return plan.s.slots * plan.slot_bytes()
+
+    def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
+        plan = _Plan.of(op)
+        g = plan.g
+        bias_shape = (g.output_blocks, plan.block)
+        with (
+            conv_kernel(
+                module,
+                name,
+                op,
+                g,
+                plan.weight_shape(),
+                bias_shape,
+                self.workspace_bytes(op),
+            ) as buffers,
+            parallel([(0, plan.s.slots)]) as (slot,),
+        ):
+            base = mul(slot, plan.slot_bytes())
+            v = view(buffers.workspace, base, f32_memref(plan.v_shape()))
+            v_bytes = 4 * int(np.prod(plan.v_shape()))
+            products = view(buffers.workspace, add(base, v_bytes), f32_memref(plan.m_shape()))
+            with loop(slot, plan.blocks, plan.s.slots) as block:
+                _emit_block(op, plan, buffers, (v, products), block.iv)
+
+
+def _emit_block(
+    op: conv.Conv2DOp,
+    plan: _Plan,
+    buffers: ConvBuffers,
+    workspace: tuple[SSAValue, SSAValue],
+    block: SSAValue,
+) -> None:
+    """Block `block`: input transforms into V, the α² GEMMs into M, output transforms."""
+    v, products = workspace
+    mr = plan.s.mr
+    first = mul(block, plan.block_tiles)
+    remaining = arith.SubiOp(index(plan.total_tiles), first).result
+    count = arith.MinSIOp(index(plan.block_tiles), remaining).result
+    row_tiles = arith.DivUIOp(add(count, mr - 1), index(mr)).result
+    with loop(0, count) as tile:
+        _input_transform(plan, buffers.x, v, add(first, tile.iv), tile.iv)
+    with loop(count, mul(row_tiles, mr)) as tile:
+        _zero_rows(plan, v, tile.iv)
+    with (
+        loop(0, plan.alpha**2) as position,
+        loop(0, plan.panels.count) as panel,
+        loop(0, row_tiles) as row_tile,
+    ):
+        plan.panels.dispatch(
+            panel.iv,
+            lambda vectors, _: _gemm_tile(
+                plan, buffers.weight, (v, products), (position.iv, panel.iv, row_tile.iv), vectors
+            ),
+        )
+    with loop(0, count) as tile, loop(0, plan.g.output_blocks) as out_block:
+        _output_transform(op, plan, buffers, products, (add(first, tile.iv), tile.iv, out_block.iv))
+
+
+def _tile_origin(plan: _Plan, tile: SSAValue) -> tuple[SSAValue, SSAValue, SSAValue]:
+    """(image, first output row, first output column) of tile `tile` (numbered over images)."""
+    per_image = index(plan.tiles_per_image)
+    n = arith.DivUIOp(tile, per_image).result
+    within = arith.RemUIOp(tile, per_image).result
+    columns = index(plan.tile_grid[1])
+    th = arith.DivUIOp(within, columns).result
+    tw = arith.RemUIOp(within, columns).result
+    return n, mul(th, plan.s.m), mul(tw, plan.s.m)
+
+
+def _input_transform(
+    plan: _Plan, x: SSAValue, v: SSAValue, tile: SSAValue, local: SSAValue
+) -> None:
+    """V rows of tile `tile` (row `local` of the block): Bᵀ d B per input block."""
+    g = plan.g
+    alpha = plan.alpha
+    n, oh0, ow0 = _tile_origin(plan, tile)
+    ih0, iw0 = add(oh0, -g.pads[0]), add(ow0, -g.pads[1])
+    mr = index(plan.s.mr)
+    row_tile, row = arith.DivUIOp(local, mr).result, arith.RemUIOp(local, mr).result
+    bt = cook_toom(plan.s.m).bt
+
+    def transform(checked: bool) -> None:
+        with loop(0, g.input_blocks) as cb:
+            d = _load_input_tile(plan, x, (n, cb.iv), (ih0, iw0), checked)
+            for (i, j), value in _grid(_sandwich(bt, d)):
+                store_vector(value, v, [i * alpha + j, row_tile, cb.iv, row, 0])
+
+    spans = (g.h - alpha + 1, g.w - alpha + 1)
+    if not g.needs_padding and g.oh % plan.s.m == 0 and g.ow % plan.s.m == 0:
+        transform(checked=False)
+    elif min(spans) <= 0:
+        transform(checked=True)
+    else:
+        interior = arith.AndIOp(_below(ih0, spans[0]), _below(iw0, spans[1])).result
+        if_else(interior, lambda: transform(False), lambda: transform(True))
+
+
+def _load_input_tile(
+    plan: _Plan, x: SSAValue, planes: tuple[SSAValue, SSAValue], origin, checked: bool
+) -> list[list[SSAValue]]:
+    """The α × α input vectors from `origin`; with `checked`, zero outside the input."""
+    g, alpha, width = plan.g, plan.alpha, plan.block
+    ih = [add(origin[0], i) for i in range(alpha)]
+    iw = [add(origin[1], j) for j in range(alpha)]
+    if not checked:
+        return [[load_vector(x, [*planes, h, w, 0], width) for w in iw] for h in ih]
+    row_inside = [_below(h, g.h) for h in ih]
+    column_inside = [_below(w, g.w) for w in iw]
+    safe_rows, safe_columns = _clamped(row_inside, ih), _clamped(column_inside, iw)
+    zero = splat(0.0, width)
+    tile = []
+    for row_ok, h in zip(row_inside, safe_rows, strict=True):
+        values = []
+        for column_ok, w in zip(column_inside, safe_columns, strict=True):
+            inside = arith.AndIOp(row_ok, column_ok).result
+            loaded = load_vector(x, [*planes, h, w, 0], width)
+            values.append(arith.SelectOp(inside, loaded, zero).result)
+        tile.append(values)
+    return tile
+
+
+def _clamped(inside: list[SSAValue], indices: list[SSAValue]) -> list[SSAValue]:
+    """Each index where `inside`, else 0 (a load address that stays in bounds)."""
+    zero = index(0)
+    return [arith.SelectOp(ok, i, zero).result for ok, i in zip(inside, indices, strict=True)]
+
+
+def _zero_rows(plan: _Plan, v: SSAValue, local: SSAValue) -> None:
+    """Zero V row `local` (past the last tile of the conv) so the GEMM reads no garbage."""
+    mr = index(plan.s.mr)
+    row_tile, row = arith.DivUIOp(local, mr).result, arith.RemUIOp(local, mr).result
+    zero = splat(0.0, plan.block)
+    with loop(0, plan.alpha**2) as position, loop(0, plan.g.input_blocks) as cb:
+        store_vector(zero, v, [position.iv, row_tile, cb.iv, row, 0])
+
+
+def _gemm_tile(
+    plan: _Plan,
+    weight: SSAValue,
+    workspace: tuple[SSAValue, SSAValue],
+    position: tuple[SSAValue, SSAValue, SSAValue],
+    vectors: int,
+) -> None:
+    """M rows of one row tile × `vectors` output blocks of one panel, at position ξ."""
+    v, products = workspace
+    xi, panel, row_tile = position
+    width, nr = plan.block, plan.s.nr
+
+    def a_at(outer: SSAValue, lane: int, r: int) -> SSAValue:
+        return load(v, [xi, row_tile, outer, r, lane])
+
+    def b_at(row: SSAValue, j: int) -> SSAValue:
+        return load_vector(weight, [xi, panel, row, j * width], width)
+
+    depth = blocked_depth(plan.g.c, width)
+    zero = [splat(0.0, width)] * vectors
+    result = accumulate((plan.s.mr, vectors), depth, Operands(a_at, b_at), zero)
+    for r, accs in enumerate(result):
+        for j, acc in enumerate(accs):
+            indices = [affine([(row_tile, plan.s.mr)], r), affine([(panel, nr)], j), xi, 0]
+            store_vector(acc, products, indices)
+
+
+def _output_transform(
+    op: conv.Conv2DOp,
+    plan: _Plan,
+    buffers: ConvBuffers,
+    products: SSAValue,
+    position: tuple[SSAValue, SSAValue, SSAValue],
+) -> None:
+    """Aᵀ M A of one (tile, output block), bias, residual, activation, NCHWc stores."""
+    tile, local, out_block = position
+    g, m, alpha, width = plan.g, plan.s.m, plan.alpha, plan.block
+    n, oh0, ow0 = _tile_origin(plan, tile)
+    tile_products = [
+        [load_vector(products, [local, out_block, i * alpha + j, 0], width) for j in range(alpha)]
+        for i in range(alpha)
+    ]
+    outputs = _sandwich(cook_toom(m).at, tile_products)
+    if buffers.bias is not None:
+        bias = load_vector(buffers.bias, [out_block, 0], width)
+        outputs = [[arith.AddfOp(value, bias).result for value in row] for row in outputs]
+    oh = [add(oh0, i) for i in range(m)]
+    ow = [add(ow0, j) for j in range(m)]
+
+    def store(guarded: bool) -> None:
+        row_inside = [_below(h, g.oh) for h in oh] if guarded else []
+        column_inside = [_below(w, g.ow) for w in ow] if guarded else []
+        for (i, j), value in _grid(outputs):
+            indices = [n, out_block, oh[i], ow[j]]
+            if not guarded:
+                store_blocked(op, value, buffers.residual, buffers.y, indices)
+                continue
+            with if_(arith.AndIOp(row_inside[i], column_inside[j]).result):
+                store_blocked(op, value, buffers.residual, buffers.y, indices)
+
+    if g.oh % m == 0 and g.ow % m == 0:
+        store(guarded=False)
+    elif g.oh < m or g.ow < m:
+        store(guarded=True)
+    else:
+        whole = arith.AndIOp(_below(oh0, g.oh - m + 1), _below(ow0, g.ow - m + 1)).result
+        if_else(whole, lambda: store(False), lambda: store(True))
+
+
+def _sandwich(left: Matrix, tile: list[list[SSAValue]]) -> list[list[SSAValue]]:
+    """left · tile · leftᵀ on a grid of vectors: columns first, then rows."""
+    columns = [_apply(left, [row[j] for row in tile]) for j in range(len(tile[0]))]
+    half = [[column[i] for column in columns] for i in range(len(left))]
+    return [_apply(left, row) for row in half]
+
+
+def _apply(matrix: Matrix, vectors: Sequence[SSAValue]) -> list[SSAValue]:
+    """matrix · vectors (one output vector per row)."""
+    return [_combine(row, vectors) for row in matrix]
+
+
+def _combine(coefficients: Sequence[Fraction], vectors: Sequence[SSAValue]) -> SSAValue:
+    """sum c·v over the nonzero coefficients: adds and subtractions for ±1, FMAs with a
+    constant otherwise; a +1 term first, so no term needs a separate multiply when one exists."""
+    terms = sorted(
+        ((c, v) for c, v in zip(coefficients, vectors, strict=True) if c != 0),
+        key=lambda term: term[0] != 1,
+    )
+    width = vectors[0].type.get_shape()[0]
+    if not terms:
+        return splat(0.0, width)
+    first, value = terms[0]
+    acc = value if first == 1 else arith.MulfOp(splat(float(first), width), value).result
+    for c, value in terms[1:]:
+        if c == 1:
+            acc = arith.AddfOp(acc, value).result
+        elif c == -1:
+            acc = arith.SubfOp(acc, value).result
+        else:
+            acc = fma(splat(float(c), width), value, acc)
+    return acc
+
+
+def _grid(rows: list[list[SSAValue]]):
+    """((i, j), value) over a grid of vectors."""
+    return (((i, j), value) for i, row in enumerate(rows) for j, value in enumerate(row))
+
+
+def _below(value: SSAValue, bound: int) -> SSAValue:
+    """0 <= value < bound, as one unsigned comparison (a negative index is a huge unsigned)."""
+    return arith.CmpiOp(value, index(bound), "ult").result
