@@ -154,13 +154,22 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> WinogradSchedule:
 
 
 def _sized(g: ConvGeometry, schedule: WinogradSchedule, target: Target) -> WinogradSchedule:
-    """`schedule` with block_tiles from the L2 formula of the module doc."""
+    """`schedule` with block_tiles from the traffic rule of the module doc."""
     plan = _Plan(g, schedule)
+    mr, slots = schedule.mr, schedule.slots
+    row_tiles = -(-plan.total_tiles // mr)
+    per_worker = -(-row_tiles // slots)
     budget = int(target.l2_bytes * L2_FRACTION)
-    most = budget // (plan.tile_bytes() * schedule.mr)
-    row_tiles = -(-plan.total_tiles // schedule.mr)
-    per_block = balanced_task_size(row_tiles, most, 1, schedule.slots, interleaved=True)
-    return replace(schedule, block_tiles=per_block * schedule.mr)
+    in_l2 = max(1, min(per_worker, budget // (plan.tile_bytes() * mr)))
+
+    def traffic_bytes(per_block: int) -> int:
+        weights = -(-row_tiles // per_block) * plan.transformed_weight_bytes()
+        spilled = per_block * mr * plan.tile_bytes() > budget
+        return weights + (2 * plan.total_tiles * plan.tile_bytes() if spilled else 0)
+
+    most = min((in_l2, per_worker), key=traffic_bytes)
+    per_block = balanced_task_size(row_tiles, most, 1, slots, interleaved=True)
+    return replace(schedule, block_tiles=per_block * mr)
 
 
 def candidates(op: conv.Conv2DOp, target: Target) -> list[WinogradSchedule]:
@@ -282,6 +291,10 @@ class _Plan:
         """Workspace bytes per tile of a block: its V and M rows."""
         lanes = (self.g.input_blocks + self.panels.count * self.s.nr) * self.block
         return 4 * self.alpha**2 * lanes
+
+    def transformed_weight_bytes(self) -> int:
+        """Bytes of U, which every block reads once."""
+        return 4 * self.alpha**2 * self.g.c * self.g.o
 
     def slot_bytes(self) -> int:
         return self.block_tiles * self.tile_bytes()
