@@ -20,39 +20,51 @@ U_ξ[C, O]: α² GEMMs on the shared microkernel (K = C, the depth order of NCHW
   zero; the tile is stored to `M[block_tiles, P·NR, α², X]`, so one (tile, output block) has its
   α² vectors together for the output transform.
 - **Output transform** Aᵀ M A on whole vectors, then bias, residual and activation in registers
-  (`store_blocked`), stored NCHWc; border tiles store only the pixels inside the output.
+  (`store_blocked`), stored NCHWc. A border tile (H or W not a multiple of m) writes its m × m
+  vectors to the worker's scratch and one loop over the pixels inside the output applies the
+  epilogue and stores them (one copy of the epilogue in the code instead of m² guarded ones).
 
 Tiles are numbered over all images (image-major, then tile rows, then tile columns), so a block
 may straddle two images and only the very last block of the conv is partial (its rows past the
 end are zero in V and never stored).
 
-**Block size.** A block's V (α²·block_tiles·CB·X floats) and M (α²·block_tiles·P·NR·X floats)
-must stay in L2 while the α² weight matrices stream past (every block reads all of U once, so
-larger blocks amortise U):
+**Block size.** Every block reads all of U (4·α²·C·O bytes) once, so larger blocks amortise the
+weights; but a block's V and M rows, tile_bytes = 4·α²·(CB·X + P·NR·X) per tile, stay in L2 only
+while
 
-    block_bytes = 4·α²·block_tiles·(CB·X + P·NR·X)  <=  L2 · L2_FRACTION
+    block_bytes = block_tiles · tile_bytes  <=  L2 · L2_FRACTION.
 
-so block_tiles = MR · floor(L2 · L2_FRACTION / (4·α²·(CB + P·NR)·X·MR)), at least MR, at most
-the conv's tiles rounded up to MR, then shrunk by at most half to spread the blocks evenly over
-`slots` workers (`balanced_task_size`). `candidates` offers m ∈ {2, 4, 6} × block_tiles ×
-BLOCK_MENU and a second register tile (the search space).
+The heuristic estimates the bytes each choice moves from beyond L2 and takes the smaller:
+
+- blocks sized to L2, block_tiles = MR · floor(L2 · L2_FRACTION / (tile_bytes · MR)):
+  ceil(tiles / block_tiles) · |U|;
+- one block per worker (ceil(tiles / slots), rounded up to MR): slots · |U| plus, when that block
+  spills, 2 · tiles · tile_bytes (V and M written and read back through L3).
+
+With small images and many channels (14×14 and 7×7 layers, where U is MBs) that is one block per
+worker; with large images and few channels, blocks of L2 size. The result is then shrunk by at
+most half to spread the blocks evenly over the `slots` workers (`balanced_task_size`).
+`candidates` offers m ∈ {2, 4, 6} × that block size × BLOCK_MENU and the 8 × 3 register tile
+(the search space). Measured (1 thread, AVX2 Zen 3, R = 16, MR × NR = 2 × 4): 256×14×14 -> 256
+at m = 4 runs 3.9 ms with blocks of 2 tiles (L2-sized) and 1.6-2.0 ms with one block per worker.
 
 **m.** The heuristic picks the m ∈ HEURISTIC_MS that needs the fewest multiplications,
-tiles·α² (m = 4 except on tiny outputs). F(6,3) is only used when pinned (`--tile conv_N:m=6`)
-or chosen by a search: its fp32 error is an order of magnitude above F(4,3)'s (module
-`winograd_transforms`; measured table in the README of this change).
+tiles·α² (m = 4 except on tiny outputs). F(6,3) is used only when pinned (`--tile conv_N:m=6`)
+or chosen by a search: its fp32 error is ~4× F(4,3)'s and ~30× a direct conv's
+(`examples/benchmarks/winograd_accuracy.py`, 3×3 stride-1 layers of ResNet-18/50 and VGG-16,
+He-normal weights; max relative errors ≈ 6e-7, 3e-6, 1.4e-5 for m = 2, 4, 6 vs 5e-7 direct).
 
 **Threads and workspace.** As in im2col: `slots` workers in an `scf.parallel`, worker s runs
-blocks s, s + slots, ... with its own V and M at workspace offset s·block_bytes;
-workspace_bytes = slots · block_bytes, which `memory_report()` shows.
+blocks s, s + slots, ... with its own V, M and border scratch at workspace offset s·slot_bytes;
+workspace_bytes = slots · slot_bytes, which `memory_report()` shows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from xdsl.dialects import arith
@@ -80,7 +92,6 @@ from lowering.emit import (
     affine,
     f32_memref,
     fma,
-    if_,
     if_else,
     index,
     load,
@@ -296,8 +307,11 @@ class _Plan:
         """Bytes of U, which every block reads once."""
         return 4 * self.alpha**2 * self.g.c * self.g.o
 
+    def border_shape(self) -> tuple[int, ...]:
+        return (self.s.m, self.s.m, self.block)
+
     def slot_bytes(self) -> int:
-        return self.block_tiles * self.tile_bytes()
+        return self.block_tiles * self.tile_bytes() + 4 * self.s.m**2 * self.block
 
     def weight_shape(self) -> tuple[int, ...]:
         return (self.alpha**2, self.panels.count, self.g.c, self.s.nr * self.block)
@@ -342,23 +356,38 @@ class WinogradEmitter:
             ) as buffers,
             parallel([(0, plan.s.slots)]) as (slot,),
         ):
-            base = mul(slot, plan.slot_bytes())
-            v = view(buffers.workspace, base, f32_memref(plan.v_shape()))
-            v_bytes = 4 * int(np.prod(plan.v_shape()))
-            products = view(buffers.workspace, add(base, v_bytes), f32_memref(plan.m_shape()))
+            workspace = _Workspace.of(plan, buffers.workspace, slot)
             with loop(slot, plan.blocks, plan.s.slots) as block:
-                _emit_block(op, plan, buffers, (v, products), block.iv)
+                _emit_block(op, plan, buffers, workspace, block.iv)
+
+
+class _Workspace(NamedTuple):
+    """One worker's buffers: the A panels V, the GEMM results M, a border tile's outputs."""
+
+    v: SSAValue
+    products: SSAValue
+    border: SSAValue
+
+    @staticmethod
+    def of(plan: _Plan, workspace: SSAValue | None, slot: SSAValue) -> _Workspace:
+        assert workspace is not None
+        offset: SSAValue = mul(slot, plan.slot_bytes())
+        views = []
+        for shape in (plan.v_shape(), plan.m_shape(), plan.border_shape()):
+            views.append(view(workspace, offset, f32_memref(shape)))
+            offset = add(offset, 4 * int(np.prod(shape)))
+        return _Workspace(*views)
 
 
 def _emit_block(
     op: conv.Conv2DOp,
     plan: _Plan,
     buffers: ConvBuffers,
-    workspace: tuple[SSAValue, SSAValue],
+    workspace: _Workspace,
     block: SSAValue,
 ) -> None:
     """Block `block`: input transforms into V, the α² GEMMs into M, output transforms."""
-    v, products = workspace
+    v, products = workspace.v, workspace.products
     mr = plan.s.mr
     first = mul(block, plan.block_tiles)
     remaining = arith.SubiOp(index(plan.total_tiles), first).result
@@ -380,7 +409,8 @@ def _emit_block(
             ),
         )
     with loop(0, count) as tile, loop(0, plan.g.output_blocks) as out_block:
-        _output_transform(op, plan, buffers, products, (add(first, tile.iv), tile.iv, out_block.iv))
+        tile_position = (add(first, tile.iv), tile.iv, out_block.iv)
+        _output_transform(op, plan, buffers, workspace, tile_position)
 
 
 def _tile_origin(plan: _Plan, tile: SSAValue) -> tuple[SSAValue, SSAValue, SSAValue]:
@@ -492,10 +522,11 @@ def _output_transform(
     op: conv.Conv2DOp,
     plan: _Plan,
     buffers: ConvBuffers,
-    products: SSAValue,
+    workspace: _Workspace,
     position: tuple[SSAValue, SSAValue, SSAValue],
 ) -> None:
     """Aᵀ M A of one (tile, output block), bias, residual, activation, NCHWc stores."""
+    products, border = workspace.products, workspace.border
     tile, local, out_block = position
     g, m, alpha, width = plan.g, plan.s.m, plan.alpha, plan.block
     n, oh0, ow0 = _tile_origin(plan, tile)
@@ -507,60 +538,78 @@ def _output_transform(
     if buffers.bias is not None:
         bias = load_vector(buffers.bias, [out_block, 0], width)
         outputs = [[arith.AddfOp(value, bias).result for value in row] for row in outputs]
-    oh = [add(oh0, i) for i in range(m)]
-    ow = [add(ow0, j) for j in range(m)]
 
-    def store(guarded: bool) -> None:
-        row_inside = [_below(h, g.oh) for h in oh] if guarded else []
-        column_inside = [_below(w, g.ow) for w in ow] if guarded else []
+    def store_whole() -> None:
         for (i, j), value in _grid(outputs):
-            indices = [n, out_block, oh[i], ow[j]]
-            if not guarded:
-                store_blocked(op, value, buffers.residual, buffers.y, indices)
-                continue
-            with if_(arith.AndIOp(row_inside[i], column_inside[j]).result):
-                store_blocked(op, value, buffers.residual, buffers.y, indices)
+            indices = [n, out_block, add(oh0, i), add(ow0, j)]
+            store_blocked(op, value, buffers.residual, buffers.y, indices)
+
+    def store_inside() -> None:
+        # A border tile goes through the worker's m × m scratch, so one loop over the pixels
+        # inside the output carries the epilogue instead of m² guarded copies of it.
+        for (i, j), value in _grid(outputs):
+            store_vector(value, border, [i, j, 0])
+        rows = arith.MinSIOp(index(m), arith.SubiOp(index(g.oh), oh0).result).result
+        columns = arith.MinSIOp(index(m), arith.SubiOp(index(g.ow), ow0).result).result
+        with loop(0, rows) as i, loop(0, columns) as j:
+            value = load_vector(border, [i.iv, j.iv, 0], width)
+            indices = [n, out_block, add(oh0, i.iv), add(ow0, j.iv)]
+            store_blocked(op, value, buffers.residual, buffers.y, indices)
 
     if g.oh % m == 0 and g.ow % m == 0:
-        store(guarded=False)
+        store_whole()
     elif g.oh < m or g.ow < m:
-        store(guarded=True)
+        store_inside()
     else:
         whole = arith.AndIOp(_below(oh0, g.oh - m + 1), _below(ow0, g.ow - m + 1)).result
-        if_else(whole, lambda: store(False), lambda: store(True))
+        if_else(whole, store_whole, store_inside)
 
 
 def _sandwich(left: Matrix, tile: list[list[SSAValue]]) -> list[list[SSAValue]]:
     """left · tile · leftᵀ on a grid of vectors: columns first, then rows."""
-    columns = [_apply(left, [row[j] for row in tile]) for j in range(len(tile[0]))]
+    width = tile[0][0].type.get_shape()[0]
+    constants: dict[Fraction, SSAValue] = {}
+
+    def constant(value: Fraction) -> SSAValue:
+        if value not in constants:
+            constants[value] = splat(float(value), width)
+        return constants[value]
+
+    columns = [_apply(left, [row[j] for row in tile], constant) for j in range(len(tile[0]))]
     half = [[column[i] for column in columns] for i in range(len(left))]
-    return [_apply(left, row) for row in half]
+    return [_apply(left, row, constant) for row in half]
 
 
-def _apply(matrix: Matrix, vectors: Sequence[SSAValue]) -> list[SSAValue]:
+def _apply(
+    matrix: Matrix, vectors: Sequence[SSAValue], constant: Callable[[Fraction], SSAValue]
+) -> list[SSAValue]:
     """matrix · vectors (one output vector per row)."""
-    return [_combine(row, vectors) for row in matrix]
+    return [_combine(row, vectors, constant) for row in matrix]
 
 
-def _combine(coefficients: Sequence[Fraction], vectors: Sequence[SSAValue]) -> SSAValue:
-    """sum c·v over the nonzero coefficients: adds and subtractions for ±1, FMAs with a
-    constant otherwise; a +1 term first, so no term needs a separate multiply when one exists."""
+def _combine(
+    coefficients: Sequence[Fraction],
+    vectors: Sequence[SSAValue],
+    constant: Callable[[Fraction], SSAValue],
+) -> SSAValue:
+    """sum c·v over the nonzero coefficients: adds and subtractions for ±1, FMAs with the splat
+    `constant(c)` otherwise; a +1 term first, so no term needs a separate multiply when one
+    exists."""
     terms = sorted(
         ((c, v) for c, v in zip(coefficients, vectors, strict=True) if c != 0),
         key=lambda term: term[0] != 1,
     )
-    width = vectors[0].type.get_shape()[0]
     if not terms:
-        return splat(0.0, width)
+        return constant(Fraction(0))
     first, value = terms[0]
-    acc = value if first == 1 else arith.MulfOp(splat(float(first), width), value).result
+    acc = value if first == 1 else arith.MulfOp(constant(first), value).result
     for c, value in terms[1:]:
         if c == 1:
             acc = arith.AddfOp(acc, value).result
         elif c == -1:
             acc = arith.SubfOp(acc, value).result
         else:
-            acc = fma(splat(float(c), width), value, acc)
+            acc = fma(constant(c), value, acc)
     return acc
 
 
