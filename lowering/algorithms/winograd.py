@@ -38,8 +38,9 @@ The heuristic estimates the bytes each choice moves from beyond L2 and takes the
 
 - blocks sized to L2, block_tiles = MR · floor(L2 · L2_FRACTION / (tile_bytes · MR)):
   ceil(tiles / block_tiles) · |U|;
-- one block per worker (ceil(tiles / slots), rounded up to MR): slots · |U| plus, when that block
-  spills, 2 · tiles · tile_bytes (V and M written and read back through L3).
+- the largest blocks that stay in a worker's share of L3 (L3 · L3_FRACTION / cores), at most
+  one block per worker (ceil(tiles / slots), rounded up to MR): blocks · |U| plus, when such a
+  block spills from L2, 2 · tiles · tile_bytes (V and M written and read back through L3).
 
 With small images and many channels (14×14 and 7×7 layers, where U is MBs) that is one block per
 worker; with large images and few channels, blocks of L2 size. The result is then shrunk by at
@@ -48,12 +49,15 @@ most half to spread the blocks evenly over the `slots` workers (`balanced_task_s
 (the search space). Measured (1 thread, AVX2 Zen 3, R = 16, MR × NR = 2 × 4): 256×14×14 -> 256
 at m = 4 runs 3.9 ms with blocks of 2 tiles (L2-sized) and 1.6-2.0 ms with one block per worker.
 
-**m.** The heuristic picks the m ∈ HEURISTIC_MS that needs the fewest multiplications,
-tiles·α² (m = 4 except on tiny outputs). F(6,3) is used only when pinned (`--tile conv_N:m=6`)
-or chosen by a search: its fp32 error is ~4× F(4,3)'s and ~36× a direct conv's
-(`examples/benchmarks/winograd_accuracy.py resnet18,resnet50,vgg16`: over their 3×3 stride-1
-layers with He-normal weights, max |y - y64| / max |y64| = 6.0e-7 for an fp32 GEMM, 7.1e-7,
-5.5e-6 and 2.2e-5 for m = 2, 4, 6).
+**m.** The heuristic picks the m ∈ HEURISTIC_MS with the least estimated work per channel
+pair, α² · (tiles + MACS_PER_WEIGHT_FLOAT · blocks): the products, plus the transformed weights
+each block reads from memory, in multiply-adds of the same time. Large images take m = 4
+(56×56: 36 · (196 + 8 · 14) vs 16 · (784 + 8 · 25)); small images with many channels, whose U
+is MBs read by every block, take m = 2 (512×7×7: 16 · (16 + 8 · 2) vs 36 · (4 + 8 · 2)).
+F(6,3) is used only when pinned (`--tile conv_N:m=6`) or chosen by a search: its fp32 error
+is ~4× F(4,3)'s and ~36× a direct conv's. Over the 3×3 stride-1 layers of ResNet-18/50 and
+VGG-16 with He-normal weights, max |y - y64| / max |y64| is 6.0e-7 for an fp32 GEMM and 7.1e-7,
+5.5e-6, 2.2e-5 for m = 2, 4, 6 (`examples/benchmarks/winograd_accuracy.py`).
 
 **Threads and workspace.** As in im2col: `slots` workers in an `scf.parallel`, worker s runs
 blocks s, s + slots, ... with its own V, M and border scratch at workspace offset s·slot_bytes;
@@ -119,8 +123,16 @@ NAME = "winograd"
 #: The share of L2 one block's V and M may take (module doc).
 L2_FRACTION = 0.5
 
+#: The share of L3 the blocks of all workers may take when they spill from L2 (module doc).
+L3_FRACTION = 0.5
+
 #: Block-size multipliers offered to the search.
 BLOCK_MENU = (0.5, 1.0, 2.0, 4.0)
+
+#: Multiply-adds one core does while it reads one float of transformed weights from memory
+#: (≈ 49 GMAC/s at the FMA peak over ≈ 6 Gfloat/s of DRAM bandwidth): what a block's read of
+#: U costs next to its products (module doc, m).
+MACS_PER_WEIGHT_FLOAT = 8
 
 #: The output tile sizes the heuristic chooses among (F(6,3) only when pinned or searched).
 HEURISTIC_MS = (2, 4)
@@ -156,13 +168,21 @@ def multiplies(g: ConvGeometry, m: int) -> int:
     return -(-g.oh // m) * -(-g.ow // m) * (m + 2) ** 2
 
 
+def estimated_work(g: ConvGeometry, schedule: WinogradSchedule) -> int:
+    """Multiply-add equivalents per (input, output) channel pair: the products, α² per tile,
+    and the transformed weights every block reads, α² floats each worth
+    MACS_PER_WEIGHT_FLOAT (module doc, m)."""
+    plan = _Plan(g, schedule)
+    return plan.alpha**2 * (plan.total_tiles + MACS_PER_WEIGHT_FLOAT * plan.blocks)
+
+
 def heuristic(op: conv.Conv2DOp, target: Target) -> WinogradSchedule:
-    """m with the fewest multiplies, register tile from the microkernel's rule, block size from
-    L2 (module doc)."""
+    """Register tile from the microkernel's rule, block size from the traffic rule and m with
+    the least estimated work (module doc)."""
     g = _checked(op)
     mr, nr = register_tile(target.vector_registers, g.output_blocks)
-    m = min(HEURISTIC_MS, key=lambda m: multiplies(g, m))
-    return _sized(g, WinogradSchedule(m, mr, nr, mr, target.cores), target)
+    sized = [_sized(g, WinogradSchedule(m, mr, nr, mr, target.cores), target) for m in HEURISTIC_MS]
+    return min(sized, key=lambda schedule: estimated_work(g, schedule))
 
 
 def _sized(g: ConvGeometry, schedule: WinogradSchedule, target: Target) -> WinogradSchedule:
@@ -173,13 +193,15 @@ def _sized(g: ConvGeometry, schedule: WinogradSchedule, target: Target) -> Winog
     per_worker = -(-row_tiles // slots)
     budget = int(target.l2_bytes * L2_FRACTION)
     in_l2 = max(1, min(per_worker, budget // (plan.tile_bytes() * mr)))
+    l3_share = int(target.l3_bytes * L3_FRACTION) // target.cores
+    in_l3 = max(1, min(per_worker, l3_share // (plan.tile_bytes() * mr)))
 
     def traffic_bytes(per_block: int) -> int:
         weights = -(-row_tiles // per_block) * plan.transformed_weight_bytes()
         spilled = per_block * mr * plan.tile_bytes() > budget
         return weights + (2 * plan.total_tiles * plan.tile_bytes() if spilled else 0)
 
-    most = min((in_l2, per_worker), key=traffic_bytes)
+    most = min((in_l2, in_l3), key=traffic_bytes)
     per_block = balanced_task_size(row_tiles, most, 1, slots, interleaved=True)
     return replace(schedule, block_tiles=per_block * mr)
 

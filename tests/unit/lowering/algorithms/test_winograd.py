@@ -129,11 +129,12 @@ def test_workspace_is_slots_blocks_in_memory_report(tmp_path_factory) -> None:
         ((1, 256, 14, 14, 256), 512 * KIB),
         ((1, 512, 7, 7, 512), 1024 * KIB),
         ((2, 3, 30, 30, 20), 256 * KIB),
+        ((1, 64, 224, 224, 64), 512 * KIB),
     ],
 )
 def test_heuristic_blocks(shape, l2_bytes) -> None:
     """block_tiles is a multiple of MR, at least one register tile, leaves every worker a
-    block, and is either within the L2 budget or the whole of a worker's tiles."""
+    block, and is within the L2 budget or else within the worker's share of L3 (module doc)."""
     n, c, h, w, o = shape
     case = ConvCase(rand(n, c, h, w), rand(o, c, 3, 3, seed=1), attributes=dict(pads=[1] * 4))
     op = scheduled_conv(case)
@@ -144,19 +145,21 @@ def test_heuristic_blocks(shape, l2_bytes) -> None:
     op.schedule = schedule.to_attr()
     tiles = n * -(-h // schedule.m) * -(-w // schedule.m)
     row_tiles = -(-tiles // schedule.mr)
-    per_block = schedule.block_tiles // schedule.mr
-    assert per_block <= -(-row_tiles // 2)
+    assert schedule.block_tiles // schedule.mr <= -(-row_tiles // 2)
     block_bytes = winograd.WinogradEmitter().workspace_bytes(op) // schedule.slots
-    assert block_bytes <= l2_bytes * winograd.L2_FRACTION or 2 * per_block >= -(-row_tiles // 2)
+    l3_share = target.l3_bytes * winograd.L3_FRACTION / 2
+    assert block_bytes <= max(l2_bytes * winograd.L2_FRACTION, l3_share)
 
 
-def test_heuristic_m_minimises_multiplies() -> None:
-    big = scheduled_conv(
-        ConvCase(rand(1, 8, 56, 56), rand(8, 8, 3, 3), attributes=dict(pads=[1] * 4))
-    )
-    tiny = scheduled_conv(ConvCase(rand(1, 8, 4, 4), rand(8, 8, 3, 3)))  # 2×2 output
-    assert winograd.heuristic(big, Target.host()).m == 4
-    assert winograd.heuristic(tiny, Target.host()).m == 2
+def test_heuristic_m_weighs_products_against_weight_reads() -> None:
+    """m = 4 on a large image (fewer products), m = 2 on a 2×2 output (one tile either way)
+    and on 512 channels at 7×7, where every block reads 16 or 36 transformed 512×512 weights."""
+    pads = dict(pads=[1] * 4)
+    big = scheduled_conv(ConvCase(rand(1, 8, 56, 56), rand(8, 8, 3, 3), attributes=pads))
+    tiny = scheduled_conv(ConvCase(rand(1, 8, 4, 4), rand(8, 8, 3, 3)))
+    deep = scheduled_conv(ConvCase(rand(1, 512, 7, 7), rand(512, 512, 3, 3), attributes=pads))
+    target = Target.host().with_(cores=2)
+    assert [winograd.heuristic(op, target).m for op in (big, tiny, deep)] == [4, 2, 2]
 
 
 def test_candidates_offer_every_m_and_the_block_menu() -> None:
