@@ -52,8 +52,9 @@ at m = 4 runs 3.9 ms with blocks of 2 tiles (L2-sized) and 1.6-2.0 ms with one b
 **m.** The heuristic picks the m ∈ HEURISTIC_MS with the least estimated work per channel
 pair, α² · (tiles + MACS_PER_WEIGHT_FLOAT · blocks): the products, plus the transformed weights
 each block reads from memory, in multiply-adds of the same time. Large images take m = 4
-(56×56: 36 · (196 + 8 · 14) vs 16 · (784 + 8 · 25)); small images with many channels, whose U
-is MBs read by every block, take m = 2 (512×7×7: 16 · (16 + 8 · 2) vs 36 · (4 + 8 · 2)).
+(64 channels at 56×56: 36 · (196 + 8 · 14) vs 16 · (784 + 8 · 28)); small images with many
+channels, whose U is MBs read by every block, take m = 2 (512 at 7×7: 16 · (16 + 8 · 2) vs
+36 · (4 + 8 · 2)).
 F(6,3) is used only when pinned (`--tile conv_N:m=6`) or chosen by a search: its fp32 error
 is ~4× F(4,3)'s and ~36× a direct conv's. Over the 3×3 stride-1 layers of ResNet-18/50 and
 VGG-16 with He-normal weights, max |y - y64| / max |y64| is 6.0e-7 for an fp32 GEMM and 7.1e-7,
