@@ -45,7 +45,7 @@ The heuristic estimates the bytes each choice moves from beyond L2 and takes the
 With small images and many channels (14×14 and 7×7 layers, where U is MBs) that is one block per
 worker; with large images and few channels, blocks of L2 size. The result is then shrunk by at
 most half to spread the blocks evenly over the `slots` workers (`balanced_task_size`).
-`candidates` offers m ∈ {2, 4, 6} × that block size × BLOCK_MENU and the 8 × 3 register tile
+`candidates` offers m ∈ {2, 4, 6} × that block size × BLOCK_MENU and a second register tile
 (the search space). Measured (1 thread, AVX2 Zen 3, R = 16, MR × NR = 2 × 4): 256×14×14 -> 256
 at m = 4 runs 3.9 ms with blocks of 2 tiles (L2-sized) and 1.6-2.0 ms with one block per worker.
 
@@ -208,8 +208,9 @@ def _sized(g: ConvGeometry, schedule: WinogradSchedule, target: Target) -> Winog
 
 
 def candidates(op: conv.Conv2DOp, target: Target) -> list[WinogradSchedule]:
-    """The search space: every m with its L2-sized block times BLOCK_MENU, and the 8 × 3
-    register tile at the heuristic's block size (module doc)."""
+    """The search space: every m with its block from the traffic rule times BLOCK_MENU, and a
+    second register tile (8 × 3 with 32 vector registers, else 6 × 2) at the heuristic's block
+    size (module doc)."""
     g = _checked(op)
     base = heuristic(op, target)
     schedules = [base]
@@ -219,8 +220,8 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[WinogradSchedule]:
         for factor in BLOCK_MENU:
             per_block = min(row_tiles, max(1, round(sized.block_tiles // sized.mr * factor)))
             schedules.append(replace(sized, block_tiles=per_block * sized.mr))
-    if target.vector_registers >= 32:
-        schedules.append(replace(base, mr=8, nr=3, block_tiles=-(-base.block_tiles // 8) * 8))
+    mr, nr = (8, 3) if target.vector_registers >= 32 else (6, 2)
+    schedules.append(replace(base, mr=mr, nr=nr, block_tiles=-(-base.block_tiles // mr) * mr))
     return list(dict.fromkeys(schedules))
 
 
