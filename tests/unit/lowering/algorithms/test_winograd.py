@@ -70,7 +70,12 @@ def winograd_cases(draw, m: int):
     # unrolled kernel alone takes as long to compile as the rest of the example.
     mr, nr = draw(st.sampled_from([(6, 4), (8, 3), (2, 4), (4, 2), (1, 1), (5, 2)]))
     schedule = WinogradSchedule(
-        m, mr, nr, block_tiles=mr * draw(st.integers(1, 4)), slots=draw(st.integers(1, 3))
+        m,
+        mr,
+        nr,
+        block_tiles=mr * draw(st.integers(1, 4)),
+        slots=draw(st.integers(1, 3)),
+        panel_groups=draw(st.integers(1, 3)),
     )
     return case, draw(st.sampled_from([4, 8, 16])), schedule, seed
 
@@ -102,6 +107,15 @@ def test_whole_tiles_without_padding_take_the_unchecked_path(m, tmp_path_factory
     schedule = winograd.heuristic(scheduled_conv(case), Target.host())
     cache_dir = tmp_path_factory.getbasetemp() / "cache"
     check_winograd(case, 16, WinogradSchedule(m, *_knobs(schedule)), cache_dir, 0)
+
+
+def test_panel_groups_split_the_weights_between_workers(tmp_path_factory) -> None:
+    """5 panels of one output block in 3 groups (2, 2, 1) over 2 slots; border tiles, a
+    residual, and tiles of one block shared by every group."""
+    case = ConvCase(rand(2, 24, 7, 6), rand(72, 24, 3, 3, seed=1), rand(72, seed=2), True, "relu")
+    case.attributes = dict(pads=[2, 1, 0, 1])
+    cache_dir = tmp_path_factory.getbasetemp() / "cache"
+    check_winograd(case, 16, WinogradSchedule(2, 4, 1, 48, 2, 3), cache_dir, 0)
 
 
 def _knobs(schedule: WinogradSchedule) -> tuple[int, int, int, int]:
@@ -145,7 +159,10 @@ def test_heuristic_blocks(shape, l2_bytes) -> None:
     op.schedule = schedule.to_attr()
     tiles = n * -(-h // schedule.m) * -(-w // schedule.m)
     row_tiles = -(-tiles // schedule.mr)
-    assert schedule.block_tiles // schedule.mr <= -(-row_tiles // 2)
+    if schedule.panel_groups == 1:
+        assert schedule.block_tiles // schedule.mr <= -(-row_tiles // 2)
+    else:  # one block of every tile, its panels split between the workers
+        assert (schedule.block_tiles // schedule.mr, schedule.panel_groups) == (row_tiles, 2)
     block_bytes = winograd.WinogradEmitter().workspace_bytes(op) // schedule.slots
     l3_share = target.l3_bytes * winograd.L3_FRACTION / 2
     assert block_bytes <= max(l2_bytes * winograd.L2_FRACTION, l3_share)
@@ -160,6 +177,9 @@ def test_heuristic_m_weighs_products_against_weight_reads() -> None:
     deep = scheduled_conv(ConvCase(rand(1, 512, 7, 7), rand(512, 512, 3, 3), attributes=pads))
     target = Target.host().with_(cores=2)
     assert [winograd.heuristic(op, target).m for op in (big, tiny, deep)] == [4, 2, 2]
+    # ... and the 512-channel conv splits its 16.8 MB of U between the workers, not its tiles.
+    assert winograd.heuristic(deep, target).panel_groups == 2
+    assert winograd.heuristic(big, target).panel_groups == 1
 
 
 def test_candidates_offer_every_m_and_the_block_menu() -> None:
