@@ -50,7 +50,7 @@ func.func @plain(%y: tensor<1x16x10x10xf32>) -> (tensor<1x8x10x10xf32>, tensor<1
 // PIN: conv.conv2d %a, %w1 {{.*}}schedule = {vector_width = 8 : i64, ow_block = 4 : i64, oc_blocks = {{[0-9]+}} : i64}} :
 
 // A conv switched to winograd gets its knobs (m as pinned, the others from its heuristic).
-// WINO: conv.conv2d %x, %w3 {{.*}}algorithm = "winograd", schedule = {m = 6 : i64, mr = {{[0-9]+}} : i64, nr = {{[0-9]+}} : i64, block_tiles = {{[0-9]+}} : i64, slots = {{[0-9]+}} : i64}} :
+// WINO: conv.conv2d %x, %w3 {{.*}}algorithm = "winograd", schedule = {m = 6 : i64, mr = {{[0-9]+}} : i64, nr = {{[0-9]+}} : i64, block_tiles = {{[0-9]+}} : i64, slots = {{[0-9]+}} : i64, panel_groups = {{[0-9]+}} : i64}} :
 
 // KNOB: convir-opt: error: conv-tile: tiles 'conv_0:unroll=2': conv_0 ('conv.conv2d') runs direct, which has no knob 'unroll'; its knobs: vector_width, ow_block, oc_blocks
 // NOALGO: convir-opt: error: conv-tile: conv_4 ('conv.conv2d') has no algorithm; run conv-select-algorithm first
