@@ -3,8 +3,8 @@
 Each module has: `NAME`; an applicability predicate `applicable(op)`; a frozen schedule
 dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, target)` choosing a schedule
 for a `convir.target.Target`; and an emitter implementing `lowering.kernels.KernelEmitter`.
-The GEMM-based ones (`gemm1x1`, `im2col`, on the microkernel of `lowering.microkernel`) also
-offer `candidates(op, target)`, the schedules a search should try.
+The GEMM-based ones (`gemm1x1`, `im2col`, `winograd`, on the microkernel of
+`lowering.microkernel`) also offer `candidates(op, target)`, the schedules a search should try.
 `ALGORITHMS` lists the modules by name.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from convir.dialects import conv
-from lowering.algorithms import depthwise, direct, gemm1x1, im2col
+from lowering.algorithms import depthwise, direct, gemm1x1, im2col, winograd
 from lowering.kernels import KernelEmitter
 
 #: In order of preference: selection takes the first applicable one (direct applies to every
@@ -23,12 +23,14 @@ ALGORITHMS: dict[str, ModuleType] = {
     direct.NAME: direct,
     gemm1x1.NAME: gemm1x1,
     im2col.NAME: im2col,
+    winograd.NAME: winograd,
 }
 _EMITTERS: dict[str, KernelEmitter] = {
     depthwise.NAME: depthwise.DepthwiseEmitter(),
     direct.NAME: direct.DirectEmitter(),
     gemm1x1.NAME: gemm1x1.Gemm1x1Emitter(),
     im2col.NAME: im2col.Im2colEmitter(),
+    winograd.NAME: winograd.WinogradEmitter(),
 }
 
 

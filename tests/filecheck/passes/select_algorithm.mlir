@@ -2,7 +2,7 @@
 // RUN: convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0=direct,/blocks/pinned=direct"}' | filecheck %s --check-prefix=FORCE
 // RUN: convir-opt %s -p 'conv-select-algorithm{algorithm="all=direct"}' | filecheck %s --check-prefix=ALL
 // RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_9=direct"}' 2>&1 | filecheck %s --check-prefix=NOCONV
-// RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0=winograd"}' 2>&1 | filecheck %s --check-prefix=UNKNOWN
+// RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0=fft"}' 2>&1 | filecheck %s --check-prefix=UNKNOWN
 // RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_2=depthwise"}' 2>&1 | filecheck %s --check-prefix=NOTAPPLY
 // RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0"}' 2>&1 | filecheck %s --check-prefix=MALFORMED
 // RUN: not convir-opt %s -p 'conv-select-algorithm{target=sparc}' 2>&1 | filecheck %s --check-prefix=TARGET
@@ -43,7 +43,7 @@ func.func @plain(%y: tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32> {
 // ALL:         conv.conv2d %y, %w {convir.name = "conv_2", {{.*}}, algorithm = "direct"} :
 
 // NOCONV: convir-opt: error: conv-select-algorithm: algorithm 'conv_9=direct': no conv is named 'conv_9'; expected conv_0, conv_1, conv_2 or a conv's onnx.name, as printed on each conv.conv2d by `convir compile MODEL --emit scheduled`
-// UNKNOWN: convir-opt: error: conv-select-algorithm: algorithm 'conv_0=winograd': unknown algorithm 'winograd'; expected one of {{.*}}direct
+// UNKNOWN: convir-opt: error: conv-select-algorithm: algorithm 'conv_0=fft': unknown algorithm 'fft'; expected one of {{.*}}direct
 // NOTAPPLY: convir-opt: error: conv-select-algorithm: conv_2 ('conv.conv2d'): algorithm 'depthwise' (forced by algorithm 'conv_2=depthwise') does not apply to this conv; applicable: direct
 // MALFORMED: convir-opt: error: conv-select-algorithm: option algorithm: 'conv_0' is not CONV=ALGORITHM (e.g. conv_3=im2col)
 // TARGET: convir-opt: error: conv-select-algorithm: option target: unknown target preset 'sparc'

@@ -1,6 +1,7 @@
 // RUN: convir-opt %s -p 'conv-tile{target=x86-avx2}' | filecheck %s
 // RUN: convir-opt %s -p 'conv-tile{target=x86-avx512}' | filecheck %s --check-prefix=AVX512
 // RUN: convir-opt %s -p 'conv-tile{target=x86-avx2 tiles="conv_0:ow_block=2,oc_blocks=1;/stage/pinned:ow_block=4"}' | filecheck %s --check-prefix=PIN
+// RUN: convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0=winograd"},conv-tile{target=x86-avx2 tiles="conv_0:m=6"}' | filecheck %s --check-prefix=WINO
 // RUN: not convir-opt %s -p 'conv-tile{tiles="conv_0:unroll=2"}' 2>&1 | filecheck %s --check-prefix=KNOB
 // RUN: not convir-opt %s -p 'conv-tile{tiles="conv_4:ow_block=2"}' 2>&1 | filecheck %s --check-prefix=NOALGO
 // RUN: not convir-opt %s -p 'conv-tile{tiles="nosuch:ow_block=2"}' 2>&1 | filecheck %s --check-prefix=NOCONV
@@ -47,6 +48,9 @@ func.func @plain(%y: tensor<1x16x10x10xf32>) -> (tensor<1x8x10x10xf32>, tensor<1
 // Knobs given in the option win over the heuristic and over knobs pinned in the IR.
 // PIN: conv.conv2d %x, %w3 {{.*}}schedule = {vector_width = 8 : i64, ow_block = 2 : i64, oc_blocks = 1 : i64}} :
 // PIN: conv.conv2d %a, %w1 {{.*}}schedule = {vector_width = 8 : i64, ow_block = 4 : i64, oc_blocks = {{[0-9]+}} : i64}} :
+
+// A conv switched to winograd gets its knobs (m as pinned, the others from its heuristic).
+// WINO: conv.conv2d %x, %w3 {{.*}}algorithm = "winograd", schedule = {m = 6 : i64, mr = {{[0-9]+}} : i64, nr = {{[0-9]+}} : i64, block_tiles = {{[0-9]+}} : i64, slots = {{[0-9]+}} : i64, panel_groups = {{[0-9]+}} : i64}} :
 
 // KNOB: convir-opt: error: conv-tile: tiles 'conv_0:unroll=2': conv_0 ('conv.conv2d') runs direct, which has no knob 'unroll'; its knobs: vector_width, ow_block, oc_blocks
 // NOALGO: convir-opt: error: conv-tile: conv_4 ('conv.conv2d') has no algorithm; run conv-select-algorithm first

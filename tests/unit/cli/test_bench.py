@@ -152,7 +152,7 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path, capsys) -> N
         (["layers", "--models", "resnet50,lenet"], "--models: unknown model(s) lenet"),
         (["layers", "--models", "mobilenet_v2", "--layers", "nope"], "--layers 'nope' matches no"),
         (["models", "--models", "alexnet"], "--models: unknown model(s) alexnet"),
-        (["layers", "--algorithm", "winograd"], "--algorithm: unknown algorithm 'winograd'"),
+        (["layers", "--algorithm", "fft"], "--algorithm: unknown algorithm 'fft'"),
         (["models", "--threads", "1,0"], "--threads: expected comma-separated positive"),
     ],
 )

@@ -106,7 +106,7 @@ def test_select_sets_only_the_algorithm_and_names_the_conv() -> None:
 @pytest.mark.parametrize(
     ("attributes", "message"),
     [
-        ('algorithm = "winograd", ', r"conv_0 \('conv.conv2d'\): algorithm 'winograd' \(pinned"),
+        ('algorithm = "fft", ', r"conv_0 \('conv.conv2d'\): algorithm 'fft' \(pinned"),
         ('algorithm = "depthwise", ', r"'depthwise' \(pinned in the IR\) does not apply"),
     ],
 )
