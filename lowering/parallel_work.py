@@ -29,6 +29,18 @@ one iteration and CHUNK_WORK ops (~3 µs, so that claiming is a small part of a 
 most 1/MIN_CHUNKS of the loop, so that work always splits into at least MIN_CHUNKS pieces when
 it has the iterations: a thread that is descheduled holds back at most one of them, and the
 others take the rest.
+
+**What dynamic chunks do not fix: libgomp's spinning.** Between regions libgomp's idle workers,
+and at the join its master, spin (GOMP_SPINCOUNT, 300,000 pauses by default) before they sleep.
+On a busy machine a spinning thread burns the CPU share of the thread it waits for, and the
+scheduler then keeps the late thread off longer. MobileNetV2 at 112×112, 2 threads, one CPU kept
+busy (`convir bench models --busy-core`), this machine shared with other jobs: 432 ms with the
+default spin count, 45 ms with GOMP_SPINCOUNT=1000, 7–30 ms with GOMP_SPINCOUNT=0, against
+14–34 ms at one thread. libgomp reads the count only from its environment when it is loaded, so
+convir leaves it to the user; with GOMP_SPINCOUNT=0 (OMP_WAIT_POLICY=passive) every fork pays a
+futex wake-up (DESIGN §10). The lasting fix is to stop waiting at a join for threads that
+claimed nothing: one parallel region per model run, or a pool whose caller never waits for a
+worker that has not started.
 """
 
 from __future__ import annotations
