@@ -8,12 +8,23 @@ into a stack struct (or `%data = llvm.mlir.zero` when there are none), and
     func.call @GOMP_parallel(%fn, %data, %num_threads, %c0_i32)
         : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
 
-runs it on every thread of the team. There it unpacks the captured values, takes its contiguous
-share of the collapsed iteration space (the product of the trip counts, split with
-`omp_get_thread_num()`/`omp_get_num_threads()` into chunks differing by at most one iteration)
-and runs the body in an `scf.for` over that share, delinearising row-major (last dimension
-fastest, so a thread's iterations stay adjacent in memory). A div/rem per iteration is noise next
-to a body that is a kernel row or tile, and keeps the split balanced for any bounds.
+runs it on every thread of the team. There it unpacks the captured values and claims chunks of
+the collapsed iteration space (the product of the trip counts) from libgomp's work share until
+none is left, running the body in an `scf.for` over each chunk and delinearising row-major (last
+dimension fastest, so a chunk's iterations stay adjacent in memory):
+
+    more = GOMP_loop_dynamic_start(0, total, 1, chunk, &first, &end)   // cf.cond_br
+    ^claimed: scf.for over [first, end); more = GOMP_loop_dynamic_next(&first, &end)
+    ^done:    GOMP_loop_end_nowait(); return
+
+A thread that starts late (descheduled by another process) finds the chunks taken by the threads
+that were running, so none waits for its share; only a chunk it claimed and has not finished
+holds back the join, and `lowering.parallel_work` sizes chunks so that there are at least a few
+of them. The chunk size is a compile-time constant where the trip counts are. `GOMP_parallel`'s
+join still waits until every thread of the team has arrived (see `lowering.parallel_work`).
+
+A top-level loop whose estimated work (`lowering.parallel_work`) is below the pass option
+`min-work` ops is not forked at all: it becomes an `scf.for` nest on the calling thread.
 
 Captured: the non-constant bounds and every value defined outside the loop and used in it. Values
 of operand-free `ConstantLike` ops and `memref.get_global` are cloned into `@k_par<i>`. The others
@@ -37,8 +48,9 @@ The team size is the enclosing function's `i32` argument marked with the unit at
 nested in a threaded body runs serially, as an `scf.for` nest. Loops with reductions (`scf.reduce`
 operands) are rejected with an error naming the op.
 
-Expects func/scf/arith/math/vector/memref IR. Produces func/scf/arith/memref/vector/llvm IR without
-`scf.parallel`, declaring `@GOMP_parallel`, `@omp_get_thread_num` and `@omp_get_num_threads`.
+Expects func/scf/arith/math/vector/memref IR. Produces func/scf/cf/arith/memref/vector/llvm IR
+without `scf.parallel`, declaring `@GOMP_parallel`, `@GOMP_loop_dynamic_start`,
+`@GOMP_loop_dynamic_next` and `@GOMP_loop_end_nowait`.
 Invariant: what each iteration computes; functions without `scf.parallel` stay as they are.
 """
 
@@ -48,7 +60,7 @@ from dataclasses import dataclass
 
 from xdsl.builder import Builder
 from xdsl.context import Context
-from xdsl.dialects import arith, func, llvm, memref, scf
+from xdsl.dialects import arith, cf, func, llvm, memref, scf
 from xdsl.dialects.builtin import (
     AnyFloat,
     DenseArrayBase,
@@ -60,6 +72,7 @@ from xdsl.dialects.builtin import (
     NoneAttr,
     UnrealizedConversionCastOp,
     VectorType,
+    i8,
     i32,
     i64,
 )
@@ -69,14 +82,27 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.traits import ConstantLike, SymbolTable
 from xdsl.utils.exceptions import PassFailedException
 
+from lowering.parallel_work import (
+    CHUNK_WORK,
+    MIN_CHUNKS,
+    MIN_PARALLEL_WORK,
+    chunk_by_work,
+    chunk_iterations,
+    iteration_work,
+    worth_forking,
+)
+
 NUM_THREADS_ATTR = "convir.num_threads"
 """Unit attribute marking the `i32` argument that gives the number of threads at run time."""
 
 _PTR = llvm.LLVMPointerType()
 _RUNTIME_DECLARATIONS: dict[str, tuple[list[Attribute], list[Attribute]]] = {
     "GOMP_parallel": ([_PTR, _PTR, i32, i32], []),
-    "omp_get_thread_num": ([], [i32]),
-    "omp_get_num_threads": ([], [i32]),
+    # bool GOMP_loop_dynamic_start(long start, long end, long incr, long chunk, long *istart,
+    # long *iend), bool GOMP_loop_dynamic_next(long *istart, long *iend): C's bool is one byte.
+    "GOMP_loop_dynamic_start": ([i64, i64, i64, i64, _PTR, _PTR], [i8]),
+    "GOMP_loop_dynamic_next": ([_PTR, _PTR], [i8]),
+    "GOMP_loop_end_nowait": ([], []),
 }
 
 Index = int | SSAValue
@@ -147,6 +173,12 @@ class _IndexArith:
     def select(self, condition: SSAValue, then: Index, other: Index) -> SSAValue:
         select = arith.SelectOp(condition, self.value(then), self.value(other))
         return self.builder.insert(select).result
+
+    def minimum(self, a: Index, b: Index) -> Index:
+        """min(a, b) of values >= 0."""
+        if isinstance(a, int) and isinstance(b, int):
+            return min(a, b)
+        return self.select(self.compare("ult", a, b), a, b)
 
     def trip_count(self, lower: Index, upper: Index, step: Index) -> Index:
         """max(0, ceil((upper - lower) / step)) for a positive step."""
@@ -295,8 +327,9 @@ def _move_body(op: scf.ParallelOp, block: Block, induction_values: list[SSAValue
     block.add_op(scf.YieldOp())
 
 
-def _serialise(op: scf.ParallelOp) -> None:
-    """Replaces a reduction-free `scf.parallel` by the equivalent `scf.for` nest."""
+def _serialise(op: scf.ParallelOp) -> scf.ForOp:
+    """Replaces a reduction-free `scf.parallel` by the equivalent `scf.for` nest; returns its
+    outermost loop."""
     blocks = [Block(arg_types=[IndexType()]) for _ in op.lowerBound]
     bounds = zip(op.lowerBound, op.upperBound, op.step, blocks, strict=True)
     loops = [scf.ForOp(lower, upper, step, [], block) for lower, upper, step, block in bounds]
@@ -305,6 +338,7 @@ def _serialise(op: scf.ParallelOp) -> None:
         outer.add_ops([inner, scf.YieldOp()])
     _move_body(op, blocks[-1], [block.args[0] for block in blocks])
     Rewriter.erase_op(op)
+    return loops[0]
 
 
 def _cross(builder: Builder, value: SSAValue, to_type: Attribute) -> SSAValue:
@@ -354,35 +388,76 @@ def _pack(builder: Builder, packed: list[SSAValue], field_types: list[Attribute]
     return alloca.res
 
 
-def _thread_loop(
-    index_arith: _IndexArith, lowers: list[Index], uppers: list[Index], steps: list[Index]
-) -> tuple[Block, list[SSAValue]]:
-    """Emits this thread's `scf.for` over its share of the collapsed iteration space.
+def _chunk(index_arith: _IndexArith, total: Index, by_work: int) -> Index:
+    """`chunk_iterations(total, by_work)`, emitted when `total` is known only at run time."""
+    if isinstance(total, int):
+        return chunk_iterations(total, by_work)
+    share = index_arith.div(index_arith.add(total, MIN_CHUNKS - 1), MIN_CHUNKS)
+    chunk = index_arith.minimum(share, by_work)
+    return index_arith.select(index_arith.compare("ugt", chunk, 1), chunk, 1)
 
-    Returns the loop's body block and, in it, the induction variables of the original loop.
+
+def _claim_loop(
+    index_arith: _IndexArith,
+    entry: Block,
+    bounds: tuple[list[Index], list[Index], list[Index]],
+    by_work: int,
+) -> tuple[Block, list[SSAValue], Block, Block]:
+    """Emits, from `index_arith.builder` in `entry` on, the loop that claims chunks of the
+    collapsed iteration space until none is left:
+
+        more = GOMP_loop_dynamic_start(0, total, 1, chunk, &first, &end)
+        ^claimed: for i in [first, end): body;  more = GOMP_loop_dynamic_next(&first, &end)
+        ^done:    GOMP_loop_end_nowait()
+
+    Returns the `scf.for` body block, in it the induction variables of the original loop, and
+    the blocks `^claimed` and `^done` (not yet in a region; `^done` does not return yet).
     """
     builder = index_arith.builder
-    trips = [index_arith.trip_count(*bounds) for bounds in zip(lowers, uppers, steps, strict=True)]
+    lowers, uppers, steps = bounds
+    trips = [index_arith.trip_count(*bound) for bound in zip(lowers, uppers, steps, strict=True)]
     total: Index = 1
     for trip in trips:
         total = index_arith.mul(total, trip)
-    thread, team = (
+    chunk = _chunk(index_arith, total, by_work)
+    one = arith.ConstantOp(IntegerAttr(1, i64))
+    first_slot, end_slot = llvm.AllocaOp(one, i64, 8), llvm.AllocaOp(one, i64, 8)
+    Rewriter.insert_op([one, first_slot, end_slot], InsertPoint.at_start(entry))
+    slots = [first_slot.res, end_slot.res]
+
+    def as_i64(value: Index) -> SSAValue:
+        if isinstance(value, int):
+            return builder.insert(arith.ConstantOp(IntegerAttr(value, i64))).result
+        return builder.insert(arith.IndexCastOp(value, i64)).result
+
+    def claimed(call: func.CallOp) -> SSAValue:
+        zero = builder.insert(arith.ConstantOp(IntegerAttr(0, i8))).result
+        return builder.insert(arith.CmpiOp(call.res[0], zero, "ne")).result
+
+    claim, done = Block(), Block()
+    start = func.CallOp(
+        "GOMP_loop_dynamic_start",
+        [as_i64(0), as_i64(total), as_i64(1), as_i64(chunk), *slots],
+        [i8],
+    )
+    builder.insert(start)
+    builder.insert(cf.ConditionalBranchOp(claimed(start), claim, [], done, []))
+
+    builder.insertion_point = InsertPoint.at_end(claim)
+    first, end = (
         builder.insert(
-            arith.IndexCastOp(builder.insert(func.CallOp(name, [], [i32])).res[0], IndexType())
+            arith.IndexCastOp(
+                builder.insert(llvm.LoadOp(slot, i64)).dereferenced_value, IndexType()
+            )
         ).result
-        for name in ("omp_get_thread_num", "omp_get_num_threads")
+        for slot in slots
     )
-    # The first `remainder` threads run base + 1 iterations, the others base.
-    base = index_arith.div(total, team)
-    remainder = index_arith.rem(total, team)
-    takes_one_more = index_arith.compare("ult", thread, remainder)
-    begin = index_arith.add(
-        index_arith.mul(thread, base), index_arith.select(takes_one_more, thread, remainder)
-    )
-    end = index_arith.add(begin, index_arith.select(takes_one_more, index_arith.add(base, 1), base))
     body = Block(arg_types=[IndexType()])
-    bounds = [index_arith.value(begin), index_arith.value(end), index_arith.value(1)]
-    builder.insert(scf.ForOp(*bounds, [], body))
+    builder.insert(scf.ForOp(first, end, index_arith.value(1), [], body))
+    following = builder.insert(func.CallOp("GOMP_loop_dynamic_next", slots, [i8]))
+    builder.insert(cf.ConditionalBranchOp(claimed(following), claim, [], done, []))
+    builder.insertion_point = InsertPoint.at_end(done)
+    builder.insert(func.CallOp("GOMP_loop_end_nowait", [], []))
 
     builder.insertion_point = InsertPoint.at_end(body)
     collapsed: Index = body.args[0]
@@ -394,14 +469,17 @@ def _thread_loop(
             collapsed = index_arith.div(collapsed, trips[dim])
         offset = index_arith.mul(position, steps[dim])
         induction_values.insert(0, index_arith.value(index_arith.add(lowers[dim], offset)))
-    return body, induction_values
+    return body, induction_values, claim, done
 
 
-def outline_parallel(op: scf.ParallelOp, threads: int = 0) -> func.FuncOp:
+def outline_parallel(
+    op: scf.ParallelOp, threads: int = 0, *, chunk_work: int = CHUNK_WORK
+) -> func.FuncOp:
     """Outlines a top-level `op` into a function run by `GOMP_parallel`; returns that function.
 
     `threads` (>= 0) is the team size when the enclosing function has no `convir.num_threads`
-    argument (0: libgomp decides). The module docstring gives the IR produced. Raises
+    argument (0: libgomp decides); `chunk_work` the ops a claimed chunk should hold at least
+    (`lowering.parallel_work`). The module docstring gives the IR produced. Raises
     `PassFailedException`, leaving the IR unchanged, on reductions (in `op` or a loop nested in
     it), a constant step <= 0, or a captured value it cannot pass.
     """
@@ -416,24 +494,27 @@ def outline_parallel(op: scf.ParallelOp, threads: int = 0) -> func.FuncOp:
         raise PassFailedException(f"'{op.name}' must be inside a func.func of a builtin.module")
     runtime_threads = _runtime_threads(function)
     _declare_runtime(module)
+    by_work = chunk_by_work(iteration_work(op), chunk_work)
 
+    entry = Block(arg_types=[_PTR])
     outlined = func.FuncOp(
         _unique_name(module, function.sym_name.data),
         ([_PTR], []),
-        Region(Block([func.ReturnOp()], arg_types=[_PTR])),
+        Region(entry),
         visibility="private",
     )
     Rewriter.insert_op(outlined, InsertPoint.after(function))
-    entry = outlined.body.block
-    assert entry.last_op is not None
-    builder = Builder(InsertPoint.before(entry.last_op))
+    builder = Builder(InsertPoint.at_end(entry))
     mapping = _unpack(builder, entry.args[0], captured, field_types)
     index_arith = _IndexArith(builder, Builder(InsertPoint.at_start(entry)), mapping.values())
-    lowers, uppers, steps = (
+    bounds = tuple(
         [_static(mapping.get(value, value)) for value in values]
         for values in (op.lowerBound, op.upperBound, op.step)
     )
-    body, induction_values = _thread_loop(index_arith, lowers, uppers, steps)
+    body, induction_values, claim, done = _claim_loop(index_arith, entry, bounds, by_work)
+    outlined.body.add_block(claim)
+    outlined.body.add_block(done)
+    done.add_op(func.ReturnOp())
     _move_body(op, body, induction_values)
     for value, replacement in mapping.items():
         for use in list(value.uses):
@@ -454,12 +535,26 @@ def outline_parallel(op: scf.ParallelOp, threads: int = 0) -> func.FuncOp:
     return outlined
 
 
+def serialise_small(op: scf.ParallelOp, min_work: int = MIN_PARALLEL_WORK) -> bool:
+    """Turns a reduction-free `op` whose estimated work is below `min_work` ops into an
+    `scf.for` nest on the calling thread; whether it did."""
+    _check_supported(op)
+    if worth_forking(op, min_work):
+        return False
+    outer = _serialise(op)
+    for nested in [inner for inner in outer.walk() if isinstance(inner, scf.ParallelOp)]:
+        _serialise(nested)
+    return True
+
+
 @dataclass(frozen=True)
 class ConvertParallelToGompPass(ModulePass):
     """Outlines every top-level `scf.parallel` and runs it with libgomp's `GOMP_parallel`.
 
     Option `threads`: the team size in functions without a `convir.num_threads` argument; 0 (the
-    default) lets libgomp decide. The module docstring gives the IR contract. Outlining creates
+    default) lets libgomp decide. `min-work`: loops estimated below this many ops run on the
+    calling thread (0: fork every loop); `chunk-work`: the ops a claimed chunk should hold at
+    least (`lowering.parallel_work`). The module docstring gives the IR contract. Outlining creates
     module-level symbols and reads the enclosing function, so `apply` calls `outline_parallel` on
     each loop rather than going through a local rewrite pattern.
     """
@@ -467,11 +562,19 @@ class ConvertParallelToGompPass(ModulePass):
     name = "convert-parallel-to-gomp"
 
     threads: int = 0
+    min_work: int = MIN_PARALLEL_WORK
+    chunk_work: int = CHUNK_WORK
 
     def __post_init__(self) -> None:
         _check_threads(self.threads)
+        if self.min_work < 0 or self.chunk_work < 1:
+            raise ValueError(
+                "convert-parallel-to-gomp options min-work must be >= 0 and chunk-work >= 1, "
+                f"got min-work={self.min_work}, chunk-work={self.chunk_work}"
+            )
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         loops = [inner for inner in op.walk() if isinstance(inner, scf.ParallelOp)]
         for loop in [loop for loop in loops if _ancestor(loop, scf.ParallelOp) is None]:
-            outline_parallel(loop, self.threads)
+            if not serialise_small(loop, self.min_work):
+                outline_parallel(loop, self.threads, chunk_work=self.chunk_work)

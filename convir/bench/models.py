@@ -6,21 +6,29 @@ lowering and the code generator) unless the model was compiled before with the s
 weights, when it is loaded from the on-disk cache. For each thread count the compiled
 model and an onnxruntime session (`onnxrt.session`: ORT_ENABLE_ALL, spinning off) run the same
 input; their outputs must agree within `TOLERANCE` of the output's magnitude, else the model is
-reported as a mismatch without times. Then, after a warm-up, `repeat` samples of each are taken
-alternately, each sample the mean over enough runs to last ≥ 2 ms; times are medians. Both
-times are of a whole inference called from Python with NCHW input and output:
-`CompiledModel.run` and `InferenceSession.run`.
+reported as a mismatch without times. Then, after a warm-up, `repeat` rounds of samples are
+taken, each round one sample of every (thread count, engine) pair in turn (convir 1T, ORT 1T,
+convir 2T, ORT 2T, ...), so a slow phase of the machine hits all of them alike; each sample is
+the mean over enough runs to last ≥ 2 ms; times are medians. Both times are of a whole
+inference called from Python with NCHW input and output: `CompiledModel.run` and
+`InferenceSession.run`.
+
+With `busy_cpu`, a process spinning on that CPU (`convir.bench.busy`) runs while the models
+are checked and timed: the load test of issue 14 (a parallel region must not wait for a thread
+that the busy CPU keeps descheduled).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from convir.bench import BenchError
+from convir.bench.busy import BusyCore
 from convir.bench.onnxrt import require_onnxruntime, session
 from convir.bench.timing import (
     TOLERANCE,
@@ -53,11 +61,12 @@ class ModelResult(Comparison):
 
 @dataclass(frozen=True)
 class ModelsReport:
-    """All model results."""
+    """All model results, and the CPU a spinning process kept busy (None: none did)."""
 
     repeat: int
     size: int
     results: list[ModelResult]
+    busy_cpu: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -66,6 +75,7 @@ class ModelsReport:
             "input": [1, 3, self.size, self.size],
             "convir_time": "CompiledModel.run, NCHW in and out",
             "ort_time": "InferenceSession.run (ORT_ENABLE_ALL, allow_spinning=0)",
+            "busy_cpu": self.busy_cpu,
             "tolerance": TOLERANCE,
             "models": [r.to_json() for r in self.results],
             "mismatches": [f"{r.model} ({r.threads}T)" for r in self.results if not r.correct],
@@ -75,7 +85,8 @@ class ModelsReport:
 def bench_model(
     name: str, thread_counts: Sequence[int], repeat: int, *, size: int = IMAGE_SIZE, seed: int = 0
 ) -> list[ModelResult]:
-    """Compile `name` once; check and time it against onnxruntime at each thread count."""
+    """Compile `name` once; check it against onnxruntime at each thread count, then time every
+    (thread count, engine) pair interleaved (module doc)."""
     import convir
     from convir.models import build
 
@@ -85,25 +96,34 @@ def bench_model(
     compile_s = time.perf_counter() - start
     x = np.random.default_rng(seed).standard_normal((1, 3, size, size), np.float32)
     feed = {compiled.input_names[0]: x}
-    return [
-        _bench_at(name, compiled, model, feed, threads, repeat, compile_s)
-        for threads in thread_counts
-    ]
+
+    errors: dict[int, float] = {}
+    samplers: list[Callable[[], float | None]] = []
+    for threads in thread_counts:
+        ort = session(model, threads)
+        compiled.threads = threads
+        ours = compiled.run(feed)[compiled.output_names[0]]
+        errors[threads] = relative_error(ours, ort.run(None, feed)[0])
+        if errors[threads] <= TOLERANCE:
+            samplers.extend(_samplers(compiled, ort, feed, threads))
+    samples = interleaved(samplers, repeat)
+    results = []
+    for threads in thread_counts:
+        if errors[threads] > TOLERANCE:
+            results.append(ModelResult(name, threads, compile_s, max_rel_error=errors[threads]))
+            continue
+        convir_samples, ort_samples = samples[:2]
+        samples = samples[2:]
+        timed = Comparison.timed(errors[threads], convir_samples, ort_samples)
+        results.append(ModelResult(name, threads, compile_s, **timed))
+    return results
 
 
-def _bench_at(
-    name: str, compiled, model, feed: dict, threads: int, repeat: int, compile_s: float
-) -> ModelResult:
-    """Check and time compiled `model` against onnxruntime with `threads` threads."""
-    compiled.threads = threads
-    ort = session(model, threads)
-    ours = compiled.run(feed)[compiled.output_names[0]]
-    theirs = ort.run(None, feed)[0]
-    error = relative_error(ours, theirs)
-    if error > TOLERANCE:
-        return ModelResult(name, threads, compile_s, max_rel_error=error)
+def _samplers(compiled, ort, feed: dict, threads: int) -> list[Callable[[], float]]:
+    """convir's and onnxruntime's sampler at `threads` threads, both warmed up and calibrated."""
 
     def ours_once() -> None:
+        compiled.threads = threads
         compiled.run(feed)
 
     def theirs_once() -> None:
@@ -111,14 +131,10 @@ def _bench_at(
 
     iterations = calibrate(ours_once)
     calibrate(theirs_once)  # its warm-up
-    samplers: list[Callable[[], float | None]] = [
+    return [
         lambda: mean_call_seconds(ours_once, iterations),
         lambda: mean_call_seconds(theirs_once, iterations),
     ]
-    convir_samples, ort_samples = interleaved(samplers, repeat)
-    return ModelResult(
-        name, threads, compile_s, **Comparison.timed(error, convir_samples, ort_samples)
-    )
 
 
 def run_models(
@@ -127,9 +143,11 @@ def run_models(
     thread_counts: Sequence[int],
     repeat: int,
     size: int = IMAGE_SIZE,
+    busy_cpu: int | None = None,
     on_result: Callable[[ModelResult], None] = lambda result: None,
 ) -> ModelsReport:
-    """Benchmark every model of `names` at every thread count (calling `on_result` after each)."""
+    """Benchmark every model of `names` at every thread count (calling `on_result` after each),
+    with CPU `busy_cpu` kept busy by another process if given."""
     from convir.models import MODELS
 
     unknown = [name for name in names if name not in MODELS]
@@ -139,8 +157,9 @@ def run_models(
         raise BenchError("--repeat and every --threads count must be >= 1")
     require_onnxruntime()
     results = []
-    for name in names:
-        for result in bench_model(name, thread_counts, repeat, size=size):
-            results.append(result)
-            on_result(result)
-    return ModelsReport(repeat, size, results)
+    with BusyCore(busy_cpu) if busy_cpu is not None else nullcontext():
+        for name in names:
+            for result in bench_model(name, thread_counts, repeat, size=size):
+                results.append(result)
+                on_result(result)
+    return ModelsReport(repeat, size, results, busy_cpu)

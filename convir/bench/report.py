@@ -120,6 +120,26 @@ def print_model_row(result: ModelResult, out: IO[str]) -> None:
     )
 
 
+def print_thread_scaling(report: ModelsReport, out: IO[str]) -> None:
+    """Per model, each engine's time at every thread count over its time at the fewest threads
+    (< 1: more threads helped; issue 14 wants convir's never above 1.10 with a core busy)."""
+    if report.busy_cpu is not None:
+        print(f"a spinning process kept CPU {report.busy_cpu} busy throughout", file=out)
+    for model in dict.fromkeys(r.model for r in report.results):
+        rows = [r for r in report.results if r.model == model and r.correct]
+        if len(rows) < 2:
+            continue
+        base = min(rows, key=lambda r: r.threads)
+        assert base.convir_s is not None and base.ort_s is not None
+        ratios = [
+            f"{r.threads}T/{base.threads}T convir {r.convir_s / base.convir_s:.2f} "
+            f"ORT {r.ort_s / base.ort_s:.2f}"
+            for r in rows
+            if r is not base and r.convir_s is not None and r.ort_s is not None
+        ]
+        print(f"{model:14s} time {', '.join(ratios)}", file=out)
+
+
 def plot_layers(report: LayersReport, path: str) -> None:
     """Horizontal bars: % of peak of convir and ORT for every layer, the ratio beside them."""
     plt = require_matplotlib()

@@ -108,6 +108,16 @@ def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
     )
     models.add_argument("--repeat", type=positive, default=20, help="samples per side (20)")
     models.add_argument("--size", type=positive, default=224, help="input height and width (224)")
+    models.add_argument(
+        "--busy-core",
+        metavar="CPU",
+        nargs="?",
+        type=int,
+        const=-1,
+        help="load test: keep CPU (default: the highest this process may use) busy with a "
+        "spinning process pinned to it while both engines are checked and timed; the table "
+        "is followed by each engine's time at N threads over its time at the fewest",
+    )
     models.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     models.add_argument("--plot", metavar="FILE.png", help="plot ms per model")
     models.set_defaults(run=_run_models)
@@ -214,6 +224,7 @@ def _run_layers(args: argparse.Namespace) -> None:
 @_bench_errors
 def _run_models(args: argparse.Namespace) -> None:
     from convir.bench import report
+    from convir.bench.busy import default_busy_cpu
     from convir.bench.models import run_models
     from convir.models import MODELS
 
@@ -228,8 +239,10 @@ def _run_models(args: argparse.Namespace) -> None:
         thread_counts=counts,
         repeat=args.repeat,
         size=args.size,
+        busy_cpu=default_busy_cpu() if args.busy_core == -1 else args.busy_core,
         on_result=lambda result: report.print_model_row(result, out),
     )
+    report.print_thread_scaling(results, out)
     if args.json:
         _write_json(results.to_json(), args.json)
     if args.plot:

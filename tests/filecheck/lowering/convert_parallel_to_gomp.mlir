@@ -1,5 +1,6 @@
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p convert-parallel-to-gomp | filecheck %s
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p 'convert-parallel-to-gomp{threads=2}' | filecheck %s --check-prefix=TWO
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-gomp{min-work=0}" | filecheck %s
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-gomp{threads=2 min-work=0}" | filecheck %s --check-prefix=TWO
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p convert-parallel-to-gomp | filecheck %s --check-prefix=SERIAL
 
 // xDSL 0.74 has no custom assembly format for scf.parallel: the loops are written generically.
 
@@ -45,6 +46,8 @@ func.func @scale(%x: memref<64xf32>, %y: memref<64xf32>, %alpha: f32) {
 
 // CHECK-LABEL: func.func private @scale_par0(
 // CHECK-SAME:      %[[ARG:.*]]: !llvm.ptr) {
+// CHECK:         llvm.alloca %{{.*}} x i64 {alignment = 8 : i64}
+// CHECK-NEXT:    llvm.alloca %{{.*}} x i64 {alignment = 8 : i64}
 // CHECK:         %[[STRUCT:.*]] = llvm.load %[[ARG]] : !llvm.ptr -> !llvm.struct<(!llvm.ptr, f32, vector<8xf32>, !llvm.ptr)>
 // CHECK-NEXT:    %[[XF:.*]] = llvm.extractvalue %[[STRUCT]][0]
 // CHECK-NEXT:    %[[XM:.*]] = builtin.unrealized_conversion_cast %[[XF]] : !llvm.ptr to memref<64xf32>
@@ -52,23 +55,47 @@ func.func @scale(%x: memref<64xf32>, %y: memref<64xf32>, %alpha: f32) {
 // CHECK-NEXT:    %[[VF:.*]] = llvm.extractvalue %[[STRUCT]][2]
 // CHECK-NEXT:    %[[YF:.*]] = llvm.extractvalue %[[STRUCT]][3]
 // CHECK-NEXT:    %[[YM:.*]] = builtin.unrealized_conversion_cast %[[YF]] : !llvm.ptr to memref<64xf32>
-// CHECK-NEXT:    %[[TID32:.*]] = func.call @omp_get_thread_num() : () -> i32
-// CHECK-NEXT:    %[[TID:.*]] = arith.index_cast %[[TID32]] : i32 to index
-// CHECK-NEXT:    %[[TEAM32:.*]] = func.call @omp_get_num_threads() : () -> i32
-// CHECK-NEXT:    %[[TEAM:.*]] = arith.index_cast %[[TEAM32]] : i32 to index
-// CHECK-NEXT:    %[[BASE:.*]] = arith.divui %{{.*}}, %[[TEAM]] : index
-// CHECK-NEXT:    %[[REM:.*]] = arith.remui %{{.*}}, %[[TEAM]] : index
-// CHECK:         scf.for %[[I:.*]] = %[[BEGIN:.*]] to %[[END:.*]] step %{{.*}} {
+// 64 cheap iterations: chunks of 64 / 8 = 8 (at least 8 chunks), claimed from libgomp.
+// CHECK-NEXT:    %[[ZERO:.*]] = arith.constant 0 : i64
+// CHECK-NEXT:    %[[TOTAL:.*]] = arith.constant 64 : i64
+// CHECK-NEXT:    %[[ONE:.*]] = arith.constant 1 : i64
+// CHECK-NEXT:    %[[CHUNK:.*]] = arith.constant 8 : i64
+// CHECK-NEXT:    %[[MORE:.*]] = func.call @GOMP_loop_dynamic_start(%[[ZERO]], %[[TOTAL]], %[[ONE]], %[[CHUNK]], %[[FIRSTP:.*]], %[[ENDP:.*]]) : (i64, i64, i64, i64, !llvm.ptr, !llvm.ptr) -> i8
+// CHECK:         %[[CLAIMED:.*]] = arith.cmpi ne, %[[MORE]], %{{.*}} : i8
+// CHECK-NEXT:    cf.cond_br %[[CLAIMED]], ^[[CHUNKBB:.*]], ^[[DONE:.*]]
+// CHECK-NEXT:  ^[[CHUNKBB]]:
+// CHECK-NEXT:    %[[FIRST64:.*]] = llvm.load %[[FIRSTP]] : !llvm.ptr -> i64
+// CHECK-NEXT:    %[[BEGIN:.*]] = arith.index_cast %[[FIRST64]] : i64 to index
+// CHECK-NEXT:    %[[END64:.*]] = llvm.load %[[ENDP]] : !llvm.ptr -> i64
+// CHECK-NEXT:    %[[END:.*]] = arith.index_cast %[[END64]] : i64 to index
+// CHECK-NEXT:    scf.for %[[I:.*]] = %[[BEGIN]] to %[[END]] step %{{.*}} {
 // CHECK-NEXT:      %[[V:.*]] = memref.load %[[XM]][%[[I]]] : memref<64xf32>
 // CHECK-NEXT:      %[[W:.*]] = arith.mulf %[[V]], %[[AF]] : f32
 // CHECK-NEXT:      %{{.*}} = vector.extract %[[VF]][0]
 // CHECK:           memref.store %{{.*}}, %[[YM]][%[[I]]] : memref<64xf32>
 // CHECK-NEXT:    }
+// CHECK-NEXT:    %[[NEXT:.*]] = func.call @GOMP_loop_dynamic_next(%[[FIRSTP]], %[[ENDP]]) : (!llvm.ptr, !llvm.ptr) -> i8
+// CHECK:         cf.cond_br %{{.*}}, ^[[CHUNKBB]], ^[[DONE]]
+// CHECK-NEXT:  ^[[DONE]]:
+// CHECK-NEXT:    func.call @GOMP_loop_end_nowait() : () -> ()
 // CHECK-NEXT:    func.return
 
 // CHECK:       func.func private @GOMP_parallel(!llvm.ptr, !llvm.ptr, i32, i32) -> ()
-// CHECK-NEXT:  func.func private @omp_get_thread_num() -> i32
-// CHECK-NEXT:  func.func private @omp_get_num_threads() -> i32
+// CHECK-NEXT:  func.func private @GOMP_loop_dynamic_start(i64, i64, i64, i64, !llvm.ptr, !llvm.ptr) -> i8
+// CHECK-NEXT:  func.func private @GOMP_loop_dynamic_next(!llvm.ptr, !llvm.ptr) -> i8
+// CHECK-NEXT:  func.func private @GOMP_loop_end_nowait() -> ()
+
+// With the default min-work, a loop this small is not forked: it runs on the calling thread.
+// SERIAL-LABEL: func.func @scale(
+// SERIAL-NOT:     llvm.alloca
+// SERIAL:         scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
+// SERIAL-NEXT:      memref.load %{{.*}}[%[[I]]] : memref<64xf32>
+// SERIAL-NOT:     GOMP
+// SERIAL:         func.return
+// SERIAL-NEXT:  }
+// SERIAL-NEXT: }
+// SERIAL-NOT:  func.func
+// SERIAL:      {{^}}// {{-+}}{{$}}
 
 // TWO-LABEL:   func.func @scale(
 // TWO:           %[[FN:.*]] = llvm.mlir.addressof @scale_par0 : !llvm.ptr
@@ -121,8 +148,13 @@ func.func @grid(%out: memref<4x16xf32>, %n: index, %threads: i32 {convir.num_thr
 // CHECK-NEXT:    %[[POSITIVE:.*]] = arith.cmpi sgt, %[[NI]], %[[C0]] : index
 // CHECK-NEXT:    %[[TRIP:.*]] = arith.select %[[POSITIVE]], %[[COUNT]], %[[C0]] : index
 // CHECK-NEXT:    %[[TOTAL:.*]] = arith.muli %[[TRIP]], %[[C4]] : index
-// CHECK:         func.call @omp_get_thread_num()
-// CHECK:         func.call @omp_get_num_threads()
+// The chunk, at run time: max(1, min(ceil(total / 8), chunk by work)).
+// CHECK-NEXT:    %[[SPAN8:.*]] = arith.addi %[[TOTAL]], %{{.*}} : index
+// CHECK-NEXT:    %[[SHARE:.*]] = arith.divui %[[SPAN8]], %{{.*}} : index
+// CHECK:         %[[CHUNK:.*]] = arith.select %{{.*}}, %{{.*}}, %[[C1]] : index
+// CHECK:         %[[TOTAL64:.*]] = arith.index_cast %[[TOTAL]] : index to i64
+// CHECK:         %[[CHUNK64:.*]] = arith.index_cast %[[CHUNK]] : index to i64
+// CHECK-NEXT:    func.call @GOMP_loop_dynamic_start(%{{.*}}, %[[TOTAL64]], %{{.*}}, %[[CHUNK64]], %{{.*}}, %{{.*}})
 // CHECK:         scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step %[[C1]] {
 // CHECK-NEXT:      %[[JPOS:.*]] = arith.remui %[[K]], %[[TRIP]] : index
 // CHECK-NEXT:      %[[I:.*]] = arith.divui %[[K]], %[[TRIP]] : index
@@ -169,7 +201,7 @@ func.func @fill(%out: memref<8xf32>) {
 // CHECK-LABEL: func.func private @fill_par0(
 // CHECK-DAG:     %[[FILL:.*]] = arith.constant 2.500000e+00 : f32
 // CHECK-DAG:     %[[G:.*]] = memref.get_global @table : memref<8xf32>
-// CHECK-NOT:     llvm.load
+// CHECK-NOT:     llvm.load %{{.*}} : !llvm.ptr -> !llvm.struct
 // CHECK:         scf.for %[[I:.*]] =
 // CHECK-NEXT:      memref.store %[[FILL]], %[[G]][%[[I]]] : memref<8xf32>
 

@@ -5,17 +5,22 @@ their option errors are exercised."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from convir import reference
 from convir.bench import BenchError
+from convir.bench.busy import BusyCore, default_busy_cpu
 from convir.bench.conv_harness import NativeConv, layer_data, reference_output
+from convir.bench.models import ModelResult, ModelsReport
 from convir.bench.onnxrt import node_seconds_per_run
 from convir.bench.peak import count_vector_fmas, measure_peak, peak_ir
+from convir.bench.report import print_thread_scaling
 from convir.bench.workloads import ConvLayer, model_layers
 from convir.cli.main import main as convir_main
 from convir.target import Target
@@ -154,6 +159,7 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path, capsys) -> N
         (["models", "--models", "alexnet"], "--models: unknown model(s) alexnet"),
         (["layers", "--algorithm", "fft"], "--algorithm: unknown algorithm 'fft'"),
         (["models", "--threads", "1,0"], "--threads: expected comma-separated positive"),
+        (["models", "--models", "resnet18", "--busy-core", "4096"], "--busy-core: CPU 4096 is"),
     ],
 )
 def test_bad_options_are_one_line(argv: list[str], message: str, capsys) -> None:
@@ -177,6 +183,36 @@ def test_help_says_what_is_measured(capsys) -> None:
         convir_main(["bench", "layers", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "NCHWc" in text and "profiler" in text and "reorder" in text and "peak" in text
+
+
+def test_busy_core_pins_only_its_spinning_child_and_stops_it() -> None:
+    allowed = os.sched_getaffinity(0)
+    with BusyCore() as busy:
+        pid = busy._process.pid
+        assert busy.running and os.sched_getaffinity(pid) == {default_busy_cpu()}
+        assert os.sched_getaffinity(0) == allowed  # the benchmark's own threads are not pinned
+        # The child's user + system ticks (/proc/PID/stat fields 14, 15) grow: it really spins.
+        with open(f"/proc/{pid}/stat") as stat:
+            before = sum(int(field) for field in stat.read().split()[13:15])
+        time.sleep(0.3)
+        with open(f"/proc/{pid}/stat") as stat:
+            after = sum(int(field) for field in stat.read().split()[13:15])
+        assert after > before
+    assert not busy.running
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_thread_scaling_is_each_engines_time_over_its_fewest_threads(capsys) -> None:
+    def result(threads: int, convir_s: float, ort_s: float) -> ModelResult:
+        return ModelResult("m", threads, 1.0, max_rel_error=0.0, convir_s=convir_s, ort_s=ort_s)
+
+    report = ModelsReport(3, 112, [result(1, 0.010, 0.020), result(2, 0.015, 0.010)], busy_cpu=1)
+    print_thread_scaling(report, sys.stdout)
+    out = capsys.readouterr().out
+    assert "kept CPU 1 busy" in out
+    assert "2T/1T convir 1.50 ORT 0.50" in out
+    assert report.to_json()["busy_cpu"] == 1
 
 
 def _event(cat: str, name: str, ts: int, dur: int, op: str | None = None) -> dict:

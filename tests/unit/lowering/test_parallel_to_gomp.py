@@ -1,9 +1,11 @@
-"""convert-parallel-to-gomp: the outlined IR, its errors, and the team split it computes.
+"""convert-parallel-to-gomp: the outlined IR, its errors, the chunks threads claim, and which
+loops are not forked at all.
 
 The xDSL interpreter cannot call libgomp, so `_SequentialGomp` stands in for it: GOMP_parallel runs
-the outlined function once per thread of the team, one after the other, with the llvm ops that
-carry the captured values interpreted on Python tuples. That checks the split arithmetic on any
-bounds. The test at the end runs the real thing (lowering to LLVM, JIT, libgomp, two threads).
+the outlined function once per thread of the team, one after the other, its dynamic loop hands out
+chunks from one counter, and the llvm ops that carry the captured values are interpreted on Python
+tuples. That checks the chunk arithmetic on any bounds. The tests at the end run the real thing
+(lowering to LLVM, JIT, libgomp, 1, 2 and 3 threads).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from xdsl.interpreter import (
 )
 from xdsl.interpreters import arith as arith_impls
 from xdsl.interpreters import builtin as builtin_impls
+from xdsl.interpreters import cf as cf_impls
 from xdsl.interpreters import func as func_impls
 from xdsl.interpreters import memref as memref_impls
 from xdsl.interpreters import scf as scf_impls
@@ -38,6 +41,7 @@ from xdsl.utils.exceptions import PassFailedException
 from lowering import LOWERING_PASSES
 from lowering.jit import compile_ir
 from lowering.parallel_to_gomp import ConvertParallelToGompPass, outline_parallel
+from lowering.parallel_work import MIN_CHUNKS, chunk_iterations, parallel_work
 from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
 
 
@@ -118,14 +122,40 @@ class _SequentialGomp(InterpreterFunctions):
     def __init__(self, default_team: int) -> None:
         self.default_team = default_team
         self.thread = self.team = 0
+        self.claims: list[tuple[int, int, int]] = []  # (thread, first, end) of every chunk
+        self._work_share: list[int] | None = None  # [next, end, chunk] of the current region
 
     @impl_external("GOMP_parallel")
     def run_gomp_parallel(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
         function, data, num_threads, _flags = args
         self.team = num_threads or self.default_team
+        self._work_share = None
         for thread in range(self.team):
             self.thread = thread
             interpreter.call_op(function, (data,))
+        return ()
+
+    @impl_external("GOMP_loop_dynamic_start")
+    def run_loop_start(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
+        start, end, increment, chunk, first, last = args
+        assert increment == 1 and chunk >= 1
+        if self._work_share is None:  # the first thread to arrive sets the work share up
+            self._work_share = [start, end, chunk]
+        return self.run_loop_next(interpreter, op, (first, last))
+
+    @impl_external("GOMP_loop_dynamic_next")
+    def run_loop_next(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
+        assert self._work_share is not None
+        position, end, chunk = self._work_share
+        if position >= end:
+            return (0,)
+        args[0][0], args[1][0] = position, min(position + chunk, end)
+        self._work_share[0] = args[1][0]
+        self.claims.append((self.thread, args[0][0], args[1][0]))
+        return (1,)
+
+    @impl_external("GOMP_loop_end_nowait")
+    def run_loop_end(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
         return ()
 
     @impl_external("omp_get_thread_num")
@@ -194,18 +224,24 @@ class _SequentialGomp(InterpreterFunctions):
         return value
 
 
-def _run(module: ModuleOp, name: str, args: tuple[Any, ...], default_team: int) -> None:
+def _run(
+    module: ModuleOp, name: str, args: tuple[Any, ...], default_team: int
+) -> list[tuple[int, int, int]]:
+    """Runs `name`; the chunks claimed, as (thread, first, end)."""
     interpreter = Interpreter(module)
+    gomp = _SequentialGomp(default_team)
     for functions in (
         arith_impls.ArithFunctions(),
         builtin_impls.BuiltinFunctions(),
+        cf_impls.CfFunctions(),
         func_impls.FuncFunctions(),
         memref_impls.MemRefFunctions(),
         scf_impls.ScfFunctions(),
-        _SequentialGomp(default_team),
+        gomp,
     ):
         interpreter.register_implementations(functions)
     interpreter.call_op(name, args)
+    return gomp.claims
 
 
 def _array(shape: tuple[int, ...]) -> ShapedArray[float]:
@@ -230,7 +266,7 @@ def test_outline_parallel_produces_the_documented_ir() -> None:
     assert outlined.sym_visibility is not None and outlined.sym_visibility.data == "private"
     assert list(outlined.function_type.inputs) == [llvm.LLVMPointerType()]
     assert not _ops(module, scf.ParallelOp)
-    (alloca,) = _ops(module, llvm.AllocaOp)
+    (alloca,) = _ops(_function(module, "grid"), llvm.AllocaOp)
     # Dynamic bounds first (index as i64), then the body's captures in order of first use.
     assert [str(t) for t in alloca.elem_type.types] == [
         "i64", "i64", "i64", "f32", "!llvm.ptr", "!llvm.ptr"
@@ -243,20 +279,26 @@ def test_outline_parallel_produces_the_documented_ir() -> None:
     assert pointer.global_name.string_value() == "grid_par0"
     threads = call.operands[2].owner
     assert isinstance(threads, arith.ConstantOp) and threads.value == IntegerAttr(0, 32)
-    callees = {op.callee.string_value() for op in _ops(outlined, func.CallOp)}
-    assert callees == {"omp_get_thread_num", "omp_get_num_threads"}
-    for name in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"):
+    # The chunk bounds libgomp writes: two i64 slots on the outlined function's stack.
+    slots = _ops(outlined, llvm.AllocaOp)
+    assert [str(slot.elem_type) for slot in slots] == ["i64", "i64"]
+    assert all(slot.parent is outlined.body.blocks[0] for slot in slots)
+    calls = [op.callee.string_value() for op in _ops(outlined, func.CallOp)]
+    assert calls == ["GOMP_loop_dynamic_start", "GOMP_loop_dynamic_next", "GOMP_loop_end_nowait"]
+    assert len(outlined.body.blocks) == 3  # entry (first claim), claimed chunk, done
+    runtime = ("GOMP_parallel", "GOMP_loop_dynamic_start", "GOMP_loop_dynamic_next")
+    for name in (*runtime, "GOMP_loop_end_nowait"):
         assert _function(module, name).is_declaration
 
 
 def test_threads_option_and_runtime_argument() -> None:
     text = _grid_kernel("%c6", "%c5")
     module = _parse(text)
-    ConvertParallelToGompPass(threads=3).apply(_context(), module)
+    ConvertParallelToGompPass(threads=3, min_work=0).apply(_context(), module)
     assert _gomp_call(module).operands[2].owner.value == IntegerAttr(3, 32)
 
     marked = _parse(_grid_kernel("%c6", "%c5", extra_args=", %t: i32 {convir.num_threads}"))
-    ConvertParallelToGompPass(threads=3).apply(_context(), marked)
+    ConvertParallelToGompPass(threads=3, min_work=0).apply(_context(), marked)
     assert _gomp_call(marked).operands[2] is _function(marked, "grid").args[6]
 
 
@@ -273,11 +315,11 @@ func.func @k(%out: memref<4xf32>, %x: f32) {{
   func.return
 }}
 """)
-    ConvertParallelToGompPass().apply(_context(), module)
+    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
     module.verify()
     names = [op.sym_name.data for op in _ops(module, func.FuncOp)]
     assert names.count("k_par1") == names.count("k_par2") == names.count("GOMP_parallel") == 1
-    assert len(_ops(module, llvm.AllocaOp)) == 2
+    assert len(_ops(_function(module, "k"), llvm.AllocaOp)) == 2
 
 
 def test_nested_parallel_runs_serially() -> None:
@@ -292,7 +334,7 @@ func.func @k(%out: memref<4xf32>, %x: f32) {{
   func.return
 }}
 """)
-    ConvertParallelToGompPass().apply(_context(), module)
+    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
     module.verify()
     assert not _ops(module, scf.ParallelOp)
     assert len(_ops(_function(module, "k_par0"), scf.ForOp)) == 2
@@ -346,11 +388,13 @@ def test_errors_name_the_problem_and_keep_the_ir(text: str, message: str) -> Non
     module = _parse(text)
     before = str(module)
     with pytest.raises(PassFailedException, match=re.escape(message)):
-        ConvertParallelToGompPass().apply(_context(), module)
+        ConvertParallelToGompPass(min_work=0).apply(_context(), module)
     assert str(module) == before
 
 
-def test_negative_threads_option_is_rejected() -> None:
+def test_negative_options_are_rejected() -> None:
+    with pytest.raises(ValueError, match="min-work must be >= 0 and chunk-work >= 1"):
+        ConvertParallelToGompPass(chunk_work=0)
     with pytest.raises(ValueError, match="option threads must be >= 0"):
         ConvertParallelToGompPass(threads=-1)
     (loop,) = _ops(_parse(_grid_kernel("%c6", "%c5")), scf.ParallelOp)
@@ -359,7 +403,7 @@ def test_negative_threads_option_is_rejected() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The split: every iteration exactly once, each thread a contiguous run, sizes within one
+# The chunks: every iteration exactly once, in chunks of the size parallel_work chose
 
 
 @pytest.mark.parametrize("team", [1, 2, 3, 7, 40])
@@ -371,9 +415,9 @@ def test_team_covers_the_iteration_space_once(
     team: int, rows: int, cols: int, lo: int, row_step: int
 ) -> None:
     module = _parse(_grid_kernel("%rows", "%cols", row_step="%c2" if row_step == 2 else "%c1"))
-    ConvertParallelToGompPass().apply(_context(), module)
+    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
     out, count = _array((6, 5)), _array((6, 5))
-    _run(module, "grid", (out, count, 0.5, rows, cols, lo), default_team=team)
+    claims = _run(module, "grid", (out, count, 0.5, rows, cols, lo), default_team=team)
 
     expected = np.zeros((6, 5), np.float32)
     expected[0:rows:row_step, lo:cols] = 1
@@ -381,37 +425,62 @@ def test_team_covers_the_iteration_space_once(
     values = np.array(out.data, np.float32).reshape(6, 5)
     i, j = np.nonzero(expected)
     assert np.array_equal(values[i, j], i * 100 + j + 0.5)
+    # The trip counts are run-time values here, so is the chunk: the body is far cheaper than
+    # the default chunk-work, so the cap of 1/MIN_CHUNKS of the loop decides it.
+    total = int(expected.sum())
+    chunk = chunk_iterations(total, total)
+    assert [end - first for _, first, end in claims] == [
+        min(chunk, total - first) for first in range(0, total, chunk)
+    ]
+    assert len(claims) >= min(total, MIN_CHUNKS)
 
 
-def test_threads_take_contiguous_balanced_chunks() -> None:
+@pytest.mark.parametrize(
+    ("rows", "chunk_work", "chunk"), [(7, 1, 1), (7, 40, 1), (61, 40, 4), (64, 1000, 8)]
+)
+def test_chunks_hold_chunk_work_but_split_the_loop(rows: int, chunk_work: int, chunk: int) -> None:
+    """One iteration of the body below counts 13 ops: chunk-work 40 asks for 4 of them, 1000
+    for 77, but a chunk is at most ceil(rows / MIN_CHUNKS) iterations (MIN_CHUNKS = 8); odd
+    counts leave a short last chunk."""
+    assert MIN_CHUNKS == 8
     body = """
-  %t = func.call @omp_get_thread_num() : () -> i32
-  %f = arith.sitofp %t : i32 to f32
-  memref.store %f, %owner[%i0, %i1] : memref<4x5xf32>"""
-    loop = _parallel([("%c0", "%c4", "%c1"), ("%c0", "%c5", "%c1")], body)
+  %f = arith.sitofp %i0c : i32 to f32
+  %a = arith.addf %f, %x : f32
+  %b = arith.mulf %a, %x : f32
+  %c = arith.addf %b, %x : f32
+  %d = arith.mulf %c, %x : f32
+  %e = arith.addf %d, %x : f32
+  %g = arith.mulf %e, %x : f32
+  %h = arith.addf %g, %x : f32
+  %k = arith.mulf %h, %x : f32
+  %l = arith.addf %k, %x : f32
+  memref.store %l, %out[%i0] : memref<64xf32>"""
+    body = "\n  %i0c = arith.index_cast %i0 : index to i32" + body
+    loop = _parallel([("%c0", "%rows", "%c1")], body)
     module = _parse(f"""
-func.func private @omp_get_thread_num() -> i32
-func.func @k(%owner: memref<4x5xf32>) {{
+func.func @k(%out: memref<64xf32>, %x: f32) {{
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %c4 = arith.constant 4 : index
-  %c5 = arith.constant 5 : index
+  %rows = arith.constant {rows} : index
   {loop}
   func.return
 }}
 """)
-    ConvertParallelToGompPass(threads=3).apply(_context(), module)
-    owner = _array((4, 5))
-    _run(module, "k", (owner,), default_team=1)
-    # 20 iterations on 3 threads: 7, 7, 6, in row-major order.
-    assert list(owner.data) == [0.0] * 7 + [1.0] * 7 + [2.0] * 6
+    (parallel,) = _ops(module, scf.ParallelOp)
+    assert parallel_work(parallel) == 1 + rows * 13
+    ConvertParallelToGompPass(min_work=0, chunk_work=chunk_work).apply(_context(), module)
+    out = _array((64,))
+    claims = _run(module, "k", (out, 0.5), default_team=3)
+    assert [(first, end) for _, first, end in claims] == [
+        (first, min(first + chunk, rows)) for first in range(0, rows, chunk)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
 # End to end: lowered to LLVM, compiled, run by libgomp on 1 and 2 threads
 
 
-def test_compiled_kernel_runs_on_two_threads() -> None:
+def test_compiled_kernel_gives_the_same_result_on_1_2_3_threads() -> None:
     body = """
   %r = arith.index_cast %i0 : index to i32
   %c = arith.index_cast %i1 : index to i32
@@ -420,34 +489,87 @@ def test_compiled_kernel_runs_on_two_threads() -> None:
   %s = arith.addi %rh, %c : i32
   %f = arith.sitofp %s : i32 to f32
   %v = arith.addf %f, %bias : f32
-  memref.store %v, %out[%i0, %i1] : memref<6x5xf32>
+  memref.store %v, %out[%i0, %i1] : memref<7x5xf32>
   %t = func.call @omp_get_thread_num() : () -> i32
   %tf = arith.sitofp %t : i32 to f32
-  memref.store %tf, %owner[%i0, %i1] : memref<6x5xf32>"""
-    loop = _parallel([("%c0", "%c6", "%c1"), ("%c0", "%c5", "%c1")], body)
+  memref.store %tf, %owner[%i0, %i1] : memref<7x5xf32>"""
+    loop = _parallel([("%c0", "%c7", "%c1"), ("%c0", "%c5", "%c1")], body)
     module = _parse(f"""
 func.func private @omp_get_thread_num() -> i32
-func.func @grid(%out: memref<6x5xf32>, %owner: memref<6x5xf32>, %bias: f32,
+func.func @grid(%out: memref<7x5xf32>, %owner: memref<7x5xf32>, %bias: f32,
                 %threads: i32 {{convir.num_threads}}) {{
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c5 = arith.constant 5 : index
-  %c6 = arith.constant 6 : index
+  %c7 = arith.constant 7 : index
   {loop}
   func.return
 }}
 """)
-    ConvertParallelToGompPass().apply(_context(), module)
+    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
     lower_to_llvm(module)
     library = compile_ir(translate_to_llvm_ir(module), use_cache=False)
     pointer = ctypes.c_void_p
     grid = library.function("grid", None, [pointer, pointer, ctypes.c_float, ctypes.c_int32])
 
-    expected = np.add.outer(np.arange(6) * 100, np.arange(5)).astype(np.float32) + 0.25
-    for threads in (1, 2):
-        out = np.zeros((6, 5), np.float32)
-        owner = np.full((6, 5), -1, np.float32)
+    expected = np.add.outer(np.arange(7) * 100, np.arange(5)).astype(np.float32) + 0.25
+    chunk = chunk_iterations(35, 35)  # 5: the cap of 1/MIN_CHUNKS decides for a cheap body
+    for threads in (1, 2, 3, 2, 3):
+        out = np.zeros((7, 5), np.float32)
+        owner = np.full((7, 5), -1, np.float32)
         grid(out.ctypes.data, owner.ctypes.data, 0.25, threads)
         assert np.array_equal(out, expected)
-        # 30 iterations: thread t runs the contiguous iterations [15 t, 15 t + 15).
-        assert np.array_equal(owner.ravel(), np.repeat(np.arange(threads), 30 // threads))
+        # Whichever threads claimed them, every chunk ran on exactly one thread of the team.
+        chunks = owner.reshape(-1, chunk)
+        assert np.all((chunks >= 0) & (chunks < threads))
+        assert np.all(chunks == chunks[:, :1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Loops too small to gain from a second thread are not forked
+
+
+def _loop_with_inner_trips(trips: str) -> str:
+    inner = f"""
+  scf.for %k = %c0 to {trips} step %c1 {{
+    %v = memref.load %out[%i0] : memref<8xf32>
+    %w = arith.addf %v, %x : f32
+    memref.store %w, %out[%i0] : memref<8xf32>
+  }}"""
+    loop = _parallel([("%c0", "%c8", "%c1")], inner)
+    return f"""
+func.func @k(%out: memref<8xf32>, %x: f32, %n: index) {{
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %small = arith.constant 10 : index
+  %large = arith.constant 100000 : index
+  {loop}
+  func.return
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("trips", "forked"),
+    [("%small", False), ("%large", True), ("%n", True)],
+    ids=["small-serial", "large-forked", "unknown-forked"],
+)
+def test_loops_below_min_work_run_on_the_calling_thread(trips: str, forked: bool) -> None:
+    module = _parse(_loop_with_inner_trips(trips))
+    (parallel,) = _ops(module, scf.ParallelOp)
+    work = parallel_work(parallel)
+    # The loop + 8 iterations x (the scf.for + trips x 4 ops + scf.reduce); terminators count.
+    # Unknown with a run-time bound.
+    expected = {"%small": 1 + 8 * (1 + 10 * 4 + 1), "%large": 1 + 8 * (1 + 100000 * 4 + 1)}
+    assert work == expected.get(trips)
+    ConvertParallelToGompPass().apply(_context(), module)
+    module.verify()
+    assert not _ops(module, scf.ParallelOp)
+    calls = {op.callee.string_value() for op in _ops(module, func.CallOp)}
+    assert ("GOMP_parallel" in calls) is forked
+    if not forked:
+        assert len(_ops(module, func.FuncOp)) == 1  # no outlined body, no runtime declared
+        out = _array((8,))
+        _run(module, "k", (out, 0.5, 0), default_team=2)
+        assert list(out.data) == [5.0] * 8

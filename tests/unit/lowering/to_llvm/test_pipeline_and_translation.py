@@ -189,7 +189,7 @@ def test_the_output_of_convert_parallel_to_gomp_runs_on_libgomp() -> None:
         pytest.skip("libgomp is not installed")
     llvm.load_library_permanently(library)
     module = parse(PARALLEL_SCALE)
-    gomp.ConvertParallelToGompPass().apply(Context(), module)
+    gomp.ConvertParallelToGompPass(min_work=0).apply(Context(), module)
     lowered = str(module)
     kernels = compile_kernels(lowered)
     assert "GOMP_parallel" in kernels.ir
