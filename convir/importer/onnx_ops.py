@@ -719,6 +719,8 @@ def cast_like(node: NodeContext) -> list[Value]:
     if target != np.float32:
         raise node.error(f"casting run-time data to {target} is not supported; only float32 is")
     return [node.value(0)]
+
+
 # --- reductions, resampling, broadcasting ----------------------------------------------------
 
 _REDUCE_KINDS = {"ReduceMean": "mean", "ReduceMax": "max", "ReduceSum": "sum"}

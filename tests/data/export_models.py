@@ -619,6 +619,8 @@ def export_resample_fixtures(names: list[str]) -> dict[str, np.ndarray]:
         with torch.no_grad():
             torch_outputs[name] = model(x).numpy()
     return torch_outputs
+
+
 # ConvTranspose (issue 12): a tiny encoder-decoder, in one block so other fixtures merge cleanly.
 # Regenerate only this fixture with:
 #   python -c "import sys; sys.path.insert(0, 'tests/data'); import export_models as e;
