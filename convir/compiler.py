@@ -32,6 +32,7 @@ conv-select-algorithm and `tiles` ({conv key: {knob: value}}) for conv-tile, key
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
 import hashlib
 import os
@@ -287,29 +288,55 @@ def compile(
     On a miss, each kernel's machine code is looked up in the kernel cache, keyed by the
     kernel's own loop-level IR (`lowering.kernel_cache`): only kernels no model compiled before
     are lowered, and code-generator processes compile them while the next ones are lowered.
+    A model file compiled before with the same options, and unchanged since, is loaded without
+    reading it (`convir.warm_cache`).
     """
-    from lowering.jit import cached_library, load_code
-    from lowering.kernel_cache import KernelCompiler
+    from convir import warm_cache
 
+    target = target or Target.host()
+    file_key = None
+    if isinstance(model, str | os.PathLike):
+        options = {"target": target.fingerprint(), "block": block, "code": code_fingerprint()}
+        options.update(algorithms=dict(algorithms or {}), tiles=dict(tiles or {}))
+        with stage("load"):
+            file_key = warm_cache.file_key(model, options)
+            warm = None if file_key is None else warm_cache.load(file_key, cache_dir, threads)
+        if warm is not None:
+            return warm
     planned = lower(
         model, target=target, stop="planned", block=block, algorithms=algorithms, tiles=tiles
     )
+    compiled, key, weights = _compile_planned(planned, threads, cache_dir)
+    if file_key is not None:
+        with stage("record the model file"):
+            warm_cache.save(file_key, cache_dir, key, dataclasses.asdict(target), compiled, weights)
+    return compiled
+
+
+def _compile_planned(
+    planned: Lowered, threads: int | None, cache_dir: str | os.PathLike[str] | None
+) -> tuple[CompiledModel, str, np.ndarray]:
+    """`compile` from the planned module on: the model, its model-cache key, its weights."""
+    from lowering.jit import cached_library, load_code
+    from lowering.kernel_cache import KernelCompiler
+
     with stage("model cache key"):
         key = model_cache_key(planned)
     with stage("load"):
         library = cached_library(key, planned.target, cache_dir=cache_dir)
     if library is not None:
         lowered = lower_to_llvm_ir(planned, emit_kernels=False, release_weights=True)
+    else:
+        with KernelCompiler(
+            planned.target, [ENTRY_POINT], code_fingerprint(), cache_dir=cache_dir
+        ) as kernels:
+            lowered = lower_to_llvm_ir(planned, release_weights=True, kernels=kernels)
+            code = kernels.link()
         with stage("load"):
-            return _compiled_model(lowered, library, threads)
-    with KernelCompiler(
-        planned.target, [ENTRY_POINT], code_fingerprint(), cache_dir=cache_dir
-    ) as kernels:
-        lowered = lower_to_llvm_ir(planned, release_weights=True, kernels=kernels)
-        code = kernels.link()
+            library = load_code(code, planned.target, key, cache_dir=cache_dir)
     with stage("load"):
-        library = load_code(code, planned.target, key, cache_dir=cache_dir)
-        return _compiled_model(lowered, library, threads)
+        compiled = _compiled_model(lowered, library, threads)
+    return compiled, key, _weights(lowered)
 
 
 def model_cache_key(planned: Lowered) -> str:
@@ -375,16 +402,19 @@ def compile_lowered(
     return _compiled_model(lowered, library, threads)
 
 
+def _weights(lowered: Lowered) -> np.ndarray:
+    weights_attr = lowered.module.attributes["convir.weights"]
+    assert isinstance(weights_attr, DenseResourceAttr)
+    return resources_of(lowered.ctx).array(weights_attr)
+
+
 def _compiled_model(lowered: Lowered, library, threads: int | None) -> CompiledModel:
     module = lowered.module
-    weights_attr = module.attributes["convir.weights"]
-    assert isinstance(weights_attr, DenseResourceAttr)
-    weights = resources_of(lowered.ctx).array(weights_attr)
     return CompiledModel(
         library,
         _specs(module, "input"),
         _specs(module, "output"),
-        weights,
+        _weights(lowered),
         module.attributes["convir.arena_bytes"].value.data,
         _workspaces(module),
         threads,
