@@ -1,17 +1,20 @@
 """`convir bench compile`: where `convir.compile` spends its time, per built-in model.
 
 Each model is measured in a fresh Python process (`python -m convir.bench.compile MODEL`), as a
-user meets it: the model is built (not timed), then compiled into an empty cache directory
-("cold": everything from import to the loaded shared object, the code generator's process
-included) and compiled again from that directory ("warm": a model-cache hit). Each compile's
+user meets it: the model is built and saved as an .onnx file (not timed), then compiled from
+that file into an empty cache directory ("cold": everything from import to the loaded shared
+object, the code generators' processes included), again ("warm": the unchanged file loads from
+the cache), and once more with other weights of the same shapes ("known kernels": the model
+cache misses, every kernel comes from the kernel cache, as for an auto-tuner revisiting a
+candidate or a model made of known layers). Each compile's
 wall time is split by stage (`lowering.stage_times`): import, graph passes, each algorithm's and
 op's kernel emission, lowering to the llvm dialect, translation to LLVM IR, LLVM O3 + codegen,
 link, load, and the rest; the cold compile's CPU seconds per stage too (code-generator
 processes run beside the compiling one: their stages are prefixed "worker").
 
-With `profile`, one more cold compile (into another empty directory) runs under cProfile: its
-total function calls and the functions with the most own time; calls do not depend on what
-else the machine runs.
+With `profile`, one more cold compile (into another empty directory) runs under cProfile timed
+in CPU seconds: its total function calls and the functions with the most own time; calls do
+not depend on what else the machine runs, CPU seconds far less than wall seconds.
 """
 
 from __future__ import annotations
@@ -43,36 +46,44 @@ class ProfiledFunction:
     cumulative_s: float
 
 
+#: The compiles of one model, in order: into an empty cache; the same weights and options again
+#: (a model-cache hit); other weights of the same shapes (every kernel in the kernel cache).
+RUNS = ("cold", "warm", "known kernels")
+
+
+@dataclass(frozen=True)
+class CompileRun:
+    """One compile: wall and CPU seconds (this process), and both per stage."""
+
+    wall_s: float
+    cpu_s: float
+    stages: dict[str, float]
+    cpu_stages: dict[str, float]
+
+
 @dataclass(frozen=True)
 class CompileResult:
-    """One model: wall seconds and seconds per stage of its cold and warm compiles (medians over
-    the repeats), and the profile of a cold compile if asked."""
+    """One model: its runs (`RUNS`; medians over the repeats) and, if asked, the profile of a
+    cold compile."""
 
     model: str
-    cold_s: float
-    warm_s: float
-    cold_stages: dict[str, float]
-    warm_stages: dict[str, float]
-    cold_cpu_stages: dict[str, float]
+    runs: dict[str, CompileRun]
     profile_calls: int | None = None
     profile: tuple[ProfiledFunction, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
             "model": self.model,
-            "cold_s": self.cold_s,
-            "warm_s": self.warm_s,
-            "cold_stages": self.cold_stages,
-            "warm_stages": self.warm_stages,
-            "cold_cpu_stages": self.cold_cpu_stages,
+            "runs": {name: vars(run) for name, run in self.runs.items()},
             "profile_calls": self.profile_calls,
             "profile": [vars(function) for function in self.profile],
         }
 
     @staticmethod
     def from_json(data: dict) -> CompileResult:
+        runs = {name: CompileRun(**run) for name, run in data["runs"].items()}
         profile = tuple(ProfiledFunction(**function) for function in data["profile"])
-        return CompileResult(**{**data, "profile": profile})
+        return CompileResult(data["model"], runs, data["profile_calls"], profile)
 
 
 def run_compile(
@@ -106,53 +117,60 @@ def _measure_in_process(model: str, profile: int) -> CompileResult:
     return CompileResult.from_json(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _median(runs: list[CompileResult]) -> CompileResult:
-    def stages(kind: str) -> dict[str, float]:
-        names = dict.fromkeys(name for run in runs for name in getattr(run, kind))
-        return {n: statistics.median(getattr(r, kind).get(n, 0.0) for r in runs) for n in names}
+def _median(results: list[CompileResult]) -> CompileResult:
+    def median_run(name: str) -> CompileRun:
+        runs = [result.runs[name] for result in results]
 
-    first = runs[0]
-    return CompileResult(
-        first.model,
-        statistics.median(run.cold_s for run in runs),
-        statistics.median(run.warm_s for run in runs),
-        stages("cold_stages"),
-        stages("warm_stages"),
-        stages("cold_cpu_stages"),
-        first.profile_calls,
-        first.profile,
-    )
+        def per_stage(kind: str) -> dict[str, float]:
+            names = dict.fromkeys(stage for run in runs for stage in getattr(run, kind))
+            return {
+                stage: statistics.median(getattr(run, kind).get(stage, 0.0) for run in runs)
+                for stage in names
+            }
+
+        return CompileRun(
+            statistics.median(run.wall_s for run in runs),
+            statistics.median(run.cpu_s for run in runs),
+            per_stage("stages"),
+            per_stage("cpu_stages"),
+        )
+
+    first = results[0]
+    runs = {name: median_run(name) for name in first.runs}
+    return CompileResult(first.model, runs, first.profile_calls, first.profile)
 
 
 def measure(model_name: str, profile: int = 0) -> CompileResult:
-    """Cold and warm compile of built-in `model_name` in this process (module docstring)."""
+    """The compiles of `RUNS` of built-in `model_name` in this process, each from an .onnx file
+    as a user would give it (module docstring)."""
+    import onnx
+
     import convir
     from convir.models import build
     from lowering.stage_times import recording
 
-    model = build(model_name)
-    with tempfile.TemporaryDirectory(prefix="convir-bench-compile-") as cache_dir:
-        timed = []
-        for _ in ("cold", "warm"):
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="convir-bench-compile-") as scratch:
+        cache_dir = Path(scratch, "cache")
+        for name, seed in zip(RUNS, (0, 0, 1), strict=True):
+            path = Path(scratch, f"{model_name}-{seed}.onnx")
+            if not path.exists():
+                onnx.save(build(model_name, seed=seed), path)
             with recording() as times:
-                started = time.perf_counter()
-                convir.compile(model, cache_dir=cache_dir)
-                wall = time.perf_counter() - started
+                started, cpu_started = time.perf_counter(), time.process_time()
+                convir.compile(path, cache_dir=cache_dir)
+                wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             stages = dict(times.seconds)
             # Workers run beside this process: their times are part of other stages' wall time.
-            here = [seconds for name, seconds in stages.items() if not name.startswith("worker")]
+            here = [seconds for stage, seconds in stages.items() if not stage.startswith("worker")]
             stages["other"] = wall - sum(here)
-            timed.append((wall, stages, dict(times.cpu_seconds)))
-    calls, functions = None, ()
-    if profile:
-        with tempfile.TemporaryDirectory(prefix="convir-bench-compile-") as cache_dir:
-            profiler = cProfile.Profile()
-            profiler.runcall(convir.compile, model, cache_dir=cache_dir)
-        calls, functions = _top_functions(profiler, profile)
-    (cold, cold_stages, cold_cpu), (warm, warm_stages, _) = timed
-    return CompileResult(
-        model_name, cold, warm, cold_stages, warm_stages, cold_cpu, calls, functions
-    )
+            runs[name] = CompileRun(wall, cpu, stages, dict(times.cpu_seconds))
+        calls, functions = None, ()
+        if profile:
+            profiler = cProfile.Profile(time.process_time)
+            profiler.runcall(convir.compile, path, cache_dir=Path(scratch, "profiled"))
+            calls, functions = _top_functions(profiler, profile)
+    return CompileResult(model_name, runs, calls, functions)
 
 
 def _top_functions(
@@ -176,16 +194,27 @@ def _short(path: str) -> str:
 
 
 def print_result(result: CompileResult, out: TextIO) -> None:
-    """One model's table: seconds per stage, cold and warm, then the profile if any."""
-    print(f"\n{result.model}: cold {result.cold_s:.2f} s, warm {result.warm_s:.2f} s", file=out)
-    print(f"  {'stage':<34} {'cold s':>8} {'cold cpu':>8} {'warm s':>8}", file=out)
-    for name in dict.fromkeys([*result.cold_stages, *result.warm_stages]):
-        cold, warm = result.cold_stages.get(name, 0.0), result.warm_stages.get(name, 0.0)
-        cpu = result.cold_cpu_stages.get(name)
-        cpu_text = "" if cpu is None else f"{cpu:8.3f}"
-        print(f"  {name:<34} {cold:8.3f} {cpu_text:>8} {warm:8.3f}", file=out)
+    """One model's table: seconds per stage of each run, and the cold run's CPU seconds; then
+    the profile if any."""
+    runs = result.runs
+    summary = ", ".join(
+        f"{name} {run.wall_s:.2f} s (CPU {run.cpu_s:.2f} s)" for name, run in runs.items()
+    )
+    print(f"\n{result.model}: {summary}", file=out)
+    names = list(runs)
+    header = "".join(f" {name[:9] + ' s':>11}" for name in names)
+    print(f"  {'stage':<30} {'cold CPU s':>11}{header}", file=out)
+    stages = dict.fromkeys(stage for run in runs.values() for stage in run.stages)
+    for stage in stages:
+        cpu = runs["cold"].cpu_stages.get(stage)
+        cells = "".join(f" {runs[name].stages.get(stage, 0.0):11.3f}" for name in names)
+        cpu_text = "" if cpu is None else f"{cpu:.3f}"
+        print(f"  {stage:<30} {cpu_text:>11}{cells}", file=out)
     if result.profile:
-        print(f"  cold compile under cProfile: {result.profile_calls} function calls", file=out)
+        print(
+            f"  cold compile under cProfile (CPU time): {result.profile_calls} function calls",
+            file=out,
+        )
         print(f"  {'calls':>9} {'own s':>7} {'cum s':>7}  function", file=out)
         for function in result.profile:
             print(

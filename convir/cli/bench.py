@@ -120,14 +120,17 @@ def _add_compile(benchmarks: argparse._SubParsersAction, positive: Callable[[str
     compile_ = benchmarks.add_parser(
         "compile",
         help="time convir.compile per built-in model, cold and warm, by stage",
-        description="Compile each built-in model (224x224, batch 1) in a fresh Python process: "
-        "once into an empty cache directory (cold: import to loaded shared object, the code "
-        "generator process included) and once more from it (warm: a model-cache hit, in the "
-        "same process, so Python's imports are not counted again). Each wall time is split by "
-        "stage: import, graph passes, kernel emission per algorithm or op, lowering to the llvm "
-        "dialect, translation to LLVM IR, LLVM O3 + codegen, link, load; 'other' is the rest. "
-        "Times are medians over --repeat processes. --profile N runs one more cold compile "
-        "under cProfile and lists its N functions with the most own time.",
+        description="Compile each built-in model (224x224, batch 1, saved as an .onnx file) in "
+        "a fresh Python process: into an empty cache directory (cold: import to loaded shared "
+        "object, the code generators included), again (warm: the unchanged file loads from the "
+        "cache; Python's imports are not counted again), and with other weights (known "
+        "kernels: every kernel comes from the kernel cache). Each wall time is split by stage: "
+        "import, graph passes, kernel emission per algorithm or op, lowering to the llvm "
+        "dialect, translation to LLVM IR, LLVM O3 + codegen (in worker processes, beside the "
+        "lowering), link, load; 'other' is the rest; the cold compile's CPU seconds per stage "
+        "vary far less with the machine's load. Times are medians over --repeat processes. "
+        "--profile N runs one more cold compile under cProfile (CPU time) and lists its N "
+        "functions with the most own time.",
     )
     compile_.add_argument(
         "--models", default=",".join(MODELS), help=f"comma-separated ({','.join(MODELS)})"
