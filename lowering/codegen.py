@@ -4,12 +4,16 @@
 - `link_ir(parts, exported)`: one module from kernels compiled to IR one by one;
 - `optimize(ir, target)` and `assembly(ir, target)`: LLVM's O3 pipeline, and the assembly of what
   `shared_object` builds (`--emit asm`);
-- `shared_object(parts, exported, target)`: link, O3, emit an ELF object, and let the system's C
-  compiler driver (`$CC`, else `cc`/`gcc`/`clang`) link it into a shared object, which
-  `lowering.jit` loads with the dynamic loader;
+- `object_code(ir, exported, target)`: one part, O3-optimised, as an ELF object with the symbols
+  it imports and defines;
+- `shared_object(parts, exported, target)`: every part's object, linked by the system's C
+  compiler driver (`lowering.objects`) into a shared object, which `lowering.jit` loads with the
+  dynamic loader;
 - `python -m lowering.codegen`: the same as a worker process (see `serve`), so that a process
   that compiles a model never loads LLVM itself: libllvmlite.so alone makes 39 MiB of a process
-  resident, more than onnxruntime's whole session of a small model.
+  resident, more than onnxruntime's whole session of a small model; with `--objects`, a worker
+  that compiles parts to objects as they arrive (`serve_objects`, used by
+  `lowering.kernel_cache`).
 
 Everything LLVM does runs under one module-level lock: llvmlite is not thread-safe.
 """
