@@ -25,6 +25,7 @@ from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_cast
 from lowering.stage_times import stage
 from lowering.to_llvm.arith_to_llvm import ConvertArithToLLVMPass
 from lowering.to_llvm.cf_to_llvm import ConvertCfToLLVMPass
+from lowering.to_llvm.conversion import walk_ops
 from lowering.to_llvm.func_to_llvm import ConvertFuncToLLVMPass
 from lowering.to_llvm.math_to_llvm import ConvertMathToLLVMPass
 from lowering.to_llvm.memref_to_llvm import ConvertMemRefToLLVMPass
@@ -68,7 +69,7 @@ def lower_to_llvm(module: ModuleOp, *, verify: bool = True) -> None:
     for pass_class in LLVM_LOWERING_PASSES:
         pass_class().apply(ctx, module)
     reconcile_unrealized_casts(module, warn_on_failure=False)
-    remaining = [op for op in module.walk() if op is not module]
+    remaining = [op for op in walk_ops(module) if op is not module]
     for op in remaining:
         if not op.name.startswith("llvm.") and not isinstance(op, UnrealizedConversionCastOp):
             raise ValueError(f"lower_to_llvm: '{op.name}' has no lowering to the llvm dialect")
@@ -123,7 +124,7 @@ def lower_functions_to_llvm_ir(
 
 def _referenced_symbols(function: func.FuncOp) -> set[str]:
     names = set()
-    for op in function.walk():
+    for op in walk_ops(function):
         for attr in (*op.properties.values(), *op.attributes.values()):
             if isinstance(attr, SymbolRefAttr):
                 names.add(attr.root_reference.data)

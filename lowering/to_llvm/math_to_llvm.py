@@ -28,13 +28,13 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
 )
 from xdsl.rewriter import InsertPoint
 from xdsl.traits import SymbolTable
 
 from lowering.to_llvm.conversion import (
+    ConversionWalker,
     RejectNonScalarTypes,
     call_overloaded,
     constant,
@@ -42,6 +42,7 @@ from lowering.to_llvm.conversion import (
     replace_op,
     select,
     unsupported,
+    walk_ops,
 )
 from lowering.to_llvm.llvm_extra import ExtractElementOp, VectorFCmpOp
 
@@ -214,7 +215,7 @@ class ConvertMathToLLVMPass(ModulePass):
     name = "convert-math-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(
+        ConversionWalker(
             GreedyRewritePatternApplier(
                 [
                     RejectNonScalarTypes(PASS_NAME, "math"),
@@ -225,6 +226,6 @@ class ConvertMathToLLVMPass(ModulePass):
             ),
             apply_recursively=False,
         ).rewrite_module(op)
-        for remaining in op.walk():
+        for remaining in walk_ops(op):
             if remaining.name.startswith("math."):
                 raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")
