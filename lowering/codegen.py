@@ -4,12 +4,16 @@
 - `link_ir(parts, exported)`: one module from kernels compiled to IR one by one;
 - `optimize(ir, target)` and `assembly(ir, target)`: LLVM's O3 pipeline, and the assembly of what
   `shared_object` builds (`--emit asm`);
-- `shared_object(parts, exported, target)`: link, O3, emit an ELF object, and let the system's C
-  compiler driver (`$CC`, else `cc`/`gcc`/`clang`) link it into a shared object, which
-  `lowering.jit` loads with the dynamic loader;
+- `object_code(ir, exported, target)`: one part, O3-optimised, as an ELF object with the symbols
+  it imports and defines;
+- `shared_object(parts, exported, target)`: every part's object, linked by the system's C
+  compiler driver (`lowering.objects`) into a shared object, which `lowering.jit` loads with the
+  dynamic loader;
 - `python -m lowering.codegen`: the same as a worker process (see `serve`), so that a process
   that compiles a model never loads LLVM itself: libllvmlite.so alone makes 39 MiB of a process
-  resident, more than onnxruntime's whole session of a small model.
+  resident, more than onnxruntime's whole session of a small model; with `--objects`, a worker
+  that compiles parts to objects as they arrive (`serve_objects`, used by
+  `lowering.kernel_cache`).
 
 Everything LLVM does runs under one module-level lock: llvmlite is not thread-safe.
 """
@@ -17,20 +21,19 @@ Everything LLVM does runs under one module-level lock: llvmlite is not thread-sa
 from __future__ import annotations
 
 import json
-import os
-import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import llvmlite.binding as llvm
 
 from convir.target import Target
 from lowering.jit import JitError, SharedObject, _arch
+from lowering.objects import ObjectCode, link_objects
+from lowering.stage_times import recording, stage
 
 _LOCK = threading.RLock()
 _initialized = False
@@ -188,70 +191,45 @@ def shared_object(
     compiling a model is that of its largest kernel), and the system linker joins the objects.
     No kernel is small enough for inlining across parts to pay: they run whole layers.
     """
-    objects: list[bytes] = []
+    with _LOCK, stage("LLVM O3 + codegen"):
+        code = [object_code(text, exported, target) for text in parts]
+    with stage("link"):
+        return link_objects(code, exported)
+
+
+def object_code(llvm_ir: str, exported: Iterable[str] | None, target: Target) -> ObjectCode:
+    """One part's relocatable object after O3 (see `shared_object`), with the symbols it
+    imports and defines."""
     imported: set[str] = set()
     defined: set[str] = set()
-    visible: set[str] = set()
     with _LOCK:
-        for module, machine in _optimized(parts, exported, target):
-            # After O3, which drops unused declarations and internal functions.
-            for value in [*module.functions, *module.global_variables]:
-                if value.is_declaration:
-                    if not value.name.startswith("llvm."):
-                        imported.add(value.name)
-                elif not _is_local(value):
-                    defined.add(value.name)
-                    if value.visibility != llvm.Visibility.hidden:
-                        visible.add(value.name)
-            objects.append(machine.emit_object(module))
-    data = _link_shared(objects)
-    return SharedObject(data, tuple(sorted(imported - defined)), tuple(sorted(visible)))
-
-
-def _link_shared(objects: Sequence[bytes]) -> bytes:
-    """Relocatable ELF objects linked by the system's C compiler driver into a shared object.
-    Undefined symbols stay undefined: the loader binds them to the runtime libraries (libm,
-    libgomp) that `lowering.jit` loads first; -Bsymbolic binds the library's own references to
-    its own definitions, whatever else the process has loaded."""
-    driver = _c_compiler()
-    with tempfile.TemporaryDirectory(prefix="convir-link-") as scratch:
-        paths = [Path(scratch, f"part{number}.o") for number in range(len(objects))]
-        for path, code in zip(paths, objects, strict=True):
-            path.write_bytes(code)
-        lib = Path(scratch, "code.so")
-        command = [*driver, "-shared", "-Wl,-Bsymbolic", "-o", str(lib), *map(str, paths)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise JitError(
-                "linking the machine code into a shared object failed: "
-                f"`{shlex.join(command[:5])} ...` exited with {done.returncode}: "
-                f"{done.stderr.strip()}"
-            )
-        return lib.read_bytes()
-
-
-def _c_compiler() -> list[str]:
-    """The C compiler driver that links shared objects: $CC, else cc, gcc or clang on PATH."""
-    chosen = os.environ.get("CC")
-    if chosen:
-        return shlex.split(chosen)
-    for name in ("cc", "gcc", "clang"):
-        found = shutil.which(name)
-        if found:
-            return [found]
-    raise JitError(
-        "no C compiler driver to link machine code into a shared object: set $CC or install "
-        "gcc or clang (e.g. `apt-get install gcc`)"
-    )
+        module, machine = next(_optimized([llvm_ir], exported, target))
+        # After O3, which drops unused declarations and internal functions.
+        for value in [*module.functions, *module.global_variables]:
+            if value.is_declaration:
+                if not value.name.startswith("llvm."):
+                    imported.add(value.name)
+            elif not _is_local(value):
+                defined.add(value.name)
+        data = machine.emit_object(module)
+    return ObjectCode((data,), tuple(sorted(imported)), tuple(sorted(defined)))
 
 
 def serve(request: dict[str, object], output: Path) -> dict[str, object]:
-    """One worker request: build `request`'s shared object into `output`; its symbols."""
+    """One worker request: build `request`'s shared object into `output`; its symbols, the
+    worker's peak memory and its seconds per stage (`lowering.stage_times`)."""
     target = Target(**request["target"])  # type: ignore[arg-type]
     exported = request["exported"]
-    built = shared_object(request["parts"], exported, target)  # type: ignore[arg-type]
+    with recording() as times:
+        built = shared_object(request["parts"], exported, target)  # type: ignore[arg-type]
     output.write_bytes(built.data)
-    return {"imports": built.imports, "exports": built.exports, "peak_rss_bytes": _peak_rss()}
+    return {
+        "imports": built.imports,
+        "exports": built.exports,
+        "peak_rss_bytes": _peak_rss(),
+        "stage_seconds": times.seconds,
+        "stage_cpu_seconds": times.cpu_seconds,
+    }
 
 
 def _peak_rss() -> int | None:
@@ -267,11 +245,44 @@ def _peak_rss() -> int | None:
     return None
 
 
+def serve_objects(requests: TextIO, replies: TextIO) -> None:
+    """A worker that compiles parts to objects as they come (`lowering.kernel_cache`).
+
+    JSON lines: the first request names the `target` and the `exported` symbols; each further
+    one the file holding a part's LLVM IR (`ir`) and the file to write its object to
+    (`object`). Each part gets one reply line, written as soon as the object is: the symbols
+    it `imports` and `defines` and the `seconds` LLVM took, or an `error` for IR LLVM refuses.
+    At the end of the input a last line reports the worker's `peak_rss_bytes`.
+    """
+    header = json.loads(requests.readline())
+    target = Target(**header["target"])
+    exported = header["exported"]
+    for line in requests:
+        request = json.loads(line)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        try:
+            code = object_code(Path(request["ir"]).read_text(), exported, target)
+        except JitError as error:
+            reply: dict[str, object] = {"error": str(error)}
+        else:
+            Path(request["object"]).write_bytes(code.objects[0])
+            reply = {"imports": code.imports, "defines": code.defines}
+        reply["seconds"] = time.perf_counter() - started
+        reply["cpu_seconds"] = time.process_time() - cpu_started
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+    replies.write(json.dumps({"peak_rss_bytes": _peak_rss()}) + "\n")
+    replies.flush()
+
+
 def main() -> int:
     """`python -m lowering.codegen OUTPUT`: a JSON request on stdin (`parts`, `exported`,
     `target`), the shared object written to OUTPUT, a JSON reply on stdout: the symbols and
     the worker's peak resident memory, or `{"error": message}` (exit status 1) for IR that LLVM
-    refuses."""
+    refuses. `python -m lowering.codegen --objects`: the streaming worker of `serve_objects`."""
+    if sys.argv[1:] == ["--objects"]:
+        serve_objects(sys.stdin, sys.stdout)
+        return 0
     request = json.load(sys.stdin)
     try:
         reply = serve(request, Path(sys.argv[1]))

@@ -47,6 +47,7 @@ from convir.dialects.resources import constant_array, resources_of
 from convir.dialects.shapes import i64_array, tensor_shape, volume
 from lowering.emit import byte_memref, f32_memref, view
 from lowering.kernels import KernelEmitter, kernel_symbol
+from lowering.stage_times import stage
 
 ENTRY_POINT = "forward"
 """The name of the one function a compiled model exports."""
@@ -240,7 +241,8 @@ class _Lowering:
         emitter = emitter_for(op)
         key, packers = kernel_symbol(emitter, op, self.vector_width), emitter.packers(op)
         if key not in self.kernels:
-            self._emitted(lambda: emitter.emit(op, self.module, key, self.vector_width))
+            with stage(f"emit {_kind(op)}"):
+                self._emitted(lambda: emitter.emit(op, self.module, key, self.vector_width))
             self.kernels.add(key)
         for i, operand in enumerate(op.operands):
             if isinstance(operand.owner, conv.ConstantOp):
@@ -368,6 +370,13 @@ class _Lowering:
     def _view(self, value: SSAValue) -> SSAValue:
         buffer, offset = self.storage[value]
         return view(buffer, offset, f32_memref(tensor_shape(value) or (1,)))
+
+
+def _kind(op: Operation) -> str:
+    """What a kernel's emission is timed as: a conv's algorithm, else the op's name."""
+    if isinstance(op, conv.Conv2DOp) and op.algorithm is not None:
+        return op.algorithm.data
+    return op.name
 
 
 def _copy_name(value: SSAValue) -> str:

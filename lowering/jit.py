@@ -57,6 +57,7 @@ import llvmlite
 
 import convir
 from convir.target import Target
+from lowering import stage_times
 
 #: Bump when the entry format or the code-generation options change, to orphan old entries.
 CACHE_FORMAT = "2"
@@ -379,6 +380,25 @@ def compile_ir(
     code = (
         _build_in_worker(parts, exported, target) if isolated else _build(parts, exported, target)
     )
+    return _store_and_load(code, target, key, cache)
+
+
+def load_code(
+    code: SharedObject,
+    target: Target,
+    key: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+) -> CompiledLibrary:
+    """A shared object built elsewhere (`lowering.kernel_cache`) stored in the cache under
+    `key` as `compile_ir` would store it, and loaded."""
+    return _store_and_load(code, target, key, _ObjectCache.open(cache_dir) if use_cache else None)
+
+
+def _store_and_load(
+    code: SharedObject, target: Target, key: str, cache: _ObjectCache | None
+) -> CompiledLibrary:
     _check_imports(code.imports)  # before caching: code that cannot load is not kept
     cache_path = cache.save(key, code) if cache is not None else None
     if cache_path is not None:
@@ -426,6 +446,7 @@ def _build_in_worker(
     with tempfile.TemporaryDirectory(prefix="convir-build-") as scratch:
         output = Path(scratch, "code.so")
         command = [sys.executable, "-m", "lowering.codegen", str(output)]
+        started = time.perf_counter()
         done = subprocess.run(
             command, input=request, capture_output=True, text=True, env=env, check=False
         )
@@ -434,6 +455,7 @@ def _build_in_worker(
             reply = json.loads(done.stdout)
         except ValueError:
             reply = {}
+        _add_worker_times(reply, time.perf_counter() - started)
         if done.returncode == 0 and "exports" in reply:
             imports, exports = tuple(reply["imports"]), tuple(reply["exports"])
             return SharedObject(output.read_bytes(), imports, exports, reply["peak_rss_bytes"])
@@ -445,6 +467,15 @@ def _build_in_worker(
         f"the code generator (python -m lowering.codegen) died with {status}"
         + (": " + " | ".join(detail) if detail else "")
     )
+
+
+def _add_worker_times(reply: dict[str, Any], wall_seconds: float) -> None:
+    """Count a code generator's stages, and the rest of its wall time (starting Python and
+    LLVM, passing the IR), towards the stages being recorded (`lowering.stage_times`)."""
+    seconds, cpu_seconds = reply.get("stage_seconds", {}), reply.get("stage_cpu_seconds", {})
+    for name, wall in seconds.items():
+        stage_times.add(name, wall, cpu_seconds.get(name, 0.0))
+    stage_times.add("codegen worker start + I/O", wall_seconds - sum(seconds.values()), 0.0)
 
 
 def _arch(triple: str) -> str:

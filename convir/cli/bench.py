@@ -32,6 +32,7 @@ def add_bench_command(commands: argparse._SubParsersAction, positive: Callable[[
     _add_peak(benchmarks, positive)
     _add_layers(benchmarks, positive)
     _add_models(benchmarks, positive)
+    _add_compile(benchmarks, positive)
 
 
 def _add_peak(benchmarks: argparse._SubParsersAction, positive: Callable[[str], int]) -> None:
@@ -121,6 +122,35 @@ def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
     models.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     models.add_argument("--plot", metavar="FILE.png", help="plot ms per model")
     models.set_defaults(run=_run_models)
+
+
+def _add_compile(benchmarks: argparse._SubParsersAction, positive: Callable[[str], int]) -> None:
+    from convir.models import MODELS
+
+    compile_ = benchmarks.add_parser(
+        "compile",
+        help="time convir.compile per built-in model, cold and warm, by stage",
+        description="Compile each built-in model (224x224, batch 1, saved as an .onnx file) in "
+        "a fresh Python process: into an empty cache directory (cold: import to loaded shared "
+        "object, the code generators included), again (warm: the unchanged file loads from the "
+        "cache; Python's imports are not counted again), and with other weights (known "
+        "kernels: every kernel comes from the kernel cache). Each wall time is split by stage: "
+        "import, graph passes, kernel emission per algorithm or op, lowering to the llvm "
+        "dialect, translation to LLVM IR, LLVM O3 + codegen (in worker processes, beside the "
+        "lowering), link, load; 'other' is the rest; the cold compile's CPU seconds per stage "
+        "vary far less with the machine's load. Times are medians over --repeat processes. "
+        "--profile N runs one more cold compile under cProfile (CPU time) and lists its N "
+        "functions with the most own time.",
+    )
+    compile_.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated ({','.join(MODELS)})"
+    )
+    compile_.add_argument("--repeat", type=positive, default=1, help="processes per model (1)")
+    compile_.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="top N functions of a profile (0)"
+    )
+    compile_.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    compile_.set_defaults(run=_run_compile)
 
 
 def _names(text: str, option: str, known: list[str]) -> list[str]:
@@ -248,6 +278,28 @@ def _run_models(args: argparse.Namespace) -> None:
     if args.plot:
         report.plot_models(results, args.plot)
     _fail_on_mismatches(results.to_json()["mismatches"])
+
+
+@_bench_errors
+def _run_compile(args: argparse.Namespace) -> None:
+    from convir.bench.compile import print_result, run_compile
+    from convir.models import MODELS
+
+    models = _names(args.models, "--models", list(MODELS))
+    if args.profile < 0:
+        raise UserError(f"--profile: expected a count >= 0, got {args.profile}")
+    out = _table_stream(args)
+    results = run_compile(
+        models,
+        repeat=args.repeat,
+        profile=args.profile,
+        on_result=lambda result: print_result(result, out),
+    )
+    if args.json:
+        _write_json(
+            {"benchmark": "compile", "results": [result.to_json() for result in results]},
+            args.json,
+        )
 
 
 def _fail_on_mismatches(mismatches: list[str]) -> None:

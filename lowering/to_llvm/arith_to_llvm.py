@@ -21,13 +21,13 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
 )
 from xdsl.utils.type import get_element_type_or_self
 
 from lowering.to_llvm import llvm_extra
 from lowering.to_llvm.conversion import (
+    ConversionWalker,
     RejectNonScalarTypes,
     call_overloaded,
     constant,
@@ -37,6 +37,7 @@ from lowering.to_llvm.conversion import (
     replace_op,
     select,
     unsupported,
+    walk_ops,
 )
 
 PASS_NAME = "convert-arith-to-llvm"
@@ -260,7 +261,7 @@ class ConvertArithToLLVMPass(ModulePass):
     name = "convert-arith-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(
+        ConversionWalker(
             GreedyRewritePatternApplier(
                 [
                     RejectNonScalarTypes(PASS_NAME, "arith"),
@@ -274,6 +275,6 @@ class ConvertArithToLLVMPass(ModulePass):
             ),
             apply_recursively=False,
         ).rewrite_module(op)
-        for remaining in op.walk():
+        for remaining in walk_ops(op):
             if remaining.name.startswith("arith."):
                 raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")

@@ -12,11 +12,10 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
 )
 
-from lowering.to_llvm.conversion import llvm_value, unsupported
+from lowering.to_llvm.conversion import ConversionWalker, llvm_value, unsupported, walk_ops
 from lowering.to_llvm.func_to_llvm import convert_block_arguments
 
 PASS_NAME = "convert-cf-to-llvm"
@@ -54,13 +53,13 @@ class ConvertCfToLLVMPass(ModulePass):
     name = "convert-cf-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for function in op.walk():
+        for function in walk_ops(op):
             if isinstance(function, func.FuncOp | llvm.FuncOp):
                 for block in list(function.body.blocks)[1:]:
                     convert_block_arguments(block)
-        PatternRewriteWalker(
+        ConversionWalker(
             GreedyRewritePatternApplier([BranchLowering()]), apply_recursively=False
         ).rewrite_module(op)
-        for remaining in op.walk():
+        for remaining in walk_ops(op):
             if remaining.name.startswith("cf."):
                 raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")

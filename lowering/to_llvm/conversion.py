@@ -40,11 +40,59 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Attribute, Operation, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.to_llvm.llvm_extra import VectorSelectOp
+
+
+def walk_ops(
+    root: Operation | Region, *, reverse: bool = False, region_first: bool = False
+) -> list[Operation]:
+    """The ops `root.walk(reverse=..., region_first=...)` yields, in the same order, as a list.
+
+    xDSL's walk nests one generator per region, block and op, so every op it yields passes
+    through a generator per level of nesting above it; in a kernel's loop nests that made the
+    walks a tenth of the lowering's time. This visits each op once with plain calls.
+    """
+    ops: list[Operation] = []
+
+    def visit_region(region: Region) -> None:
+        for block in reversed(region.blocks) if reverse else region.blocks:
+            visit_block(block)
+
+    def visit_block(block: Block) -> None:
+        for op in reversed(block.ops) if reverse else block.ops:
+            visit(op)
+
+    def visit(op: Operation) -> None:
+        if not region_first:
+            ops.append(op)
+        for region in reversed(op.regions) if reverse else op.regions:
+            visit_region(region)
+        if region_first:
+            ops.append(op)
+
+    if isinstance(root, Region):
+        visit_region(root)
+    else:
+        visit(root)
+    return ops
+
+
+class ConversionWalker(PatternRewriteWalker):
+    """xDSL's `PatternRewriteWalker`, filling its worklist with `walk_ops` (same ops, same
+    order) instead of the nested generators of `Operation.walk`."""
+
+    def _populate_worklist(self, op: Operation | Region | Block) -> None:
+        if isinstance(op, Block):
+            super()._populate_worklist(op)
+            return
+        for sub_op in walk_ops(
+            op, reverse=not self.walk_reverse, region_first=not self.walk_regions_first
+        ):
+            self._worklist.push(sub_op)
 
 
 def convert_type(type_: Attribute) -> Attribute:

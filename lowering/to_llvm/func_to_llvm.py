@@ -29,18 +29,19 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
 )
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from lowering.to_llvm.addressing import static_strides
 from lowering.to_llvm.conversion import (
+    ConversionWalker,
     convert_type,
     is_scalar_or_vector,
     llvm_value,
     replace_op,
     unsupported,
+    walk_ops,
 )
 
 PASS_NAME = "convert-func-to-llvm"
@@ -176,10 +177,10 @@ class ConvertFuncToLLVMPass(ModulePass):
     name = "convert-func-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(
+        ConversionWalker(
             GreedyRewritePatternApplier([FuncLowering(), CallLowering(), ReturnLowering()]),
             apply_recursively=False,
         ).rewrite_module(op)
-        for remaining in op.walk():
+        for remaining in walk_ops(op):
             if remaining.name.startswith("func."):
                 raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")

@@ -28,13 +28,13 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
 )
 from xdsl.rewriter import InsertPoint
 from xdsl.traits import SymbolTable
 
 from lowering.to_llvm.conversion import (
+    ConversionWalker,
     RejectNonScalarTypes,
     call_overloaded,
     constant,
@@ -42,6 +42,7 @@ from lowering.to_llvm.conversion import (
     replace_op,
     select,
     unsupported,
+    walk_ops,
 )
 from lowering.to_llvm.llvm_extra import VectorFCmpOp
 from lowering.to_llvm.math_approximations import expand_vector_math
@@ -209,7 +210,7 @@ class ConvertMathToLLVMPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         expand_vector_math(op)
-        PatternRewriteWalker(
+        ConversionWalker(
             GreedyRewritePatternApplier(
                 [
                     RejectNonScalarTypes(PASS_NAME, "math"),
@@ -220,6 +221,6 @@ class ConvertMathToLLVMPass(ModulePass):
             ),
             apply_recursively=False,
         ).rewrite_module(op)
-        for remaining in op.walk():
+        for remaining in walk_ops(op):
             if remaining.name.startswith("math."):
                 raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")

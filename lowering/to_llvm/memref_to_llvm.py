@@ -17,7 +17,6 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
 )
 from xdsl.rewriter import InsertPoint
@@ -28,7 +27,13 @@ from lowering.to_llvm.addressing import (
     offset_pointer,
     static_strides,
 )
-from lowering.to_llvm.conversion import llvm_value, replace_op, unsupported
+from lowering.to_llvm.conversion import (
+    ConversionWalker,
+    llvm_value,
+    replace_op,
+    unsupported,
+    walk_ops,
+)
 
 PASS_NAME = "convert-memref-to-llvm"
 _DEFAULT_ALLOCA_ALIGNMENT = 32
@@ -137,12 +142,12 @@ class ConvertMemRefToLLVMPass(ModulePass):
     name = "convert-memref-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(
+        ConversionWalker(
             GreedyRewritePatternApplier(
                 [LoadStoreLowering(), ViewLowering(), SubviewLowering(), AllocaLowering()]
             ),
             apply_recursively=False,
         ).rewrite_module(op)
-        for remaining in op.walk():
+        for remaining in walk_ops(op):
             if remaining.name.startswith("memref."):
                 raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")

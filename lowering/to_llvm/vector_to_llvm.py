@@ -27,12 +27,12 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
-    PatternRewriteWalker,
     RewritePattern,
 )
 
 from lowering.to_llvm.addressing import element_bytes, element_pointer, static_strides
 from lowering.to_llvm.conversion import (
+    ConversionWalker,
     call_intrinsic,
     call_overloaded,
     constant,
@@ -42,6 +42,7 @@ from lowering.to_llvm.conversion import (
     replace_op,
     splat,
     unsupported,
+    walk_ops,
 )
 from lowering.to_llvm.llvm_extra import ExtractElementOp
 
@@ -248,12 +249,12 @@ class ConvertVectorToLLVMPass(ModulePass):
     name = "convert-vector-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        PatternRewriteWalker(
+        ConversionWalker(
             GreedyRewritePatternApplier(
                 [LoadStoreLowering(), ElementLowering(), ReductionLowering()]
             ),
             apply_recursively=False,
         ).rewrite_module(op)
-        for remaining in op.walk():
+        for remaining in walk_ops(op):
             if remaining.name.startswith("vector."):
                 raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from convir.target import Target
-from lowering import codegen
+from lowering import codegen, objects
 from lowering.jit import JitError, compile_ir
 
 REPO = Path(__file__).parents[3]
@@ -117,7 +117,7 @@ def test_a_failing_linker_is_named(tmp_path, monkeypatch) -> None:
 
 def test_no_linker_at_all_says_what_to_install(monkeypatch) -> None:
     monkeypatch.delenv("CC", raising=False)
-    monkeypatch.setattr(codegen.shutil, "which", lambda name: None)
+    monkeypatch.setattr(objects.shutil, "which", lambda name: None)
     with pytest.raises(JitError, match=r"no C compiler driver.*install gcc or clang"):
         compile_ir(SQUARE, use_cache=False)
 
