@@ -37,7 +37,9 @@ class _Graph:
 
     nodes: list[onnx.NodeProto]
     outputs: set[str]
-    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    # Stored tensors stay protos until a match asks for one (a model's weights are not read twice;
+    # a damaged tensor is left for the importer to report by name).
+    constants: dict[str, np.ndarray | onnx.TensorProto] = field(default_factory=dict)
     producer: dict[str, onnx.NodeProto] = field(default_factory=dict)
     consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
 
@@ -46,7 +48,7 @@ class _Graph:
         # One list of the node objects, held for the whole match: protobuf makes a new wrapper
         # on every access to a repeated field, so only these objects have stable identities.
         view = cls(list(graph.node), {o.name for o in graph.output})
-        view.constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        view.constants = {i.name: i for i in graph.initializer}
         for node in view.nodes:
             for name in node.output:
                 view.producer[name] = node
@@ -55,13 +57,24 @@ class _Graph:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
                 for attribute in node.attribute:
                     if attribute.name == "value":
-                        view.constants[node.output[0]] = numpy_helper.to_array(attribute.t)
+                        view.constants[node.output[0]] = attribute.t
                     elif attribute.name == "value_float":
                         view.constants[node.output[0]] = np.float32(attribute.f)
         return view
 
     def constant(self, name: str) -> np.ndarray | None:
-        return self.constants.get(name)
+        """The value of constant `name`; None if it is not one, or if its data cannot be read
+        (external or damaged: then no chain matches, and the importer names the tensor)."""
+        value = self.constants.get(name)
+        if isinstance(value, onnx.TensorProto):
+            if value.data_location == onnx.TensorProto.EXTERNAL:
+                return None
+            try:
+                value = numpy_helper.to_array(value)
+            except (ValueError, TypeError):
+                return None
+            self.constants[name] = value
+        return value
 
     def is_scalar(self, name: str, value: float) -> bool:
         array = self.constant(name)
