@@ -1,10 +1,9 @@
 """Pieces every conv algorithm shares: the schedule base class, the geometry of a conv, the
-kernel function's signature, zero padding of the input into a workspace, and the epilogue of an
-NCHWc output vector."""
+kernel function's signature, and the epilogue of an NCHWc output vector."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import ClassVar, NamedTuple, Self
@@ -16,20 +15,11 @@ from xdsl.ir import SSAValue
 from convir.dialects import conv
 from convir.dialects.shapes import tensor_shape
 from lowering.emit import (
-    Index,
-    add,
     byte_memref,
-    f32_constant,
     f32_memref,
     kernel_function,
-    load,
     load_vector,
-    loop,
-    parallel,
-    splat,
-    store,
     store_vector,
-    view,
 )
 
 
@@ -156,19 +146,6 @@ class ConvGeometry:
             return (self.n, self.o, self.oh, self.ow)
         return (self.n, self.output_blocks, self.oh, self.ow, self.block)
 
-    def padded_input_shape(self) -> tuple[int, ...]:
-        hp, wp = self.padded_hw
-        return (*self.input_shape()[:2], hp, wp, *self.input_shape()[4:])
-
-    def padding_bytes(self) -> int:
-        """Workspace of the zero-padded input copy (0 without padding)."""
-        if not self.needs_padding:
-            return 0
-        count = 1
-        for d in self.padded_input_shape():
-            count *= d
-        return 4 * count
-
     def key(self) -> str:
         """The geometry as part of a kernel name."""
         shape = "x".join(map(str, self.input_shape())) + (
@@ -178,17 +155,6 @@ class ConvGeometry:
             f"{shape}_o{self.o}k{self.kh}x{self.kw}s{self.strides[0]}x{self.strides[1]}"
             f"p{'_'.join(map(str, self.pads))}d{self.dilations[0]}x{self.dilations[1]}g{self.group}"
         )
-
-
-def width_tiles(ow: int, ow_block: int, emit: Callable[[Index, int], None]) -> None:
-    """Cover output columns [0, ow) with tiles of `ow_block` (a loop) and one narrower tile for
-    the remainder: emit(first column, tile width)."""
-    full = ow // ow_block
-    if full:
-        with loop(0, full * ow_block, ow_block) as tile:
-            emit(tile.iv, ow_block)
-    if ow % ow_block:
-        emit(full * ow_block, ow % ow_block)
 
 
 def row_tile(ow: int, cap: int) -> int:
@@ -246,62 +212,27 @@ def conv_kernel(
     g: ConvGeometry,
     weight_shape: tuple[int, ...],
     bias_shape: tuple[int, ...],
-    workspace_bytes: int | None = None,
+    workspace_bytes: int,
 ) -> Iterator[ConvBuffers]:
-    """`func.func @name(x, weight[, bias][, residual], y[, workspace])` of a conv kernel.
-
-    By default the workspace holds the zero-padded input, copied there first when the conv has
-    pads. An algorithm that handles padding itself passes `workspace_bytes` (0 for none) and
-    gets the raw input and its workspace.
-    """
-    own_workspace = workspace_bytes is not None
-    scratch_bytes = workspace_bytes if own_workspace else g.padding_bytes()
+    """`func.func @name(x, weight[, bias][, residual], y[, workspace])` of a conv kernel, the
+    workspace present when `workspace_bytes` > 0. Every algorithm reads its input in place and
+    handles padding itself (padded taps contribute nothing, not 0 × weight)."""
     arg_types = [f32_memref(g.input_shape()), f32_memref(weight_shape)]
     if op.bias is not None:
         arg_types.append(f32_memref(bias_shape))
     if op.residual is not None:
         arg_types.append(f32_memref(g.output_shape()))
     arg_types.append(f32_memref(g.output_shape()))
-    if scratch_bytes:
-        arg_types.append(byte_memref(scratch_bytes))
+    if workspace_bytes:
+        arg_types.append(byte_memref(workspace_bytes))
     with kernel_function(module, name, arg_types) as args:
         args = list(args)
         x, weight = args.pop(0), args.pop(0)
         bias = args.pop(0) if op.bias is not None else None
         residual = args.pop(0) if op.residual is not None else None
         y = args.pop(0)
-        workspace = args.pop(0) if scratch_bytes else None
-        if workspace is not None and not own_workspace:
-            x, workspace = pad_input(g, x, workspace), None
+        workspace = args.pop(0) if workspace_bytes else None
         yield ConvBuffers(x, weight, bias, residual, y, workspace)
-
-
-def pad_input(g: ConvGeometry, x: SSAValue, workspace: SSAValue) -> SSAValue:
-    """Copy x into its zero-padded version at the start of the workspace; return that buffer.
-
-    NCHW copies scalars per plane; NCHWc copies whole X-lane vectors.
-    """
-    hp, wp = g.padded_hw
-    top, left = g.pads[0], g.pads[1]
-    padded = view(workspace, 0, f32_memref(g.padded_input_shape()))
-    planes = g.input_shape()[:2]
-    if not g.blocked_input:
-        zero = f32_constant(0.0)
-        with parallel([(0, planes[0]), (0, planes[1])]) as (n, c):
-            with loop(0, hp) as row, loop(0, wp) as col:
-                store(zero, padded, [n, c, row.iv, col.iv])
-            with loop(0, g.h) as row, loop(0, g.w) as col:
-                value = load(x, [n, c, row.iv, col.iv])
-                store(value, padded, [n, c, add(row.iv, top), add(col.iv, left)])
-        return padded
-    zero = splat(0.0, g.block)
-    with parallel([(0, planes[0]), (0, planes[1])]) as (n, c):
-        with loop(0, hp) as row, loop(0, wp) as col:
-            store_vector(zero, padded, [n, c, row.iv, col.iv, 0])
-        with loop(0, g.h) as row, loop(0, g.w) as col:
-            value = load_vector(x, [n, c, row.iv, col.iv, 0], g.block)
-            store_vector(value, padded, [n, c, add(row.iv, top), add(col.iv, left), 0])
-    return padded
 
 
 def store_blocked(
