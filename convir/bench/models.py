@@ -1,17 +1,18 @@
-"""`convir bench models`: whole built-in models, convir against onnxruntime, per thread count.
+"""`convir bench models`: whole models, convir against onnxruntime, per thread count.
 
-Each model (`convir.models`, batch 1, 224×224 unless `size` says otherwise, random weights)
-is compiled once by `convir.compile`; its wall time, "compile s", is the whole compile (Python
-lowering and the code generator) unless the model was compiled before with the same code and
-weights, when it is loaded from the on-disk cache. For each thread count the compiled
-model and an onnxruntime session (`onnxrt.session`: ORT_ENABLE_ALL, spinning off) run the same
-input; their outputs must agree within `TOLERANCE` of the output's magnitude, else the model is
-reported as a mismatch without times. Then, after a warm-up, `repeat` rounds of samples are
+Each model is a built-in one (`convir.models`, batch 1, 224×224 unless `size` says otherwise,
+random weights) or an ONNX file given by its path (ending in `.onnx`: run at the shapes it
+declares, a symbolic batch taken as 1, every input filled with standard-normal values and every
+output compared). Each is compiled once by `convir.compile`; its wall time, "compile s", is the
+whole compile (Python lowering and the code generator) unless the model was compiled before with
+the same code and weights, when it is loaded from the on-disk cache. For each thread count the
+compiled model and an onnxruntime session (`onnxrt.session`: ORT_ENABLE_ALL, spinning off) run the
+same input; their outputs must agree within `TOLERANCE` of the output's magnitude, else the model
+is reported as a mismatch without times. Then, after a warm-up, `repeat` rounds of samples are
 taken, each round one sample of every (thread count, engine) pair in turn (convir 1T, ORT 1T,
-convir 2T, ORT 2T, ...), so a slow phase of the machine hits all of them alike; each sample is
-the mean over enough runs to last ≥ 2 ms; times are medians. Both times are of a whole
-inference called from Python with NCHW input and output: `CompiledModel.run` and
-`InferenceSession.run`.
+convir 2T, ORT 2T, ...), so a slow phase of the machine hits all of them alike; each sample is the
+mean over enough runs to last ≥ 2 ms; times are medians. Both times are of a whole inference called
+from Python with NCHW input and output: `CompiledModel.run` and `InferenceSession.run`.
 
 With `busy_cpu`, a process spinning on that CPU (`convir.bench.busy`) runs while the models
 are checked and timed: the load test of issue 14 (a parallel region must not wait for a thread
@@ -24,8 +25,10 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import onnx
 
 from convir.bench import BenchError
 from convir.bench.busy import BusyCore
@@ -88,35 +91,61 @@ def bench_model(
     """Compile `name` once; check it against onnxruntime at each thread count, then time every
     (thread count, engine) pair interleaved (module doc)."""
     import convir
-    from convir.models import build
 
-    model = build(name, seed=seed, size=size)
+    model = _model(name, size, seed)
     start = time.perf_counter()
-    compiled = convir.compile(model)
+    compiled = convir.compile(name if is_model_file(name) else model)
     compile_s = time.perf_counter() - start
-    x = np.random.default_rng(seed).standard_normal((1, 3, size, size), np.float32)
-    feed = {compiled.input_names[0]: x}
+    rng = np.random.default_rng(seed)
+    feed = {spec.name: rng.standard_normal(spec.shape, np.float32) for spec in compiled.inputs}
 
     errors: dict[int, float] = {}
     samplers: list[Callable[[], float | None]] = []
     for threads in thread_counts:
         ort = session(model, threads)
         compiled.threads = threads
-        ours = compiled.run(feed)[compiled.output_names[0]]
-        errors[threads] = relative_error(ours, ort.run(None, feed)[0])
+        ours = compiled.run(feed)
+        theirs = ort.run(compiled.output_names, feed)
+        errors[threads] = max(
+            relative_error(ours[output], expected)
+            for output, expected in zip(compiled.output_names, theirs, strict=True)
+        )
         if errors[threads] <= TOLERANCE:
             samplers.extend(_samplers(compiled, ort, feed, threads))
     samples = interleaved(samplers, repeat)
     results = []
     for threads in thread_counts:
         if errors[threads] > TOLERANCE:
-            results.append(ModelResult(name, threads, compile_s, max_rel_error=errors[threads]))
+            results.append(
+                ModelResult(model_label(name), threads, compile_s, max_rel_error=errors[threads])
+            )
             continue
         convir_samples, ort_samples = samples[:2]
         samples = samples[2:]
         timed = Comparison.timed(errors[threads], convir_samples, ort_samples)
-        results.append(ModelResult(name, threads, compile_s, **timed))
+        results.append(ModelResult(model_label(name), threads, compile_s, **timed))
     return results
+
+
+def is_model_file(name: str) -> bool:
+    """Whether a `--models` entry names an ONNX file rather than a built-in model."""
+    return name.endswith(".onnx")
+
+
+def model_label(name: str) -> str:
+    """How a model is named in tables: a file by its stem, a built-in model by its name."""
+    return Path(name).stem if is_model_file(name) else name
+
+
+def _model(name: str, size: int, seed: int) -> onnx.ModelProto:
+    if not is_model_file(name):
+        from convir.models import build
+
+        return build(name, seed=seed, size=size)
+    try:
+        return onnx.load(name)
+    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
+        raise BenchError(f"{name}: cannot read an ONNX model: {error}") from None
 
 
 def _samplers(compiled, ort, feed: dict, threads: int) -> list[Callable[[], float]]:
@@ -150,9 +179,15 @@ def run_models(
     with CPU `busy_cpu` kept busy by another process if given."""
     from convir.models import MODELS
 
-    unknown = [name for name in names if name not in MODELS]
+    unknown = [name for name in names if name not in MODELS and not is_model_file(name)]
     if unknown:
-        raise BenchError(f"unknown model(s) {', '.join(unknown)}; built-in: {', '.join(MODELS)}")
+        raise BenchError(
+            f"unknown model(s) {', '.join(unknown)}; expected built-in models "
+            f"({', '.join(MODELS)}) or paths of .onnx files"
+        )
+    missing = [name for name in names if is_model_file(name) and not Path(name).is_file()]
+    if missing:
+        raise BenchError(f"no such model file: {', '.join(missing)}")
     if repeat < 1 or not thread_counts or min(thread_counts) < 1:
         raise BenchError("--repeat and every --threads count must be >= 1")
     require_onnxruntime()

@@ -100,14 +100,14 @@ def print_layer_summary(report: LayersReport, out: IO[str]) -> None:
 
 
 MODEL_HEADER = (
-    f"{'model':14s} {'threads':>7s} {'ms':>9s} {'ORT ms':>9s} {'ORT/convir':>10s} "
+    f"{'model':24s} {'threads':>7s} {'ms':>9s} {'ORT ms':>9s} {'ORT/convir':>10s} "
     f"{'compile s':>9s} {'rel err':>8s}"
 )
 
 
 def print_model_row(result: ModelResult, out: IO[str]) -> None:
     """One row of the model table."""
-    head = f"{result.model:14s} {result.threads:7d}"
+    head = f"{result.model:24s} {result.threads:7d}"
     if not result.correct:
         print(f"{head} MISMATCH: max error {result.max_rel_error:.2g} of max |output|", file=out)
         return
@@ -137,7 +137,7 @@ def print_thread_scaling(report: ModelsReport, out: IO[str]) -> None:
             for r in rows
             if r is not base and r.convir_s is not None and r.ort_s is not None
         ]
-        print(f"{model:14s} time {', '.join(ratios)}", file=out)
+        print(f"{model:24s} time {', '.join(ratios)}", file=out)
 
 
 def plot_layers(report: LayersReport, path: str) -> None:

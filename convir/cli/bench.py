@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from convir.cli.errors import UserError
 from convir.cli.files import write_text
@@ -91,16 +92,19 @@ def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
     default_threads = "1" if cores == 1 else f"1,{cores}"
     models = benchmarks.add_parser(
         "models",
-        help="time whole built-in models against onnxruntime",
-        description="Compile each built-in model (224x224 unless --size, batch 1, random "
-        "weights), check its output against onnxruntime, and time both at each thread count: "
+        help="time whole models (built-in or .onnx files) against onnxruntime",
+        description="Compile each model (a built-in one: 224x224 unless --size, batch 1, random "
+        "weights; or an .onnx file at the shapes it declares, a symbolic batch as 1), check its "
+        "outputs against onnxruntime, and time both at each thread count: "
         "a whole inference called from Python with NCHW input and output (CompiledModel.run "
         "vs InferenceSession.run with ORT_ENABLE_ALL and spinning off). Samples alternate; "
         "times are medians. 'compile s' is convir.compile's wall time (about a second when the "
         "model was compiled before: it is then loaded from the cache).",
     )
     models.add_argument(
-        "--models", default=",".join(MODELS), help=f"comma-separated ({','.join(MODELS)})"
+        "--models",
+        default=",".join(MODELS),
+        help=f"comma-separated built-in names ({','.join(MODELS)}) or paths of .onnx files",
     )
     models.add_argument(
         "--threads",
@@ -153,14 +157,22 @@ def _add_compile(benchmarks: argparse._SubParsersAction, positive: Callable[[str
     compile_.set_defaults(run=_run_compile)
 
 
-def _names(text: str, option: str, known: list[str]) -> list[str]:
+def _names(text: str, option: str, known: list[str], *, files: bool = False) -> list[str]:
+    """The comma-separated model names of `text`, each in `known` (or, with `files`, a path
+    ending in .onnx that exists)."""
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
+    unknown = [
+        name for name in names if name not in known and not (files and name.endswith(".onnx"))
+    ]
     if not names or unknown:
+        paths = " or paths of .onnx files" if files else ""
         raise UserError(
             f"{option}: unknown model(s) {', '.join(unknown) or '(none given)'}; "
-            f"expected a comma-separated subset of {', '.join(known)}"
+            f"expected a comma-separated subset of {', '.join(known)}{paths}"
         )
+    missing = [name for name in names if name.endswith(".onnx") and not Path(name).is_file()]
+    if missing:
+        raise UserError(f"{option}: no such file: {', '.join(missing)}")
     return names
 
 
@@ -258,7 +270,7 @@ def _run_models(args: argparse.Namespace) -> None:
     from convir.bench.models import run_models
     from convir.models import MODELS
 
-    models = _names(args.models, "--models", list(MODELS))
+    models = _names(args.models, "--models", list(MODELS), files=True)
     counts = _thread_counts(args.threads)
     if args.plot:
         report.require_matplotlib()

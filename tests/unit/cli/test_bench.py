@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +33,9 @@ SMALL_LAYER = "features.15.conv.1"
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("CONVIR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+DATA = Path(__file__).parents[2] / "data"
 
 
 def test_peak_is_positive_plausible_and_cached() -> None:
@@ -144,6 +148,17 @@ def test_a_wrong_kernel_is_not_timed(monkeypatch, capsys) -> None:
     assert captured.err.startswith("convir: error: 1 result(s) differ from onnxruntime")
 
 
+def test_bench_models_takes_onnx_files(capsys) -> None:
+    path = str(DATA / "torch_decoder_mini_opset17.onnx")
+    argv = ["bench", "models", "--models", path, "--threads", "1", "--repeat", "2", "--json", "-"]
+    assert convir_main(argv) == 0
+    captured = capsys.readouterr()
+    (result,) = json.loads(captured.out)["models"]
+    assert result["model"] == "torch_decoder_mini_opset17" and result["threads"] == 1
+    assert result["max_rel_error"] <= 1e-4 and result["convir_ms"] > 0 and result["ort_ms"] > 0
+    assert "torch_decoder_mini_opset17" in captured.err
+
+
 def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path, capsys) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert convir_main(["bench", "layers", "--plot", str(tmp_path / "x.png")]) == 1
@@ -157,6 +172,7 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path, capsys) -> N
         (["layers", "--models", "resnet50,lenet"], "--models: unknown model(s) lenet"),
         (["layers", "--models", "mobilenet_v2", "--layers", "nope"], "--layers 'nope' matches no"),
         (["models", "--models", "alexnet"], "--models: unknown model(s) alexnet"),
+        (["models", "--models", "missing.onnx"], "--models: no such file: missing.onnx"),
         (["layers", "--algorithm", "fft"], "--algorithm: unknown algorithm 'fft'"),
         (["models", "--threads", "1,0"], "--threads: expected comma-separated positive"),
         (["models", "--models", "resnet18", "--busy-core", "4096"], "--busy-core: CPU 4096 is"),
