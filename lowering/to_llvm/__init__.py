@@ -25,7 +25,7 @@ from xdsl.transforms.reconcile_unrealized_casts import reconcile_unrealized_cast
 from lowering.stage_times import stage
 from lowering.to_llvm.arith_to_llvm import ConvertArithToLLVMPass
 from lowering.to_llvm.cf_to_llvm import ConvertCfToLLVMPass
-from lowering.to_llvm.conversion import walk_ops
+from lowering.to_llvm.conversion import convert_dialects, walk_ops
 from lowering.to_llvm.func_to_llvm import ConvertFuncToLLVMPass
 from lowering.to_llvm.math_to_llvm import ConvertMathToLLVMPass
 from lowering.to_llvm.memref_to_llvm import ConvertMemRefToLLVMPass
@@ -55,19 +55,20 @@ LLVM_LOWERING_PASSES: tuple[type[ModulePass], ...] = (
     ConvertCfToLLVMPass,
 )
 """The conversions of `lower_to_llvm`, in order; `reconcile-unrealized-casts` follows them."""
+_DIALECT_CONVERSIONS = LLVM_LOWERING_PASSES[1:]
 
 
 def lower_to_llvm(module: ModuleOp, *, verify: bool = True) -> None:
     """Lower a loop-level module to the llvm dialect in place.
 
-    Runs `convert-scf-to-cf`, the vector, math, arith, memref, func and cf conversions and
-    `reconcile-unrealized-casts`, then checks that only llvm-dialect ops remain and, with
+    Runs `convert-scf-to-cf`, the vector, math, arith, memref, func and cf conversions (as one
+    walk: `conversion.convert_dialects`; the same result as running them one after the other)
+    and `reconcile-unrealized-casts`, then checks that only llvm-dialect ops remain and, with
     `verify`, verifies the module. Raises a `DiagnosticException` from the pass that meets an op
     it cannot lower, or a `ValueError` naming the first op no pass lowered.
     """
-    ctx = Context()
-    for pass_class in LLVM_LOWERING_PASSES:
-        pass_class().apply(ctx, module)
+    ConvertScfToCf().apply(Context(), module)
+    convert_dialects(module, [pass_class() for pass_class in _DIALECT_CONVERSIONS])
     reconcile_unrealized_casts(module, warn_on_failure=False)
     remaining = [op for op in walk_ops(module) if op is not module]
     for op in remaining:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.context import Context
 from xdsl.dialects import arith, llvm
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
@@ -12,14 +11,11 @@ from xdsl.dialects.builtin import (
     IndexType,
     IntegerAttr,
     IntegerType,
-    ModuleOp,
     VectorType,
     i64,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     RewritePattern,
 )
@@ -27,7 +23,7 @@ from xdsl.utils.type import get_element_type_or_self
 
 from lowering.to_llvm import llvm_extra
 from lowering.to_llvm.conversion import (
-    ConversionWalker,
+    DialectConversion,
     RejectNonScalarTypes,
     call_overloaded,
     constant,
@@ -37,7 +33,6 @@ from lowering.to_llvm.conversion import (
     replace_op,
     select,
     unsupported,
-    walk_ops,
 )
 
 PASS_NAME = "convert-arith-to-llvm"
@@ -245,7 +240,7 @@ class CastLowering(RewritePattern):
 
 
 @dataclass(frozen=True)
-class ConvertArithToLLVMPass(ModulePass):
+class ConvertArithToLLVMPass(DialectConversion):
     """Lower arith to the llvm dialect.
 
     Expects arith ops on `index`, signless integers, `f32`/`f64` and 1-D vectors of them (xDSL's
@@ -260,21 +255,15 @@ class ConvertArithToLLVMPass(ModulePass):
 
     name = "convert-arith-to-llvm"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        ConversionWalker(
-            GreedyRewritePatternApplier(
-                [
-                    RejectNonScalarTypes(PASS_NAME, "arith"),
-                    ConstantLowering(),
-                    BinaryLowering(),
-                    RoundingDivisionLowering(),
-                    CompareLowering(),
-                    SelectLowering(),
-                    CastLowering(),
-                ]
-            ),
-            apply_recursively=False,
-        ).rewrite_module(op)
-        for remaining in walk_ops(op):
-            if remaining.name.startswith("arith."):
-                raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")
+    dialect = "arith"
+
+    def patterns(self) -> list[RewritePattern]:
+        return [
+            RejectNonScalarTypes(PASS_NAME, "arith"),
+            ConstantLowering(),
+            BinaryLowering(),
+            RoundingDivisionLowering(),
+            CompareLowering(),
+            SelectLowering(),
+            CastLowering(),
+        ]

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.context import Context
 from xdsl.dialects import cf, func, llvm
 from xdsl.dialects.builtin import ModuleOp, VectorType
 from xdsl.ir import Operation
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     RewritePattern,
 )
 
-from lowering.to_llvm.conversion import ConversionWalker, llvm_value, unsupported, walk_ops
+from lowering.to_llvm.conversion import (
+    DialectConversion,
+    llvm_value,
+    unsupported,
+    walk_ops,
+)
 from lowering.to_llvm.func_to_llvm import convert_block_arguments
 
 PASS_NAME = "convert-cf-to-llvm"
@@ -39,7 +41,7 @@ class BranchLowering(RewritePattern):
 
 
 @dataclass(frozen=True)
-class ConvertCfToLLVMPass(ModulePass):
+class ConvertCfToLLVMPass(DialectConversion):
     """Lower cf branches to the llvm dialect.
 
     Expects `cf.br` and `cf.cond_br` (as `convert-scf-to-cf` emits them) inside `func.func` or
@@ -52,14 +54,13 @@ class ConvertCfToLLVMPass(ModulePass):
 
     name = "convert-cf-to-llvm"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for function in walk_ops(op):
+    dialect = "cf"
+
+    def patterns(self) -> list[RewritePattern]:
+        return [BranchLowering()]
+
+    def prepare(self, module: ModuleOp) -> None:
+        for function in walk_ops(module):
             if isinstance(function, func.FuncOp | llvm.FuncOp):
                 for block in list(function.body.blocks)[1:]:
                     convert_block_arguments(block)
-        ConversionWalker(
-            GreedyRewritePatternApplier([BranchLowering()]), apply_recursively=False
-        ).rewrite_module(op)
-        for remaining in walk_ops(op):
-            if remaining.name.startswith("cf."):
-                raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")

@@ -20,9 +20,11 @@ such a comparison its true LLVM type, `vector<Nxi1>`, and `llvm_value` hands tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
+from xdsl.context import Context
 from xdsl.dialects import llvm
 from xdsl.dialects.arith import FastMathFlagsAttr
 from xdsl.dialects.builtin import (
@@ -34,6 +36,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     MemRefType,
+    ModuleOp,
     UnrealizedConversionCastOp,
     VectorType,
     i1,
@@ -41,7 +44,13 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+)
 from xdsl.utils.exceptions import PassFailedException
 
 from lowering.to_llvm.llvm_extra import VectorSelectOp
@@ -93,6 +102,59 @@ class ConversionWalker(PatternRewriteWalker):
             op, reverse=not self.walk_reverse, region_first=not self.walk_regions_first
         ):
             self._worklist.push(sub_op)
+
+
+class DialectConversion(ModulePass):
+    """A pass converting the ops of one dialect (`dialect`) to the llvm dialect: `prepare`, then
+    one walk applying `patterns()`, then a check that no op of the dialect is left.
+
+    `convert_dialects` runs several of them as one walk (what `lower_to_llvm` does): each op
+    goes to the patterns of its own dialect only. The conversions do not depend on one another's
+    order, since each takes its operands through `llvm_value` and hands results back through
+    `replace_op`: a producer converted before or after its user leaves the same cast glue.
+    """
+
+    #: The dialect whose ops the pass converts (the prefix of their names).
+    dialect: ClassVar[str]
+
+    def patterns(self) -> list[RewritePattern]:
+        """The rewrite patterns, tried in order on each op of `dialect`."""
+        raise NotImplementedError
+
+    def prepare(self, module: ModuleOp) -> None:
+        """What must happen to the whole module before the walk (nothing by default)."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        convert_dialects(op, [self])
+
+
+@dataclass(frozen=True)
+class _DialectDispatch(RewritePattern):
+    """Hands each op to the pattern of its dialect; ops of other dialects are left alone."""
+
+    by_dialect: Mapping[str, RewritePattern]
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter, /) -> None:
+        pattern = self.by_dialect.get(op.name.partition(".")[0])
+        if pattern is not None:
+            pattern.match_and_rewrite(op, rewriter)
+
+
+def convert_dialects(module: ModuleOp, conversions: Sequence[DialectConversion]) -> None:
+    """Run `conversions` on `module` as one walk (see `DialectConversion`); raise the error of
+    the conversion whose dialect still has an op afterwards, naming that op."""
+    for conversion in conversions:
+        conversion.prepare(module)
+    by_dialect = {
+        conversion.dialect: GreedyRewritePatternApplier(conversion.patterns())
+        for conversion in conversions
+    }
+    ConversionWalker(_DialectDispatch(by_dialect), apply_recursively=False).rewrite_module(module)
+    names = {conversion.dialect: conversion.name for conversion in conversions}
+    for remaining in walk_ops(module):
+        name = names.get(remaining.name.partition(".")[0])
+        if name is not None:
+            raise unsupported(name, remaining, "no lowering to the llvm dialect")
 
 
 def convert_type(type_: Attribute) -> Attribute:

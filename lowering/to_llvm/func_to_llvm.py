@@ -11,23 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xdsl.context import Context
 from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseArrayBase,
     DictionaryAttr,
     MemRefType,
-    ModuleOp,
     UnitAttr,
     UnrealizedConversionCastOp,
     i64,
 )
 from xdsl.dialects.llvm import LLVMType
 from xdsl.ir import Attribute, Block, Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     RewritePattern,
 )
@@ -35,13 +31,12 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from lowering.to_llvm.addressing import static_strides
 from lowering.to_llvm.conversion import (
-    ConversionWalker,
+    DialectConversion,
     convert_type,
     is_scalar_or_vector,
     llvm_value,
     replace_op,
     unsupported,
-    walk_ops,
 )
 
 PASS_NAME = "convert-func-to-llvm"
@@ -161,7 +156,7 @@ class ReturnLowering(RewritePattern):
 
 
 @dataclass(frozen=True)
-class ConvertFuncToLLVMPass(ModulePass):
+class ConvertFuncToLLVMPass(DialectConversion):
     """Lower func to the llvm dialect.
 
     Expects `func.func` (public or private, definitions or declarations), `func.call` and
@@ -176,11 +171,7 @@ class ConvertFuncToLLVMPass(ModulePass):
 
     name = "convert-func-to-llvm"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        ConversionWalker(
-            GreedyRewritePatternApplier([FuncLowering(), CallLowering(), ReturnLowering()]),
-            apply_recursively=False,
-        ).rewrite_module(op)
-        for remaining in walk_ops(op):
-            if remaining.name.startswith("func."):
-                raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")
+    dialect = "func"
+
+    def patterns(self) -> list[RewritePattern]:
+        return [FuncLowering(), CallLowering(), ReturnLowering()]

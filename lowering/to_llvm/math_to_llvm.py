@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.context import Context
 from xdsl.dialects import func, llvm, math
 from xdsl.dialects.builtin import (
     ModuleOp,
@@ -24,9 +23,7 @@ from xdsl.dialects.builtin import (
     f64,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     RewritePattern,
 )
@@ -34,7 +31,7 @@ from xdsl.rewriter import InsertPoint
 from xdsl.traits import SymbolTable
 
 from lowering.to_llvm.conversion import (
-    ConversionWalker,
+    DialectConversion,
     RejectNonScalarTypes,
     call_overloaded,
     constant,
@@ -42,7 +39,6 @@ from lowering.to_llvm.conversion import (
     replace_op,
     select,
     unsupported,
-    walk_ops,
 )
 from lowering.to_llvm.llvm_extra import VectorFCmpOp
 from lowering.to_llvm.math_approximations import expand_vector_math
@@ -194,7 +190,7 @@ def _horner(rewriter: PatternRewriter, x: SSAValue, coefficients: tuple[float, .
 
 
 @dataclass(frozen=True)
-class ConvertMathToLLVMPass(ModulePass):
+class ConvertMathToLLVMPass(DialectConversion):
     """Lower math to the llvm dialect.
 
     Expects math ops on float scalars and 1-D float vectors: `exp`, `exp2`, `log`, `log2`,
@@ -208,19 +204,15 @@ class ConvertMathToLLVMPass(ModulePass):
 
     name = "convert-math-to-llvm"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        expand_vector_math(op)
-        ConversionWalker(
-            GreedyRewritePatternApplier(
-                [
-                    RejectNonScalarTypes(PASS_NAME, "math"),
-                    IntrinsicLowering(),
-                    LibmLowering(),
-                    VectorTanhLowering(),
-                ]
-            ),
-            apply_recursively=False,
-        ).rewrite_module(op)
-        for remaining in walk_ops(op):
-            if remaining.name.startswith("math."):
-                raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")
+    dialect = "math"
+
+    def patterns(self) -> list[RewritePattern]:
+        return [
+            RejectNonScalarTypes(PASS_NAME, "math"),
+            IntrinsicLowering(),
+            LibmLowering(),
+            VectorTanhLowering(),
+        ]
+
+    def prepare(self, module: ModuleOp) -> None:
+        expand_vector_math(module)

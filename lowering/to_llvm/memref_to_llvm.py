@@ -9,13 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from xdsl.context import Context
 from xdsl.dialects import func, llvm, memref
-from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, MemRefType, ModuleOp, i8, i64
+from xdsl.dialects.builtin import DYNAMIC_INDEX, IntegerAttr, MemRefType, i8, i64
 from xdsl.ir import Block, Operation
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     RewritePattern,
 )
@@ -28,11 +25,10 @@ from lowering.to_llvm.addressing import (
     static_strides,
 )
 from lowering.to_llvm.conversion import (
-    ConversionWalker,
+    DialectConversion,
     llvm_value,
     replace_op,
     unsupported,
-    walk_ops,
 )
 
 PASS_NAME = "convert-memref-to-llvm"
@@ -127,7 +123,7 @@ def _entry_block(op: Operation) -> Block | None:
 
 
 @dataclass(frozen=True)
-class ConvertMemRefToLLVMPass(ModulePass):
+class ConvertMemRefToLLVMPass(DialectConversion):
     """Lower memref accesses and views to bare pointers.
 
     Expects static-shaped memrefs with identity or static strided layouts: `memref.load`,
@@ -141,13 +137,7 @@ class ConvertMemRefToLLVMPass(ModulePass):
 
     name = "convert-memref-to-llvm"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        ConversionWalker(
-            GreedyRewritePatternApplier(
-                [LoadStoreLowering(), ViewLowering(), SubviewLowering(), AllocaLowering()]
-            ),
-            apply_recursively=False,
-        ).rewrite_module(op)
-        for remaining in walk_ops(op):
-            if remaining.name.startswith("memref."):
-                raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")
+    dialect = "memref"
+
+    def patterns(self) -> list[RewritePattern]:
+        return [LoadStoreLowering(), ViewLowering(), SubviewLowering(), AllocaLowering()]

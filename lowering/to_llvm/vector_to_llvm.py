@@ -10,29 +10,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xdsl.context import Context
 from xdsl.dialects import llvm, vector
 from xdsl.dialects.builtin import (
     AnyFloat,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     IntegerAttr,
-    ModuleOp,
     VectorType,
     i32,
     i64,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
-    GreedyRewritePatternApplier,
     PatternRewriter,
     RewritePattern,
 )
 
 from lowering.to_llvm.addressing import element_bytes, element_pointer, static_strides
 from lowering.to_llvm.conversion import (
-    ConversionWalker,
+    DialectConversion,
     call_intrinsic,
     call_overloaded,
     constant,
@@ -42,7 +38,6 @@ from lowering.to_llvm.conversion import (
     replace_op,
     splat,
     unsupported,
-    walk_ops,
 )
 from lowering.to_llvm.llvm_extra import ExtractElementOp
 
@@ -233,7 +228,7 @@ class ReductionLowering(RewritePattern):
 
 
 @dataclass(frozen=True)
-class ConvertVectorToLLVMPass(ModulePass):
+class ConvertVectorToLLVMPass(DialectConversion):
     """Lower 1-D vector ops to the llvm dialect.
 
     Expects 1-D fixed-width vectors of any length: `vector.load`/`store`/`maskedload`/
@@ -248,13 +243,7 @@ class ConvertVectorToLLVMPass(ModulePass):
 
     name = "convert-vector-to-llvm"
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        ConversionWalker(
-            GreedyRewritePatternApplier(
-                [LoadStoreLowering(), ElementLowering(), ReductionLowering()]
-            ),
-            apply_recursively=False,
-        ).rewrite_module(op)
-        for remaining in walk_ops(op):
-            if remaining.name.startswith("vector."):
-                raise unsupported(PASS_NAME, remaining, "no lowering to the llvm dialect")
+    dialect = "vector"
+
+    def patterns(self) -> list[RewritePattern]:
+        return [LoadStoreLowering(), ElementLowering(), ReductionLowering()]
