@@ -226,13 +226,16 @@ def lower_to_llvm_ir(
                 key = kernels.key(str(function_module))
             if kernels.cached(key):
                 return
-        with stage("lower to llvm dialect"):
-            ConvertParallelToGompPass().apply(ctx, function_module)
-        texts = lower_functions_to_llvm_ir(function_module, target_triple=target.triple)
+
+        def lowering() -> list[str]:
+            with stage("lower to llvm dialect"):
+                ConvertParallelToGompPass().apply(ctx, function_module)
+            return list(lower_functions_to_llvm_ir(function_module, target_triple=target.triple))
+
         if kernels is None:
-            parts.extend(texts)
+            parts.extend(lowering())
         else:
-            kernels.submit(key, texts)
+            kernels.lower(key, lowering)
 
     def kernel_to_llvm_ir(kernel: func.FuncOp) -> None:
         to_llvm_ir(ModuleOp([kernel]))

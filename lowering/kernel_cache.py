@@ -9,27 +9,40 @@ the caller), so that
 - a part compiled before, by any model or tuning candidate, is neither lowered to the llvm
   dialect nor compiled again: its objects come from the cache (`<key>.cvso` under `kernels/` in
   the cache directory, written atomically by `lowering.jit`'s entry format);
-- a new part is lowered to LLVM IR here and handed at once to code-generator processes
+- a new part is lowered to LLVM IR (`lower`) and handed at once to code-generator processes
   (`python -m lowering.codegen --objects`) that compile it while Python lowers the next
   kernels: LLVM's work overlaps the lowering and spreads over the cores.
 
+Lowering a kernel to the llvm dialect and to LLVM IR is most of a cold compile's Python time
+(ResNet-50: ~11 of 17 CPU seconds), and kernels lower independently. So on a machine with
+several cores each new part is lowered in a child process forked right after the kernel is
+emitted (`fork` shares the emitted IR without serialising it; the child writes its LLVM IR
+texts to the scratch directory and exits), while the parent emits the next kernel: up to
+`lowering_processes()` children at once (the cores, bounded by memory at `LOWERING_BYTES`
+each), none on one core (the parent lowers in place, as before). A child's stage times are
+added to the parent's record, and an exception it raises is raised again by the parent.
+
 Workers: one fewer than the cores (Python's lowering keeps one busy), at least one, and no more
-than the available memory holds at `WORKER_BYTES` each. `link` waits for them, stores the new
-objects in the cache and links every part into the shared object.
+than the available memory holds at `WORKER_BYTES` each. `link` waits for the children and the
+workers, stores the new objects in the cache and links every part into the shared object.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import os
+import pickle
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import llvmlite
 
@@ -43,6 +56,9 @@ from lowering.objects import ObjectCode, link_objects
 KERNEL_CACHE_FORMAT = "1"
 #: The memory a code-generator process may need (LLVM and the largest kernel's module).
 WORKER_BYTES = 1 << 30
+#: The memory a lowering child may dirty: the llvm-dialect form of the largest kernel, and the
+#: parent's pages that its reference counting copies.
+LOWERING_BYTES = 1 << 30
 
 
 def part_key(loop_ir: str, target: Target, exported: Iterable[str], code_digest: str) -> str:
@@ -63,6 +79,16 @@ def worker_count(cores: int | None = None, available_bytes: int | None = None) -
     return max(1, min(cores - 1, by_memory))
 
 
+def lowering_processes(cores: int | None = None, available_bytes: int | None = None) -> int:
+    """Children that may lower kernels at once (module docstring); 0: lower in this process."""
+    cores = cores if cores is not None else len(os.sched_getaffinity(0))
+    if cores < 2 or not hasattr(os, "fork"):
+        return 0
+    available = available_bytes if available_bytes is not None else _available_memory()
+    by_memory = available // LOWERING_BYTES if available is not None else cores
+    return min(cores, by_memory) if by_memory >= 1 else 0
+
+
 def _available_memory() -> int | None:
     try:
         with open("/proc/meminfo") as meminfo:
@@ -77,9 +103,10 @@ def _available_memory() -> int | None:
 class KernelCompiler:
     """The parts of one library: cached objects reused, new ones compiled in the background.
 
-    Call `cached(key)` for each part in order; for a miss, `submit(key, llvm_ir_texts)` with its
-    LLVM IR (one text per function); then `link()` once. `close()` stops the workers (`link`
-    does, and so does leaving a `with` block).
+    Call `cached(key)` for each part in order; for a miss, `lower(key, lowering)` with a
+    function that lowers the part to LLVM IR (one text per function), or `submit(key, texts)`
+    with the texts; then `link()` once. `close()` stops the children and workers (`link` does,
+    and so does leaving a `with` block).
     """
 
     def __init__(
@@ -91,12 +118,18 @@ class KernelCompiler:
         cache_dir: str | os.PathLike[str] | None = None,
         use_cache: bool = True,
         workers: int | None = None,
+        lowering_children: int | None = None,
     ) -> None:
         self.target = target
         self.exported = sorted(exported)
         self.code_digest = code_digest
         self.cache = _kernel_cache(cache_dir) if use_cache else None
         self.max_workers = workers if workers is not None else worker_count()
+        self.max_children = (
+            lowering_children if lowering_children is not None else lowering_processes()
+        )
+        #: Lowering children still running: process id -> index of their part in `_parts`.
+        self._children: dict[int, int] = {}
         #: Per part in order: its key and either its cached code or its pending objects.
         self._parts: list[tuple[str, ObjectCode | list[int]]] = []
         self._scratch = tempfile.TemporaryDirectory(prefix="convir-objects-")
@@ -127,6 +160,11 @@ class KernelCompiler:
 
     def submit(self, key: str, llvm_ir: Iterable[str]) -> None:
         """Compile part `key`, whose functions' LLVM IR texts are `llvm_ir`, in the background."""
+        self._parts.append((key, self._send(llvm_ir)))
+        self.misses += 1
+
+    def _send(self, llvm_ir: Iterable[str]) -> list[int]:
+        """Send each function's LLVM IR text to a worker; the numbers of their objects."""
         numbers = []
         for text in llvm_ir:
             number = self._submitted
@@ -135,8 +173,47 @@ class KernelCompiler:
             ir_path.write_text(text)
             self._worker().send(number, ir_path, Path(self._scratch.name, f"{number}.o"))
             numbers.append(number)
-        self._parts.append((key, numbers))
+        return numbers
+
+    def lower(self, key: str, lowering: Callable[[], list[str]]) -> None:
+        """Compile part `key`, whose LLVM IR texts `lowering()` makes from IR in this process's
+        memory: lowered in a child process when children are allowed (module docstring), else
+        here; compiled in the background either way."""
+        if self.max_children == 0:
+            self.submit(key, lowering())
+            return
+        while len(self._children) >= self.max_children:
+            self._reap()
+        index = len(self._parts)
+        self._parts.append((key, []))
+        result = self._child_result(index)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            _lower_and_exit(lowering, result)
+        self._children[pid] = index
         self.misses += 1
+
+    def _child_result(self, index: int) -> Path:
+        return Path(self._scratch.name, f"part{index}.pickle")
+
+    def _reap(self) -> None:
+        """Wait for the oldest lowering child and submit its part's texts."""
+        pid = next(iter(self._children))
+        _, status = os.waitpid(pid, 0)
+        index = self._children.pop(pid)
+        key = self._parts[index][0]
+        result = self._child_result(index)
+        if not result.exists():
+            raise JitError(
+                f"the process lowering kernel part {index} died (status {status}) without a result"
+            )
+        outcome = pickle.loads(result.read_bytes())
+        result.unlink()
+        if "error" in outcome:
+            raise outcome["error"]
+        for name, seconds, cpu_seconds, count in outcome["stages"]:
+            stage_times.add(name, seconds, cpu_seconds, count)
+        self._parts[index] = (key, self._send(outcome["texts"]))
 
     def _worker(self) -> _Worker:
         """A worker to take the next function: a new one while fewer than allowed run, else the
@@ -147,7 +224,11 @@ class KernelCompiler:
         return min(self._workers, key=lambda worker: worker.sent_bytes)
 
     def link(self) -> SharedObject:
-        """Wait for the workers, cache the new parts' objects and link every part."""
+        """Wait for the children and the workers, cache the new parts' objects and link every
+        part."""
+        with stage_times.stage("wait for lowering processes"):
+            while self._children:
+                self._reap()
         with stage_times.stage("wait for codegen workers"):
             replies: dict[int, dict] = {}
             for worker in self._workers:
@@ -178,7 +259,13 @@ class KernelCompiler:
         return dataclasses.replace(linked, builder_peak_rss=max(peaks) if peaks else None)
 
     def close(self) -> None:
-        """Stop the workers and delete the scratch files."""
+        """Stop the children and the workers and delete the scratch files."""
+        for pid in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self._children.clear()
         for worker in self._workers:
             worker.kill()
         self._workers.clear()
@@ -252,6 +339,40 @@ class _Worker:
                 self.process.stdin.close()
         self.replies.close()
         self.errors.close()
+
+
+def _lower_and_exit(lowering: Callable[[], list[str]], result: Path) -> NoReturn:
+    """In a forked child: run `lowering`, write its texts, stage times or exception to
+    `result` (atomically: the parent reads only a whole file) and exit at once, without the
+    parent's exit handlers (they would delete the parent's scratch directory)."""
+    status = 1
+    try:
+        gc.disable()  # a short-lived process: its garbage goes with it
+        with stage_times.recording() as times:
+            texts = list(lowering())
+        stages = [
+            (name, times.seconds[name], times.cpu_seconds[name], times.counts[name])
+            for name in times.seconds
+        ]
+        outcome: dict[str, object] = {"texts": texts, "stages": stages}
+        status = 0
+    except BaseException as error:  # handed to the parent, which raises it
+        outcome = {"error": _picklable(error)}
+    try:
+        partial = result.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(outcome))
+        os.replace(partial, result)
+    finally:
+        os._exit(status)
+
+
+def _picklable(error: BaseException) -> BaseException:
+    """`error` if it survives pickling, else a RuntimeError with its type and message."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
 
 
 def _kernel_cache(cache_dir: str | os.PathLike[str] | None) -> _ObjectCache | None:

@@ -15,7 +15,14 @@ import convir
 import lowering.to_llvm
 from convir.target import Target
 from lowering.jit import CacheWarning, load_code
-from lowering.kernel_cache import WORKER_BYTES, KernelCompiler, part_key, worker_count
+from lowering.kernel_cache import (
+    LOWERING_BYTES,
+    WORKER_BYTES,
+    KernelCompiler,
+    lowering_processes,
+    part_key,
+    worker_count,
+)
 from lowering.stage_times import recording
 from tests.onnx_cases import assert_close, rand, run_onnxruntime
 
@@ -41,35 +48,49 @@ def _chain(convs: int, seed: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+class _Lowered:
+    """The names of the functions convir.compile lowers to LLVM IR, in this process or in the
+    lowering children it forks (which inherit the spy and append to a file)."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def names(self) -> list[str]:
+        return self.path.read_text().split() if self.path.exists() else []
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 @pytest.fixture
-def lowered_functions(monkeypatch) -> list[str]:
-    """The names of the functions convir.compile lowers to LLVM IR, in order."""
-    names: list[str] = []
+def lowered_functions(monkeypatch, tmp_path) -> _Lowered:
+    spy = _Lowered(tmp_path / "lowered.txt")
     lower = lowering.to_llvm.lower_functions_to_llvm_ir
 
     def recording_lower(module, **kwargs):
-        names.extend(
-            op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp) and op.body.blocks
-        )
+        with spy.path.open("a") as names:
+            for op in module.ops:
+                if isinstance(op, func.FuncOp) and op.body.blocks:
+                    names.write(op.sym_name.data + "\n")
         return lower(module, **kwargs)
 
     monkeypatch.setattr(lowering.to_llvm, "lower_functions_to_llvm_ir", recording_lower)
-    return names
+    return spy
 
 
 def test_a_model_made_of_known_convs_lowers_none_of_them(tmp_path, lowered_functions) -> None:
     x = rand(1, 8, 12, 12, seed=5)
     longer = _chain(3, seed=1)
     compiled = convir.compile(longer, cache_dir=tmp_path)
-    assert any(name.startswith("conv_") for name in lowered_functions)
+    assert any(name.startswith("conv_") for name in lowered_functions.names())
     assert_close(compiled.run({"x": x})["y"], run_onnxruntime(longer, {"x": x})[0])
 
     lowered_functions.clear()
     shorter = _chain(2, seed=20)  # other weights: the model cache misses
     with recording() as times:
         compiled = convir.compile(shorter, cache_dir=tmp_path)
-    assert lowered_functions, "its @forward is new"
-    assert not [name for name in lowered_functions if name.startswith("conv_")]
+    assert lowered_functions.names(), "its @forward is new"
+    assert not [name for name in lowered_functions.names() if name.startswith("conv_")]
     assert "emit direct" in times.seconds or "emit im2col" in times.seconds, "convs emitted"
     assert_close(compiled.run({"x": x})["y"], run_onnxruntime(shorter, {"x": x})[0])
 
@@ -138,3 +159,58 @@ def test_workers_compile_parts_in_order(tmp_path) -> None:
     for i in range(5):
         function = library.function(f"f{i}", ctypes.c_int32, [ctypes.c_int32])
         assert function(np.int32(100)) == 100 + i
+
+
+@pytest.mark.parametrize(
+    ("cores", "available", "expected"),
+    [(1, 64 * LOWERING_BYTES, 0), (2, 64 * LOWERING_BYTES, 2), (8, 3 * LOWERING_BYTES, 3),
+     (8, LOWERING_BYTES // 2, 0)],
+)  # fmt: skip
+def test_lowering_children_need_two_cores_and_fit_in_memory(cores, available, expected):
+    assert lowering_processes(cores, available) == expected
+
+
+def _function(i: int) -> str:
+    return f"define i32 @f{i}(i32 %x) {{\n  %y = add i32 %x, {i}\n  ret i32 %y\n}}\n"
+
+
+@pytest.mark.parametrize("children", [0, 2])
+def test_parts_lowered_in_children_link_in_order_with_their_stage_times(tmp_path, children):
+    """Parts handed to `lower` (in forked children, or in place with 0 children) are linked
+    like submitted ones, and the children's stage times reach the parent's record."""
+    from lowering.stage_times import stage
+
+    def lowering(i: int):
+        def lower() -> list[str]:
+            with stage("lower to llvm dialect"):
+                return [_function(i)]
+
+        return lower
+
+    host = Target.host()
+    with (
+        recording() as times,
+        KernelCompiler(
+            host, [f"f{i}" for i in range(5)], "test", use_cache=False, lowering_children=children
+        ) as kernels,
+    ):
+        for i in range(5):
+            kernels.lower(kernels.key(f"part {i}"), lowering(i))
+        code = kernels.link()
+    assert kernels.misses == 5 and times.counts["lower to llvm dialect"] == 5
+    library = load_code(code, host, "b" * 64, use_cache=False)
+    for i in range(5):
+        function = library.function(f"f{i}", ctypes.c_int32, [ctypes.c_int32])
+        assert function(np.int32(7)) == 7 + i
+
+
+def test_an_error_in_a_lowering_child_is_raised_by_the_parent(tmp_path) -> None:
+    def failing() -> list[str]:
+        raise ValueError("cannot lower 'test.op': no pattern")
+
+    host = Target.host()
+    with KernelCompiler(host, ["f0"], "test", use_cache=False, lowering_children=2) as kernels:
+        kernels.lower(kernels.key("good"), lambda: [_function(0)])
+        kernels.lower(kernels.key("bad"), failing)
+        with pytest.raises(ValueError, match=r"cannot lower 'test\.op': no pattern"):
+            kernels.link()
