@@ -14,12 +14,13 @@ the caller), so that
   kernels: LLVM's work overlaps the lowering and spreads over the cores.
 
 Lowering a kernel to the llvm dialect and to LLVM IR is most of a cold compile's Python time
-(ResNet-50: ~11 of 17 CPU seconds), and kernels lower independently. So on a machine with
-several cores each new part is lowered in a child process forked right after the kernel is
-emitted (`fork` shares the emitted IR without serialising it; the child writes its LLVM IR
-texts to the scratch directory and exits), while the parent emits the next kernel: up to
-`lowering_processes()` children at once (the cores, bounded by memory at `LOWERING_BYTES`
-each), none on one core (the parent lowers in place, as before). A child's stage times are
+(ResNet-50: ~11 of 17 CPU seconds), and kernels lower independently. So on a machine with several
+cores each new part is lowered in a child process forked right after the kernel is emitted (`fork`
+shares the emitted IR without serialising it; the child writes its LLVM IR texts to the scratch
+directory and exits), while the parent emits the next kernel: up to `lowering_processes()` children
+at once (the cores, bounded by memory at `LOWERING_BYTES` each), none on one core or while the
+process runs other threads (the parent lowers in place, as before: a fork copies only the calling
+thread, and a lock another thread holds would stay held in the child). A child's stage times are
 added to the parent's record, and an exception it raises is raised again by the parent.
 
 Workers: one fewer than the cores (Python's lowering keeps one busy), at least one, and no more
@@ -40,6 +41,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn
@@ -179,7 +181,8 @@ class KernelCompiler:
         """Compile part `key`, whose LLVM IR texts `lowering()` makes from IR in this process's
         memory: lowered in a child process when children are allowed (module docstring), else
         here; compiled in the background either way."""
-        if self.max_children == 0:
+        if self.max_children == 0 or threading.active_count() > 1:
+            # Forking a process that runs other threads could copy a lock one of them holds.
             self.submit(key, lowering())
             return
         while len(self._children) >= self.max_children:
