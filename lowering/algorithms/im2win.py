@@ -19,14 +19,17 @@ and OH are the block loop.
 **Kernel.** For each output row of the block, the output columns are cut into tiles of
 `ow_block` pixels, and the output channels into groups of `oc_blocks` blocks of X; a tile's
 ow_block × oc_blocks accumulators stay in registers over input blocks × kw × kh × lanes: per
-step, oc_blocks weight vectors (weights repacked at compile time to [G, OB, CB, KW, KH, X_in,
-X_out], the order the loop reads them) and, per pixel, one broadcast scalar from the window and
-oc_blocks FMAs. Bias initialises the accumulators; residual and activation are applied in
-registers before the one store per vector (`store_blocked`). Padded taps form no product (an Inf
-or NaN weight there gives what ONNX Runtime gives): kernel rows outside the input are skipped
-for the whole row (`direct.tap_rows`), and the left/right border tiles mask their FMAs per pixel
-and kw (`fma_where`), while the interior tiles run unmasked (`direct.guarded_width_tiles`). Only
-the logical lanes of a partial last input block are read.
+step, oc_blocks weight vectors (weights repacked at compile time to [G, OB, CB·KW·KH·X_in + 1,
+X_out], rows in the order the loop reads them, then a row flagging whether every weight is
+finite) and, per pixel, one broadcast scalar from the window and oc_blocks FMAs. Bias
+initialises the accumulators; residual and activation are applied in registers before the one
+store per vector (`store_blocked`). Padded taps form no product (an Inf or NaN weight there
+gives what ONNX Runtime gives): kernel rows outside the input are skipped for the whole row
+(`direct.tap_rows`); the left/right border tiles (`direct.guarded_width_tiles`) read the
+window's zero columns, which contribute exactly nothing while the weights are finite, so they
+mask their FMAs per pixel and kw (`fma_where`) only when the flag row says some weight is not
+(the masked variant spills on AVX2). Interior tiles always run unmasked. Only the logical
+lanes of a partial last input block are read.
 
 **Block size.** One block's window must stay in L2 while every output-channel group sweeps it:
 
@@ -76,8 +79,10 @@ from lowering.emit import (
     add,
     affine,
     broadcast,
+    f32_constant,
     f32_memref,
     if_,
+    if_else,
     index,
     load,
     load_vector,
@@ -178,11 +183,19 @@ def _row_bytes(g: ConvGeometry) -> int:
 
 
 def pack_weight(weight: np.ndarray, group: int, block: int) -> np.ndarray:
-    """[O, C/G, KH, KW] -> [G, OB, CB, KW, KH, X_in, X_out]: `direct.pack_weight_blocked` with
-    the taps in the window's order (kw outer, kh inner)."""
-    return np.ascontiguousarray(
-        direct.pack_weight_blocked(weight, group, block).transpose(0, 1, 2, 4, 3, 5, 6)
-    )
+    """[O, C/G, KH, KW] -> [G, OB, CB·KW·KH·X_in + 1, X_out]: per output block, one row of X_out
+    weights per (input block, kw, kh, input lane), the order the kernel reads them (the window's
+    order: kw outer, kh inner), then a row saying whether every weight is finite (module doc)."""
+    blocked = direct.pack_weight_blocked(weight, group, block).transpose(0, 1, 2, 4, 3, 5, 6)
+    g, ob = blocked.shape[:2]
+    rows = blocked.reshape(g, ob, -1, block)
+    finite = np.full((g, ob, 1, block), float(np.isfinite(weight).all()), np.float32)
+    return np.ascontiguousarray(np.concatenate([rows, finite], axis=2))
+
+
+def _depth(g: ConvGeometry) -> int:
+    """Weight rows per output block before the finite flag: CB·KW·KH·X (padded lanes too)."""
+    return -(-g.cg // g.block) * g.kw * g.kh * g.block
 
 
 @dataclass(frozen=True)
@@ -241,7 +254,7 @@ class Im2winEmitter:
     def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
         b = _Blocking.of(op)
         g, x = b.g, b.g.block
-        weight_shape = (g.group, b.out_blocks, -(-g.cg // x), g.kw, g.kh, x, x)
+        weight_shape = (g.group, b.out_blocks, _depth(g) + 1, x)
         bias_shape = (g.group, b.out_blocks, x)
         items = g.n * b.blocks_per_image
         with (
@@ -336,12 +349,32 @@ def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
 
 
 def _emit_tile(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile) -> None:
+    """One ow_block × oc_blocks tile. A border tile (`guarded`) whose window columns reach into
+    the padding masks the products of padded taps only when some weight is not finite: with
+    finite weights the window's zero columns contribute exactly nothing (decided at run time
+    from the packed flag row, as in im2col: the kernel does not depend on the weights' values)."""
+    ow0, width, guarded = tile
+    if not guarded:
+        _emit_tile_body(b, op, buffers, window, position, (ow0, width, False))
+        return
+    flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
+    finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
+    if_else(
+        finite,
+        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, False)),
+        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True)),
+    )
+
+
+def _emit_tile_body(
+    b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile
+) -> None:
     """Accumulate one ow_block × oc_blocks tile over input blocks × kw × kh × lanes from the
-    window, then the epilogue and the stores."""
+    window (FMAs of padded columns masked when `masked`), then the epilogue and the stores."""
     g = b.g
     x = g.block
     n, grp, bg, r, oh, (first_kh, last_kh) = position
-    ow0, width, guarded = tile
+    ow0, width, masked = tile
     weight, bias, residual, y = buffers.weight, buffers.bias, buffers.residual, buffers.y
     blocks = _output_blocks(b, bg)
     group_blocks = -(-g.cg // x)  # whole blocks when group > 1 (applicable)
@@ -358,17 +391,17 @@ def _emit_tile(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, positio
         with loop(0, g.kw, carry=accs) as kw_loop:
             columns = [affine([(ow0, sw), (kw_loop.iv, dw)], p * sw) for p in range(width)]
             masks = [None] * width
-            if guarded:
+            if masked:
                 masks = [
                     lane_mask(arith.CmpiOp(add(c, -left), index(g.w), "ult").result, x)
                     for c in columns
                 ]
             with loop(first_kh, last_kh, carry=kw_loop.carried) as kh_loop:
                 tile_accs = list(kh_loop.carried)
+                row = affine([(block, g.kw * g.kh * x), (kw_loop.iv, g.kh * x), (kh_loop.iv, x)])
                 for lane in range(lanes):
                     weights = [
-                        load_vector(weight, [grp, ob, block, kw_loop.iv, kh_loop.iv, lane, 0], x)
-                        for ob in blocks
+                        load_vector(weight, [grp, ob, add(row, lane), 0], x) for ob in blocks
                     ]
                     for p, column in enumerate(columns):
                         pixel = broadcast(load(window, [cb, r, column, kh_loop.iv, lane]), x)

@@ -4,18 +4,23 @@ at 1 and 2 threads; its window blocks and workspace against the L2 budget of its
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from convir import reference
 from convir.target import KIB, MIB, Target
 from lowering.algorithms import im2win
 from lowering.algorithms.im2win import Im2winSchedule
+from tests.nonfinite import assert_same_nonfinite
 from tests.onnx_cases import rand
 from tests.unit.lowering.algorithms.nchwc_harness import (
     ACTIVATIONS,
     ConvCase,
     check_case,
+    compile_nchwc_conv,
+    logical_lanes,
     scheduled_conv,
 )
 
@@ -58,7 +63,7 @@ def conv_cases(draw, groups: bool = False):
     return case, block, schedule, seed
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(drawn=conv_cases())
 def test_im2win_matches_reference(drawn, tmp_path_factory) -> None:
     case, block, schedule, seed = drawn
@@ -87,6 +92,27 @@ def test_grouped_conv_of_whole_blocks(tmp_path_factory) -> None:
     )
     cache_dir = tmp_path_factory.getbasetemp() / "cache"
     check_case(case, 8, "im2win", Im2winSchedule(3, 2, 2, 2), cache_dir, 0)
+
+
+@pytest.mark.parametrize("finite", [True, False])
+def test_border_tiles_with_and_without_finite_weights(finite: bool, tmp_path_factory) -> None:
+    """An Inf weight on tap (0, 0): the pixels of the top row and left column, where that tap
+    falls in the padding, stay finite as in the reference; with finite weights the border tiles
+    run unmasked over the window's zero columns and match all the same."""
+    weight = rand(16, 8, 3, 3, seed=1)
+    if not finite:
+        weight[:, :, 0, 0] = np.inf
+    case = ConvCase(rand(1, 8, 6, 11), weight, attributes=dict(pads=[1, 2, 1, 1]))
+    cache_dir = tmp_path_factory.getbasetemp() / "cache"
+    compiled = compile_nchwc_conv(
+        case, 8, "im2win", Im2winSchedule(3, 2, 2, 2), cache_dir=cache_dir
+    )
+    expected = reference.conv2d(case.x, case.weight, None, **case.attributes)
+    assert np.isfinite(expected).all() == finite
+    for threads in (1, 2):
+        compiled.threads = threads
+        y = logical_lanes(compiled.run({"x": reference.pack(case.x, 8)})["y"], 16)
+        assert_same_nonfinite(y, expected)
 
 
 def test_heuristic_schedule_on_a_stem(tmp_path_factory) -> None:
