@@ -126,16 +126,20 @@ def lower(
     block: int | None = None,
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
+    workspace_budget: int | str | None = None,
 ) -> Lowered:
     """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
 
     `block` is the NCHWc block (channels per vector); default: the target's vector width.
     `algorithms` and `tiles`: per-conv overrides of conv-select-algorithm and conv-tile.
+    `workspace_budget`: the most workspace bytes one conv may take (an int, or a string such as
+    "64KiB"), the option of conv-select-algorithm (`passes.workspace_budget`); None: no limit.
     """
     from convir.importer.onnx import import_onnx
 
     if stop not in STAGES:
         raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
+    budget = _workspace_budget(workspace_budget)
     target = target or Target.host()
     # A private context may drop the weights the IR no longer refers to as the pipeline goes
     # (folded BatchNorms, then everything once weights are packed into one blob): peak memory.
@@ -172,7 +176,7 @@ def lower(
         ("folded", fold),
         ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
         ("nchwc", to_nchwc),
-        ("selected", lambda: select_algorithms(module, target, algorithms)),
+        ("selected", lambda: select_algorithms(module, target, algorithms, budget)),
         ("scheduled", lambda: tile_convs(module, target, tiles)),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
@@ -189,6 +193,22 @@ def lower(
             break
     lowered = Lowered(ctx, module, target, name)
     return lower_to_llvm_ir(lowered, release_weights=private) if to_text else lowered
+
+
+def _workspace_budget(budget: int | str | None) -> int | None:
+    """A `workspace_budget` argument in bytes; ValueError naming it when it is not one."""
+    from passes.workspace_budget import parse_bytes
+
+    if budget is None:
+        return None
+    if isinstance(budget, str):
+        try:
+            return parse_bytes(budget)
+        except ValueError as error:
+            raise ValueError(f"workspace_budget: {error}") from None
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"workspace_budget: expected a byte count >= 0, got {budget!r}")
+    return budget
 
 
 def lower_to_llvm_ir(
@@ -282,12 +302,15 @@ def compile(
     block: int | None = None,
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
+    workspace_budget: int | str | None = None,
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
     `block`: channels per NCHWc block (default: the target's vector width); any block runs
     correctly on any machine, other than the vector width it is only slower.
     `algorithms`, `tiles`: per-conv overrides, as for `lower`.
+    `workspace_budget`: bytes (or "64KiB", "1MiB") of workspace one conv may take, as for `lower`;
+    `memory_report()` then shows each conv's algorithm and workspace.
 
     The machine code is cached under `model_cache_key` of the planned module: on a hit no
     kernel is emitted or lowered (the weights are only packed) and no code generator runs.
@@ -300,17 +323,25 @@ def compile(
     from convir import warm_cache
 
     target = target or Target.host()
+    budget = _workspace_budget(workspace_budget)
     file_key = None
     if isinstance(model, str | os.PathLike):
         options = {"target": target.fingerprint(), "block": block, "code": code_fingerprint()}
         options.update(algorithms=dict(algorithms or {}), tiles=dict(tiles or {}))
+        options.update(workspace_budget=budget)
         with stage("load"):
             file_key = warm_cache.file_key(model, options)
             warm = None if file_key is None else warm_cache.load(file_key, cache_dir, threads)
         if warm is not None:
             return warm
     planned = lower(
-        model, target=target, stop="planned", block=block, algorithms=algorithms, tiles=tiles
+        model,
+        target=target,
+        stop="planned",
+        block=block,
+        algorithms=algorithms,
+        tiles=tiles,
+        workspace_budget=budget,
     )
     compiled, key, weights = _compile_planned(planned, threads, cache_dir)
     if file_key is not None:
@@ -424,6 +455,7 @@ def _compiled_model(lowered: Lowered, library, threads: int | None) -> CompiledM
         module.attributes["convir.arena_bytes"].value.data,
         _workspaces(module),
         threads,
+        _convs(module),
     )
 
 
@@ -474,6 +506,20 @@ def _specs(module: ModuleOp, kind: str) -> list[TensorSpec]:
         TensorSpec(name.data, tuple(int(d) for d in shape.iter_values()))
         for name, shape in zip(names.data, shapes.data, strict=True)
     ]
+
+
+def _convs(module: ModuleOp) -> dict[str, dict[str, object]]:
+    """Per named conv: its algorithm and workspace bytes (`convir.convs`, from conv_to_loops)."""
+    attr = module.attributes.get("convir.convs")
+    if attr is None:
+        return {}
+    return {
+        name: {
+            "algorithm": entry.data["algorithm"].data,
+            "workspace_bytes": entry.data["workspace_bytes"].value.data,
+        }
+        for name, entry in attr.data.items()
+    }
 
 
 def _workspaces(module: ModuleOp) -> dict[str, int]:

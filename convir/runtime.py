@@ -40,6 +40,7 @@ class CompiledModel:
         arena_bytes: int,
         workspace_bytes: Mapping[str, int],
         threads: int | None = None,
+        convs: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
         self._library = library  # keeps the machine code alive as long as the model
         self.inputs, self.outputs = list(inputs), list(outputs)
@@ -47,6 +48,7 @@ class CompiledModel:
         self._weights = np.ascontiguousarray(weights).reshape(-1).view(np.uint8)
         self._arena_bytes = arena_bytes
         self._workspace_bytes = dict(workspace_bytes)
+        self._convs = {name: dict(entry) for name, entry in (convs or {}).items()}
         self.threads = threads or len(os.sched_getaffinity(0))
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
@@ -102,12 +104,15 @@ class CompiledModel:
 
     def memory_report(self) -> dict[str, object]:
         """Bytes of the packed weights, of the arena (activations and workspaces), of the
-        workspace of each kernel that has one, and the peak resident bytes of the code generator
-        worker that built the machine code (None when it came from the cache)."""
+        workspace of each kernel that has one, each conv's algorithm and workspace bytes
+        (`convs`: {convir.name: {"algorithm", "workspace_bytes"}}), and the peak resident bytes
+        of the code generator worker that built the machine code (None when it came from the
+        cache)."""
         return {
             "weights_bytes": int(self._weights.size),
             "arena_bytes": self._arena_bytes,
             "workspace_bytes": dict(self._workspace_bytes),
+            "convs": {name: dict(entry) for name, entry in self._convs.items()},
             "codegen_peak_rss_bytes": getattr(self._library, "builder_peak_rss", None),
         }
 

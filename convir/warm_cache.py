@@ -27,7 +27,7 @@ import numpy as np
 from convir.runtime import CompiledModel, TensorSpec
 
 #: Bump when the record's layout changes.
-RECORD_FORMAT = "1"
+RECORD_FORMAT = "2"
 
 
 def file_key(path: str | os.PathLike[str], options: Mapping[str, object]) -> str | None:
@@ -82,6 +82,7 @@ def load(key: str, cache_dir: str | os.PathLike[str] | None, threads: int | None
         record["arena_bytes"],
         record["workspaces"],
         threads,
+        record["convs"],
     )
 
 
@@ -106,6 +107,7 @@ def save(
         "outputs": [[spec.name, list(spec.shape)] for spec in compiled.outputs],
         "arena_bytes": report["arena_bytes"],
         "workspaces": report["workspace_bytes"],
+        "convs": report["convs"],
     }
     try:
         directory.mkdir(parents=True, exist_ok=True)

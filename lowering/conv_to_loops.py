@@ -197,6 +197,14 @@ def convert_to_loops(
     module.attributes["convir.workspace_bytes"] = DictionaryAttr(
         {name: IntegerAttr(size, 64) for name, size in lowering.workspaces.items()}
     )
+    module.attributes["convir.convs"] = DictionaryAttr(
+        {
+            name: DictionaryAttr(
+                {"algorithm": StringAttr(algorithm), "workspace_bytes": IntegerAttr(size, 64)}
+            )
+            for name, (algorithm, size) in lowering.convs.items()
+        }
+    )
     main.detach()
     main.erase()
 
@@ -225,6 +233,8 @@ class _Lowering:
         self.kernels: set[str] = set()
         self.packed_shapes: dict[tuple, tuple[int, ...]] = {}
         self.workspaces: dict[str, int] = {}
+        #: Per named conv (`convir.name`): its algorithm and workspace bytes (memory_report).
+        self.convs: dict[str, tuple[str, int]] = {}
         self.storage: dict[SSAValue, tuple[SSAValue, int]] = {}  # value -> (byte buffer, offset)
         self.prepared: set[Operation] = set()
         # Resource handle -> the constants holding it that still have readers to prepare.
@@ -324,6 +334,9 @@ class _Lowering:
             self.storage[op.results[0]] = (self.arena, _offset(op, "convir.arena_offset"))
         args.append(self._view(op.results[0]))
         workspace = emitter.workspace_bytes(op)
+        algorithm = op.properties.get("algorithm")
+        if "convir.name" in op.attributes and isinstance(algorithm, StringAttr):
+            self.convs[op.attributes["convir.name"].data] = (algorithm.data, workspace)
         if workspace:
             self.workspaces[name] = workspace
             args.append(

@@ -23,16 +23,28 @@ Precedence for one conv: an `algorithm` option entry naming it; else an `algorit
 IR (pinned by hand or by a tuner: kept, after checking it exists and applies); else the option's
 `all` entry if that algorithm applies to the conv; else the heuristic.
 
+**Workspace budget.** With the `workspace-budget` option (bytes: `65536`, `64KiB`, `1MiB`;
+`passes.workspace_budget`), the heuristic's order above is filtered: each applicable algorithm
+in turn is asked for the workspace of its heuristic schedule, then of its `candidates` (smaller
+blocks); the first algorithm with a schedule that fits wins, and when that is not the heuristic's
+own schedule it is pinned on the conv (`conv-tile` keeps pinned knobs). `direct` and `depthwise`
+need none, so they take the convs where the GEMM algorithms' panels do not fit. The `all` entry
+is taken only where it fits (else the heuristic, within the budget); a conv named in the
+`algorithm` option or pinned in the IR keeps its algorithm whatever its workspace. A budget no
+applicable algorithm fits is an error naming the conv and the smallest workspace available.
+
 Options:
 - `target`: `host` (default) or a preset of `convir.target`; the heuristic reads its vector width.
 - `algorithm`: overrides, `CONV=ALGORITHM[,CONV=ALGORITHM...]` with CONV a conv's `convir.name`,
   its `onnx.name` or `all` (syntax: `passes.conv_overrides`), e.g.
   `conv-select-algorithm{algorithm="conv_3=im2col,conv_7=direct,all=direct"}`. An entry that
   changes a pinned algorithm drops the conv's schedule, whose knobs belonged to the old one.
+- `workspace-budget`: the most bytes of workspace one conv may take (above); empty: no limit.
 
 Errors (PassFailedException naming the conv, the option entry and what is accepted): a key that
 names no conv, an unknown algorithm, an algorithm forced on a conv it does not apply to, a pinned
-algorithm that is unknown or does not apply, a conv no algorithm applies to.
+algorithm that is unknown or does not apply, a conv no algorithm applies to, a workspace budget
+that is not a byte count or that no applicable algorithm fits.
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ from passes.conv_overrides import (
     parse_target,
     resolve,
 )
+from passes.workspace_budget import fit, format_bytes, parse_bytes
 
 PASS = "conv-select-algorithm"
 
@@ -78,25 +91,50 @@ def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
 
 
 def choose_algorithm(
-    op: Conv2DOp, target: Target, algorithms: Mapping[str, ModuleType] | None = None
+    op: Conv2DOp,
+    target: Target,
+    algorithms: Mapping[str, ModuleType] | None = None,
+    workspace_budget: int | None = None,
 ) -> str:
-    """The heuristic's algorithm for `op` among `algorithms` (default: all of ALGORITHMS)."""
+    """The heuristic's algorithm for `op` among `algorithms` (default: all of ALGORITHMS); with
+    a `workspace_budget` (bytes), the first of them whose workspace fits, whose schedule is then
+    pinned on `op` when the heuristic's own does not fit (see the module docstring)."""
     algorithms = _algorithms() if algorithms is None else algorithms
     preferred = [name for name in preferred_algorithms(op, target) if name in algorithms]
-    for name in [*preferred, *(name for name in algorithms if name not in preferred)]:
-        if algorithms[name].applicable(op):
+    order = [*preferred, *(name for name in algorithms if name not in preferred)]
+    applicable = [name for name in order if algorithms[name].applicable(op)]
+    if not applicable:
+        raise PassFailedException(
+            f"{PASS}: no algorithm applies to {describe(op)} (tried {', '.join(algorithms)}; "
+            "every algorithm needs constant weights and bias)"
+        )
+    if workspace_budget is None:
+        return applicable[0]
+    smallest = {}
+    for name in applicable:
+        fitted = fit(op, algorithms[name], target, workspace_budget)
+        if fitted.schedule is not None:
+            if not fitted.heuristic:
+                op.schedule = fitted.schedule.to_attr()
             return name
+        smallest[name] = fitted.smallest_bytes
+    name = min(smallest, key=smallest.__getitem__)
     raise PassFailedException(
-        f"{PASS}: no algorithm applies to {describe(op)} (tried {', '.join(algorithms)}; every "
-        "algorithm needs constant weights and bias)"
+        f"{PASS}: option workspace-budget {format_bytes(workspace_budget)}: no algorithm fits "
+        f"{describe(op)}; the smallest workspace available is {format_bytes(smallest[name])}, "
+        f"with {name}"
     )
 
 
 def select_algorithms(
-    module: ModuleOp, target: Target, algorithms: Mapping[str, str] | None = None
+    module: ModuleOp,
+    target: Target,
+    algorithms: Mapping[str, str] | None = None,
+    workspace_budget: int | None = None,
 ) -> None:
     """Name every conv of `module` and set its algorithm: `algorithms` maps conv keys (and `all`)
-    to algorithm names, then pinned algorithms, then the heuristic (see the module docstring)."""
+    to algorithm names, then pinned algorithms, then the heuristic, within `workspace_budget`
+    bytes when given (see the module docstring)."""
     overrides = dict(algorithms or {})
     for key, name in overrides.items():
         _check_known(name, format_algorithm(key, name))
@@ -109,10 +147,17 @@ def select_algorithms(
             _force(op, overrides[forced[op]], entries[forced[op]])
         elif op.algorithm is not None:
             _check_applies(op, op.algorithm.data, "pinned in the IR")
-        elif default is not None and _algorithms()[default].applicable(op):
-            op.algorithm = StringAttr(default)
         else:
-            op.algorithm = StringAttr(choose_algorithm(op, target))
+            op.algorithm = StringAttr(_default(op, target, default, workspace_budget))
+
+
+def _default(op: Conv2DOp, target: Target, default: str | None, budget: int | None) -> str:
+    """The `all` entry's algorithm where it applies (and fits the budget), else the heuristic's."""
+    if default is not None and _algorithms()[default].applicable(op):
+        module = _algorithms()[default]
+        if budget is None or fit(op, module, target, budget).schedule is not None:
+            return choose_algorithm(op, target, {default: module}, budget)
+    return choose_algorithm(op, target, None, budget)
 
 
 @dataclass(frozen=True)
@@ -123,13 +168,18 @@ class SelectAlgorithmPass(ModulePass):
 
     target: str = "host"
     algorithm: str = ""
+    workspace_budget: str = ""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
             algorithms = parse_algorithms(self.algorithm)
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option algorithm: {error}") from None
-        select_algorithms(op, parse_target(self.target, PASS), algorithms)
+        try:
+            budget = parse_bytes(self.workspace_budget) if self.workspace_budget else None
+        except ValueError as error:
+            raise PassFailedException(f"{PASS}: option workspace-budget: {error}") from None
+        select_algorithms(op, parse_target(self.target, PASS), algorithms, budget)
 
 
 def _algorithms() -> Mapping[str, ModuleType]:

@@ -107,6 +107,15 @@ def _override_options(parser: argparse.ArgumentParser) -> None:
         "conv_3:ow_block=4,oc_blocks=2; repeatable. The knobs of each conv's algorithm are "
         "printed in its schedule by --emit scheduled",
     )
+    parser.add_argument(
+        "--workspace-budget",
+        type=_byte_count,
+        default=None,
+        metavar="BYTES",
+        help="the most workspace (scratch in the arena) one conv may take, e.g. 65536, 64KiB, "
+        "1MiB: selection then takes, in the heuristic's order, the first algorithm whose "
+        "workspace fits (shrinking its blocks if need be); an error names a conv nothing fits",
+    )
 
 
 def _argument_type(parse: Callable[[str], dict]) -> Callable[[str], dict]:
@@ -122,6 +131,16 @@ def _argument_type(parse: Callable[[str], dict]) -> Callable[[str], dict]:
         return parsed
 
     return parse_argument
+
+
+def _byte_count(text: str) -> int:
+    """`--workspace-budget`'s argparse type: a malformed value is a usage error."""
+    from passes.workspace_budget import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _merged(values: list[dict], option: str) -> dict:
@@ -161,6 +180,7 @@ def _compile_command(args: argparse.Namespace) -> None:
         block=args.block,
         algorithms=_merged(args.algorithm, "--algorithm"),
         tiles=_merged(args.tile, "--tile"),
+        workspace_budget=args.workspace_budget,
     )
     if stop == "asm":
         from lowering.codegen import assembly
@@ -186,6 +206,7 @@ def _run_command(args: argparse.Namespace) -> None:
         block=args.block,
         algorithms=_merged(args.algorithm, "--algorithm"),
         tiles=_merged(args.tile, "--tile"),
+        workspace_budget=args.workspace_budget,
     )
     feed = _inputs(compiled, args.input)
     outputs = compiled.run(feed)
@@ -196,6 +217,7 @@ def _run_command(args: argparse.Namespace) -> None:
         print(f"{name}: shape {list(value.shape)}, mean {mean:.6g}, max {largest:.6g}")
     timing = f"median of {args.repeat}, {compiled.threads} threads"
     print(f"convir       {median_s * 1e3:9.3f} ms  ({timing})")
+    print(_memory_line(compiled.memory_report()))
     if args.compare == "ort":
         compare_with_onnxruntime(model, feed, outputs, compiled.threads, args.repeat)
 
@@ -222,6 +244,23 @@ def _inputs(compiled, specs: list[str]) -> dict[str, np.ndarray]:
     except ValueError as error:
         raise UserError(str(error)) from None
     return given
+
+
+def _memory_line(report: dict) -> str:
+    """Weights, arena and the convs' workspaces (inside the arena) in one line."""
+    convs = report["convs"]
+    sizes = {name: entry["workspace_bytes"] for name, entry in convs.items()}
+    line = (
+        f"memory       weights {report['weights_bytes'] / 2**20:.2f} MiB, arena "
+        f"{report['arena_bytes'] / 2**20:.2f} MiB"
+    )
+    if sizes:
+        largest = max(sizes, key=sizes.__getitem__)
+        line += (
+            f" (largest conv workspace {sizes[largest] / 2**10:.1f} KiB: {largest}, "
+            f"{convs[largest]['algorithm']})"
+        )
+    return line
 
 
 def _check_fits_in_memory(compiled, given: dict[str, np.ndarray]) -> None:

@@ -4,7 +4,8 @@ Each module has: `NAME`; an applicability predicate `applicable(op)`; a frozen s
 dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, target)` choosing a schedule
 for a `convir.target.Target`; and an emitter implementing `lowering.kernels.KernelEmitter`.
 The GEMM-based ones (`gemm1x1`, `im2col`, `winograd`, on the microkernel of
-`lowering.microkernel`) also offer `candidates(op, target)`, the schedules a search should try.
+`lowering.microkernel`) and `im2win` also offer `candidates(op, target)`, the schedules a
+search should try.
 `ALGORITHMS` lists the modules by name.
 """
 
@@ -13,17 +14,19 @@ from __future__ import annotations
 from types import ModuleType
 
 from convir.dialects import conv
-from lowering.algorithms import depthwise, direct, gemm1x1, im2col, winograd
+from lowering.algorithms import depthwise, direct, gemm1x1, im2col, im2win, winograd
 from lowering.kernels import KernelEmitter
 
 #: In order of preference: selection takes the first applicable one (direct applies to every
 #: conv with constant weights, so the GEMM algorithms run only when pinned or chosen otherwise).
+#: im2win comes last: it runs where pinned, until measurements place it in the heuristic.
 ALGORITHMS: dict[str, ModuleType] = {
     depthwise.NAME: depthwise,
     direct.NAME: direct,
     gemm1x1.NAME: gemm1x1,
     im2col.NAME: im2col,
     winograd.NAME: winograd,
+    im2win.NAME: im2win,
 }
 _EMITTERS: dict[str, KernelEmitter] = {
     depthwise.NAME: depthwise.DepthwiseEmitter(),
@@ -31,6 +34,7 @@ _EMITTERS: dict[str, KernelEmitter] = {
     gemm1x1.NAME: gemm1x1.Gemm1x1Emitter(),
     im2col.NAME: im2col.Im2colEmitter(),
     winograd.NAME: winograd.WinogradEmitter(),
+    im2win.NAME: im2win.Im2winEmitter(),
 }
 
 

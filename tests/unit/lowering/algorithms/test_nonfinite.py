@@ -3,7 +3,7 @@
 The padding contributes nothing (not 0 · Inf = NaN), so every algorithm must give the reference's
 NaN/Inf pattern (`convir.reference.conv2d`, checked against ONNX Runtime in
 tests/unit/test_reference_kernels.py): direct on NCHW, on NCHWc and on an NCHW image read into
-NCHWc (a stem), depthwise, gemm1x1 and im2col, at blocks 1 and 16, at 1 and 2 threads.
+NCHWc (a stem), depthwise, gemm1x1, im2col and im2win, at blocks 1 and 16, at 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ VARIANTS = [
     ("depthwise", "nchwc"),
     ("gemm1x1", "nchwc"),
     ("im2col", "nchwc"),
+    ("im2win", "nchwc"),
 ]
 
 

@@ -1,0 +1,424 @@
+"""`im2win`: image-to-window transform on NCHWc, then register-blocked broadcast + FMA over it.
+
+After Lu et al., "Im2win: Memory Efficient Convolution on SIMD Architectures" (HPEC 2022). For
+each output row, the KH input rows it reads are interleaved column by column, so that the window
+of every output pixel is one contiguous run and the next pixel's window starts stride·KH·X
+further on. On NCHWc the window tensor of one block of `block_rows` output rows is
+
+    win[cb, r, w, kh, 0:X] = x[n, cb, (oh0 + r)·sh - top + kh·dh, w - left, 0:X]
+
+with w over the window columns [0, W_win), W_win = (OW - 1)·sw + (KW - 1)·dw + 1 (the input
+columns the output row reads, padding included): zeros in the padding columns, and rows of
+padding left unwritten (the kernel skips them). Per output pixel and input block, the taps
+(kw, kh) at dilation 1 are one contiguous run of KW·KH·X floats: the X lanes of a tap are one
+cache line at X = 16 (two at X = 8), and the KH rows of one column are adjacent, which is the
+layout's point (one stream instead of KH). The layout keeps NCHWc's block axis outermost, as
+[N, C/X, OH, W_in, KH, X] of DESIGN §5, cut to one block of rows per worker: the image axis
+and OH are the block loop.
+
+**Kernel.** For each output row of the block, the output columns are cut into tiles of
+`ow_block` pixels, and the output channels into groups of `oc_blocks` blocks of X; a tile's
+ow_block × oc_blocks accumulators stay in registers over input blocks × kw × kh × lanes: per
+step, oc_blocks weight vectors (weights repacked at compile time to [G, OB, CB·KW·KH·X_in + 1,
+X_out], rows in the order the loop reads them, then a row flagging whether every weight is
+finite) and, per pixel, one broadcast scalar from the window and oc_blocks FMAs. Bias
+initialises the accumulators; residual and activation are applied in registers before the one
+store per vector (`store_blocked`). Padded taps form no product (an Inf or NaN weight there
+gives what ONNX Runtime gives): kernel rows outside the input are skipped for the whole row
+(`direct.tap_rows`); the left/right border tiles (`direct.guarded_width_tiles`) read the
+window's zero columns, which contribute exactly nothing while the weights are finite, so they
+mask their FMAs per pixel and kw (`fma_where`) only when the flag row says some weight is not
+(the masked variant spills on AVX2). Interior tiles always run unmasked. Only the logical
+lanes of a partial last input block are read.
+
+**Block size.** One block's window must stay in L2 while every output-channel group sweeps it:
+
+    window_bytes = 4 · CB·X · W_win · KH · block_rows  <=  L2 · L2_FRACTION
+
+so block_rows = floor(L2 · L2_FRACTION / row_bytes), at least 1, at most OH; the heuristic then
+shrinks it (by at most half) to spread the blocks of all images most evenly over the workers
+(`conv_gemm.balanced_task_size`). `candidates` offers block_rows × {1/4, 1/2, 1, 2}, a single
+row (the smallest workspace) and other register tiles.
+
+**Threads and workspace.** As in `im2col`: the kernel's `scf.parallel` runs `slots` workers
+(default: the target's cores); worker s takes blocks s, s + slots, ... (image-major) and builds
+them in its own window at workspace offset s·window_bytes. workspace_bytes = slots ·
+window_bytes: about KH/sh times the input rows a block reads, KW times below an im2col column
+buffer of the same pixels.
+
+Any kernel size, stride, dilation and asymmetric padding; NCHWc input and output; group 1, or
+groups of whole input and output blocks (depthwise convs have their own algorithm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+
+from convir.dialects import conv
+from convir.target import Target
+from lowering.algorithms import direct
+from lowering.algorithms.common import (
+    ConvBuffers,
+    ConvGeometry,
+    Schedule,
+    conv_kernel,
+    epilogue_key,
+    has_constant_parameters,
+    row_tile,
+    store_blocked,
+)
+from lowering.algorithms.conv_gemm import balanced_task_size
+from lowering.emit import (
+    Index,
+    add,
+    affine,
+    broadcast,
+    f32_constant,
+    f32_memref,
+    if_,
+    if_else,
+    index,
+    load,
+    load_vector,
+    loop,
+    mul,
+    parallel,
+    splat,
+    store_vector,
+    view,
+)
+from lowering.kernels import Packer
+from lowering.microkernel import fma_where, lane_mask
+
+NAME = "im2win"
+
+#: The share of L2 one block's window may take (module doc).
+L2_FRACTION = 0.5
+
+#: Block-size multipliers offered to the search, as im2col's.
+BLOCK_MENU = (0.25, 0.5, 1.0, 2.0)
+
+#: Register tiles (ow_block, oc_blocks) offered to the search besides the heuristic's.
+TILE_MENU = ((4, 2), (6, 2), (3, 3), (2, 4), (8, 1))
+
+
+@dataclass(frozen=True)
+class Im2winSchedule(Schedule):
+    """Knobs of im2win: the ow_block × oc_blocks register tile, output rows per block (one
+    window), and worker slots (each with its own window in the workspace)."""
+
+    ALGORITHM: ClassVar[str] = NAME
+
+    ow_block: int = 5
+    oc_blocks: int = 2
+    block_rows: int = 4
+    slots: int = 1
+
+
+SCHEDULE = Im2winSchedule
+
+
+def applicable(op: conv.Conv2DOp) -> bool:
+    """NCHWc input, constant weights and bias, and group 1 or groups of whole X-channel blocks
+    on both sides (any kernel, stride, dilation, pads)."""
+    g = ConvGeometry.of(op)
+    if not g.blocked_input or not has_constant_parameters(op):
+        return False
+    return g.group == 1 or (g.cg % g.block == 0 and g.og % g.block == 0)
+
+
+def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
+    """The direct algorithm's register tile (the same broadcast + FMA shape), block rows from
+    L2 (module doc), one slot per core."""
+    g = _geometry(op)
+    tile = direct.heuristic(op, target)
+    most = int(target.l2_bytes * L2_FRACTION) // _row_bytes(g)
+    rows = balanced_task_size(g.oh, most, g.n, target.cores, interleaved=True)
+    return Im2winSchedule(tile.ow_block, tile.oc_blocks, rows, target.cores)
+
+
+def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2winSchedule]:
+    """The search space: the heuristic's block rows times BLOCK_MENU, one row per block, and
+    the register tiles of TILE_MENU that fit the register file."""
+    g = _geometry(op)
+    base = heuristic(op, target)
+    schedules = [
+        replace(base, block_rows=min(g.oh, max(1, round(base.block_rows * factor))))
+        for factor in BLOCK_MENU
+    ]
+    schedules.append(replace(base, block_rows=1))
+    blocks = -(-g.og // g.block)
+    for ow_block, oc_blocks in TILE_MENU:
+        if ow_block * oc_blocks + oc_blocks + 1 <= target.vector_registers and oc_blocks <= blocks:
+            schedules.append(replace(base, ow_block=row_tile(g.ow, ow_block), oc_blocks=oc_blocks))
+    return list(dict.fromkeys(schedules))
+
+
+def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
+    g = ConvGeometry.of(op)
+    if not g.blocked_input:
+        raise ValueError(f"'{op.name}' im2win needs an NCHWc input")
+    if g.group > 1 and (g.cg % g.block or g.og % g.block):
+        raise ValueError(
+            f"'{op.name}' im2win: groups of {g.cg} input and {g.og} output channels are not "
+            f"whole blocks of {g.block}"
+        )
+    return g
+
+
+def window_columns(g: ConvGeometry) -> int:
+    """W_win: the input columns (padding included) one output row reads."""
+    return (g.ow - 1) * g.strides[1] + (g.kw - 1) * g.dilations[1] + 1
+
+
+def _row_bytes(g: ConvGeometry) -> int:
+    """Bytes of the window of one output row: every input block, column and kernel row."""
+    return 4 * g.input_blocks * window_columns(g) * g.kh * g.block
+
+
+def pack_weight(weight: np.ndarray, group: int, block: int) -> np.ndarray:
+    """[O, C/G, KH, KW] -> [G, OB, CB·KW·KH·X_in + 1, X_out]: per output block, one row of X_out
+    weights per (input block, kw, kh, input lane), the order the kernel reads them (the window's
+    order: kw outer, kh inner), then a row saying whether every weight is finite (module doc)."""
+    blocked = direct.pack_weight_blocked(weight, group, block).transpose(0, 1, 2, 4, 3, 5, 6)
+    g, ob = blocked.shape[:2]
+    rows = blocked.reshape(g, ob, -1, block)
+    finite = np.full((g, ob, 1, block), float(np.isfinite(weight).all()), np.float32)
+    return np.ascontiguousarray(np.concatenate([rows, finite], axis=2))
+
+
+def _depth(g: ConvGeometry) -> int:
+    """Weight rows per output block before the finite flag: CB·KW·KH·X (padded lanes too)."""
+    return -(-g.cg // g.block) * g.kw * g.kh * g.block
+
+
+@dataclass(frozen=True)
+class _Blocking:
+    """One conv's geometry with its schedule, the rows per block clamped to OH."""
+
+    g: ConvGeometry
+    s: Im2winSchedule
+    block_rows: int
+
+    @staticmethod
+    def of(op: conv.Conv2DOp) -> _Blocking:
+        g = _geometry(op)
+        s = Im2winSchedule.from_attr(op.schedule)
+        return _Blocking(g, s, min(s.block_rows, g.oh))
+
+    @property
+    def blocks_per_image(self) -> int:
+        return -(-self.g.oh // self.block_rows)
+
+    @property
+    def out_blocks(self) -> int:
+        """Output-channel blocks per group."""
+        return -(-self.g.og // self.g.block)
+
+    def window_shape(self) -> tuple[int, ...]:
+        g = self.g
+        return (g.input_blocks, self.block_rows, window_columns(g), g.kh, g.block)
+
+    def window_bytes(self) -> int:
+        return self.block_rows * _row_bytes(self.g)
+
+
+class Im2winEmitter:
+    """`KernelEmitter` of `conv.conv2d` with `algorithm = "im2win"`."""
+
+    def key(self, op: Operation) -> str:
+        b = _Blocking.of(op)
+        s = b.s
+        return (
+            f"conv_im2win_{b.g.key()}_t{s.ow_block}x{s.oc_blocks}_r{b.block_rows}s{s.slots}_"
+            f"{epilogue_key(op)}"
+        )
+
+    def packers(self, op: Operation) -> dict[int, Packer]:
+        g = _geometry(op)
+        packers: dict[int, Packer] = {1: lambda w: pack_weight(w, g.group, g.block)}
+        if op.bias is not None:
+            packers[2] = lambda b: direct.pack_bias(b, g.group, g.block)
+        return packers
+
+    def workspace_bytes(self, op: Operation) -> int:
+        blocking = _Blocking.of(op)
+        return blocking.s.slots * blocking.window_bytes()
+
+    def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
+        b = _Blocking.of(op)
+        g, x = b.g, b.g.block
+        weight_shape = (g.group, b.out_blocks, _depth(g) + 1, x)
+        bias_shape = (g.group, b.out_blocks, x)
+        items = g.n * b.blocks_per_image
+        with (
+            conv_kernel(
+                module, name, op, g, weight_shape, bias_shape, self.workspace_bytes(op)
+            ) as buffers,
+            parallel([(0, b.s.slots)]) as (slot,),
+        ):
+            window_type = f32_memref(b.window_shape())
+            window = view(buffers.workspace, mul(slot, b.window_bytes()), window_type)
+            with loop(slot, items, b.s.slots) as item:
+                per_image = index(b.blocks_per_image)
+                n = arith.DivUIOp(item.iv, per_image).result
+                first_row = affine([(arith.RemUIOp(item.iv, per_image).result, b.block_rows)])
+                rows = arith.MinSIOp(index(b.block_rows), affine([(first_row, -1)], g.oh)).result
+                _fill_window(b, buffers.x, window, n, first_row, rows)
+                _emit_rows(b, op, buffers, window, (n, first_row, rows))
+
+
+def _fill_window(
+    b: _Blocking, x: SSAValue, window: SSAValue, n: SSAValue, first_row: SSAValue, rows: SSAValue
+) -> None:
+    """The window of output rows [first_row, first_row + rows): per input block, row and kernel
+    row, the input row's X-lane vectors copied whole, zeros in the padding columns (the border
+    tiles load them and drop their products). Kernel rows in the padding are not written: the
+    kernel skips them (`direct.tap_rows`, the same bounds)."""
+    g = b.g
+    top, left = g.pads[0], g.pads[1]
+    columns = window_columns(g)
+    zero = splat(0.0, g.block)
+    copied_end = min(columns, left + g.w)  # window columns [left, copied_end) are input columns
+
+    def fill(cb: SSAValue, r: SSAValue, kh: SSAValue, start: int, end: int, source) -> None:
+        if end > start:
+            with loop(start, end) as column:
+                store_vector(source(column.iv), window, [cb, r, column.iv, kh, 0])
+
+    with loop(0, g.input_blocks) as cb, loop(0, rows) as r, loop(0, g.kh) as kh:
+        sh, dh = g.strides[0], g.dilations[0]
+        ih = affine([(first_row, sh), (r.iv, sh), (kh.iv, dh)], -top)
+
+        def copy_row() -> None:
+            fill(cb.iv, r.iv, kh.iv, 0, min(left, columns), lambda _: zero)
+            fill(
+                cb.iv,
+                r.iv,
+                kh.iv,
+                left,
+                copied_end,
+                lambda w: load_vector(x, [n, cb.iv, ih, add(w, -left), 0], g.block),
+            )
+            fill(cb.iv, r.iv, kh.iv, max(copied_end, left), columns, lambda _: zero)
+
+        if top or g.pads[2]:
+            with if_(arith.CmpiOp(ih, index(g.h), "ult").result):
+                copy_row()
+        else:  # every row an output row reads is inside the input
+            copy_row()
+
+
+def _emit_rows(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
+    """Every output row of the block × output-channel group × width tile."""
+    g, s = b.g, b.s
+    n, first_row, rows = block
+    groups_of_blocks = -(-b.out_blocks // s.oc_blocks)
+    with (
+        loop(0, g.group) as grp,
+        loop(0, groups_of_blocks) as bg,
+        loop(0, rows) as r,
+    ):
+        oh = add(first_row, r.iv)
+        kernel_rows = direct.tap_rows(g, oh)
+        position = (n, grp.iv, bg.iv, r.iv, oh, kernel_rows)
+        direct.guarded_width_tiles(
+            g,
+            s.ow_block,
+            lambda ow0, width, guarded: _emit_tile(
+                b, op, buffers, window, position, (ow0, width, guarded)
+            ),
+        )
+
+
+def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
+    """The output blocks (within the group) of block group `bg`; past the last block they are
+    clamped to it (its tile is then computed and stored twice, identically)."""
+    oc_blocks = b.s.oc_blocks
+    blocks = [affine([(bg, oc_blocks)], j) for j in range(oc_blocks)]
+    if b.out_blocks % oc_blocks:
+        last = index(b.out_blocks - 1)
+        blocks = [arith.MinSIOp(block, last).result for block in blocks]
+    return blocks
+
+
+def _emit_tile(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile) -> None:
+    """One ow_block × oc_blocks tile. A border tile (`guarded`) whose window columns reach into
+    the padding masks the products of padded taps only when some weight is not finite: with
+    finite weights the window's zero columns contribute exactly nothing (decided at run time
+    from the packed flag row, as in im2col: the kernel does not depend on the weights' values)."""
+    ow0, width, guarded = tile
+    if not guarded:
+        _emit_tile_body(b, op, buffers, window, position, (ow0, width, False))
+        return
+    flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
+    finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
+    if_else(
+        finite,
+        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, False)),
+        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True)),
+    )
+
+
+def _emit_tile_body(
+    b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile
+) -> None:
+    """Accumulate one ow_block × oc_blocks tile over input blocks × kw × kh × lanes from the
+    window (FMAs of padded columns masked when `masked`), then the epilogue and the stores."""
+    g = b.g
+    x = g.block
+    n, grp, bg, r, oh, (first_kh, last_kh) = position
+    ow0, width, masked = tile
+    weight, bias, residual, y = buffers.weight, buffers.bias, buffers.residual, buffers.y
+    blocks = _output_blocks(b, bg)
+    group_blocks = -(-g.cg // x)  # whole blocks when group > 1 (applicable)
+    full, partial = divmod(g.cg, x)
+    accs = [
+        load_vector(bias, [grp, blocks[j], 0], x) if bias is not None else splat(0.0, x)
+        for j in range(len(blocks))
+        for _ in range(width)
+    ]
+    (sw, dw), left = (g.strides[1], g.dilations[1]), g.pads[1]
+
+    def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
+        cb = affine([(grp, group_blocks), (block, 1)]) if g.group > 1 else index(block)
+        with loop(0, g.kw, carry=accs) as kw_loop:
+            columns = [affine([(ow0, sw), (kw_loop.iv, dw)], p * sw) for p in range(width)]
+            masks = [None] * width
+            if masked:
+                masks = [
+                    lane_mask(arith.CmpiOp(add(c, -left), index(g.w), "ult").result, x)
+                    for c in columns
+                ]
+            with loop(first_kh, last_kh, carry=kw_loop.carried) as kh_loop:
+                tile_accs = list(kh_loop.carried)
+                row = affine([(block, g.kw * g.kh * x), (kw_loop.iv, g.kh * x), (kh_loop.iv, x)])
+                for lane in range(lanes):
+                    weights = [
+                        load_vector(weight, [grp, ob, add(row, lane), 0], x) for ob in blocks
+                    ]
+                    for p, column in enumerate(columns):
+                        pixel = broadcast(load(window, [cb, r, column, kh_loop.iv, lane]), x)
+                        for j, wv in enumerate(weights):
+                            k = j * width + p
+                            tile_accs[k] = fma_where(masks[p], pixel, wv, tile_accs[k])
+                kh_loop.yield_(*tile_accs)
+            kw_loop.yield_(*kh_loop.results)
+        return list(kw_loop.results)
+
+    if full:
+        with loop(0, full, carry=accs) as block_loop:
+            block_loop.yield_(*accumulate(list(block_loop.carried), block_loop.iv, x))
+        accs = list(block_loop.results)
+    if partial:
+        accs = accumulate(accs, full, partial)
+    for j, ob in enumerate(blocks):
+        out_block = affine([(grp, b.out_blocks), (ob, 1)])
+        for p in range(width):
+            store_blocked(op, accs[j * width + p], residual, y, [n, out_block, oh, add(ow0, p)])
