@@ -27,7 +27,9 @@ the shared object, so the compiling process never maps LLVM (see `lowering.jit`)
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
 Both take per-conv overrides: `algorithms` ({conv key or "all": algorithm}) for
 conv-select-algorithm and `tiles` ({conv key: {knob: value}}) for conv-tile, keyed by a conv's
-`convir.name` or `onnx.name` (see `passes.conv_overrides`).
+`convir.name` or `onnx.name` (see `passes.conv_overrides`), and `winograd_tolerance`, the
+largest expected relative error of a Winograd m that selection and tiling may choose
+(`lowering.algorithms.winograd_error`; default 1e-4).
 """
 
 from __future__ import annotations
@@ -126,16 +128,26 @@ def lower(
     block: int | None = None,
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
+    winograd_tolerance: float | None = None,
 ) -> Lowered:
     """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
 
     `block` is the NCHWc block (channels per vector); default: the target's vector width.
     `algorithms` and `tiles`: per-conv overrides of conv-select-algorithm and conv-tile.
+    `winograd_tolerance`: their `winograd-tolerance` (module doc); ValueError if it is not a
+    finite number >= 0.
     """
     from convir.importer.onnx import import_onnx
+    from lowering.algorithms.winograd_error import DEFAULT_TOLERANCE, parse_tolerance
 
     if stop not in STAGES:
         raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
+    try:
+        tolerance = parse_tolerance(
+            DEFAULT_TOLERANCE if winograd_tolerance is None else winograd_tolerance
+        )
+    except ValueError as error:
+        raise ValueError(f"winograd_tolerance: {error}") from None
     target = target or Target.host()
     # A private context may drop the weights the IR no longer refers to as the pipeline goes
     # (folded BatchNorms, then everything once weights are packed into one blob): peak memory.
@@ -172,8 +184,8 @@ def lower(
         ("folded", fold),
         ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
         ("nchwc", to_nchwc),
-        ("selected", lambda: select_algorithms(module, target, algorithms)),
-        ("scheduled", lambda: tile_convs(module, target, tiles)),
+        ("selected", lambda: select_algorithms(module, target, algorithms, tolerance)),
+        ("scheduled", lambda: tile_convs(module, target, tiles, tolerance)),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
         ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
@@ -279,12 +291,13 @@ def compile(
     block: int | None = None,
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
+    winograd_tolerance: float | None = None,
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
     `block`: channels per NCHWc block (default: the target's vector width); any block runs
     correctly on any machine, other than the vector width it is only slower.
-    `algorithms`, `tiles`: per-conv overrides, as for `lower`.
+    `algorithms`, `tiles`, `winograd_tolerance` (default 1e-4): as for `lower`.
 
     The machine code is cached under `model_cache_key` of the planned module: on a hit no
     kernel is emitted or lowered (the weights are only packed) and no code generator runs.
@@ -301,13 +314,20 @@ def compile(
     if isinstance(model, str | os.PathLike):
         options = {"target": target.fingerprint(), "block": block, "code": code_fingerprint()}
         options.update(algorithms=dict(algorithms or {}), tiles=dict(tiles or {}))
+        options.update(winograd_tolerance=winograd_tolerance)
         with stage("load"):
             file_key = warm_cache.file_key(model, options)
             warm = None if file_key is None else warm_cache.load(file_key, cache_dir, threads)
         if warm is not None:
             return warm
     planned = lower(
-        model, target=target, stop="planned", block=block, algorithms=algorithms, tiles=tiles
+        model,
+        target=target,
+        stop="planned",
+        block=block,
+        algorithms=algorithms,
+        tiles=tiles,
+        winograd_tolerance=winograd_tolerance,
     )
     compiled, key, weights = _compile_planned(planned, threads, cache_dir)
     if file_key is not None:

@@ -51,19 +51,24 @@ from convir.dialects.conv_names import name_convs
 from convir.target import Target
 from passes.conv_overrides import (
     ALL,
+    WINOGRAD_TOLERANCE,
     describe,
     format_algorithm,
     parse_algorithms,
     parse_target,
+    parse_tolerance_option,
     resolve,
 )
 
 PASS = "conv-select-algorithm"
 
 
-def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
-    """The heuristic's candidates for `op`, best first (see the module docstring)."""
-    from lowering.algorithms import direct
+def preferred_algorithms(
+    op: Conv2DOp, target: Target, winograd_tolerance: float | None = None
+) -> list[str]:
+    """The heuristic's candidates for `op`, best first (see the module docstring);
+    `winograd_tolerance` defaults to `winograd_error.DEFAULT_TOLERANCE`."""
+    from lowering.algorithms import direct, winograd
     from lowering.algorithms.common import ConvGeometry
 
     g = ConvGeometry.of(op)
@@ -72,17 +77,24 @@ def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
         order.append("depthwise")
     if (g.kh, g.kw) == (1, 1) and g.group == 1 and g.block is not None and not g.needs_padding:
         order.append("gemm1x1")
+    if winograd.applicable(op) and winograd.faster_than_gemm(op, target, winograd_tolerance):
+        order.append("winograd")
     if direct.streams_weights_from_l2(op, target):
         return [*order, "direct", "im2col"]
     return [*order, "im2col", "direct"]
 
 
 def choose_algorithm(
-    op: Conv2DOp, target: Target, algorithms: Mapping[str, ModuleType] | None = None
+    op: Conv2DOp,
+    target: Target,
+    algorithms: Mapping[str, ModuleType] | None = None,
+    winograd_tolerance: float | None = None,
 ) -> str:
     """The heuristic's algorithm for `op` among `algorithms` (default: all of ALGORITHMS)."""
     algorithms = _algorithms() if algorithms is None else algorithms
-    preferred = [name for name in preferred_algorithms(op, target) if name in algorithms]
+    preferred = [
+        name for name in preferred_algorithms(op, target, winograd_tolerance) if name in algorithms
+    ]
     for name in [*preferred, *(name for name in algorithms if name not in preferred)]:
         if algorithms[name].applicable(op):
             return name
@@ -93,10 +105,14 @@ def choose_algorithm(
 
 
 def select_algorithms(
-    module: ModuleOp, target: Target, algorithms: Mapping[str, str] | None = None
+    module: ModuleOp,
+    target: Target,
+    algorithms: Mapping[str, str] | None = None,
+    winograd_tolerance: float | None = None,
 ) -> None:
     """Name every conv of `module` and set its algorithm: `algorithms` maps conv keys (and `all`)
-    to algorithm names, then pinned algorithms, then the heuristic (see the module docstring)."""
+    to algorithm names, then pinned algorithms, then the heuristic (see the module docstring),
+    which picks winograd only where an m within `winograd_tolerance` exists."""
     overrides = dict(algorithms or {})
     for key, name in overrides.items():
         _check_known(name, format_algorithm(key, name))
@@ -112,7 +128,7 @@ def select_algorithms(
         elif default is not None and _algorithms()[default].applicable(op):
             op.algorithm = StringAttr(default)
         else:
-            op.algorithm = StringAttr(choose_algorithm(op, target))
+            op.algorithm = StringAttr(choose_algorithm(op, target, None, winograd_tolerance))
 
 
 @dataclass(frozen=True)
@@ -123,13 +139,16 @@ class SelectAlgorithmPass(ModulePass):
 
     target: str = "host"
     algorithm: str = ""
+    # A string as well: xDSL's option parser reads 1e-4 as a string, 0.001 as a float.
+    winograd_tolerance: str | float | int = WINOGRAD_TOLERANCE
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
             algorithms = parse_algorithms(self.algorithm)
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option algorithm: {error}") from None
-        select_algorithms(op, parse_target(self.target, PASS), algorithms)
+        tolerance = parse_tolerance_option(self.winograd_tolerance, PASS)
+        select_algorithms(op, parse_target(self.target, PASS), algorithms, tolerance)
 
 
 def _algorithms() -> Mapping[str, ModuleType]:
