@@ -27,7 +27,9 @@ the shared object, so the compiling process never maps LLVM (see `lowering.jit`)
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
 Both take per-conv overrides: `algorithms` ({conv key or "all": algorithm}) for
 conv-select-algorithm and `tiles` ({conv key: {knob: value}}) for conv-tile, keyed by a conv's
-`convir.name` or `onnx.name` (see `passes.conv_overrides`).
+`convir.name` or `onnx.name` (see `passes.conv_overrides`), and `winograd_tolerance`, the
+largest expected relative error of a Winograd m that selection and tiling may choose
+(`lowering.algorithms.winograd_error`; default 1e-4).
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def lower(
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
     workspace_budget: int | str | None = None,
+    winograd_tolerance: float | None = None,
 ) -> Lowered:
     """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
 
@@ -134,12 +137,21 @@ def lower(
     `algorithms` and `tiles`: per-conv overrides of conv-select-algorithm and conv-tile.
     `workspace_budget`: the most workspace bytes one conv may take (an int, or a string such as
     "64KiB"), the option of conv-select-algorithm (`passes.workspace_budget`); None: no limit.
+    `winograd_tolerance`: their `winograd-tolerance` (module doc); ValueError if it is not a
+    finite number >= 0.
     """
     from convir.importer.onnx import import_onnx
+    from lowering.algorithms.winograd_error import DEFAULT_TOLERANCE, parse_tolerance
 
     if stop not in STAGES:
         raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
     budget = _workspace_budget(workspace_budget)
+    try:
+        tolerance = parse_tolerance(
+            DEFAULT_TOLERANCE if winograd_tolerance is None else winograd_tolerance
+        )
+    except ValueError as error:
+        raise ValueError(f"winograd_tolerance: {error}") from None
     target = target or Target.host()
     # A private context may drop the weights the IR no longer refers to as the pipeline goes
     # (folded BatchNorms, then everything once weights are packed into one blob): peak memory.
@@ -176,8 +188,13 @@ def lower(
         ("folded", fold),
         ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
         ("nchwc", to_nchwc),
-        ("selected", lambda: select_algorithms(module, target, algorithms, budget)),
-        ("scheduled", lambda: tile_convs(module, target, tiles)),
+        (
+            "selected",
+            lambda: select_algorithms(
+                module, target, algorithms, workspace_budget=budget, winograd_tolerance=tolerance
+            ),
+        ),
+        ("scheduled", lambda: tile_convs(module, target, tiles, tolerance)),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
         ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
@@ -303,12 +320,13 @@ def compile(
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
     workspace_budget: int | str | None = None,
+    winograd_tolerance: float | None = None,
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
     `block`: channels per NCHWc block (default: the target's vector width); any block runs
     correctly on any machine, other than the vector width it is only slower.
-    `algorithms`, `tiles`: per-conv overrides, as for `lower`.
+    `algorithms`, `tiles`, `winograd_tolerance` (default 1e-4): as for `lower`.
     `workspace_budget`: bytes (or "64KiB", "1MiB") of workspace one conv may take, as for `lower`;
     `memory_report()` then shows each conv's algorithm and workspace.
 
@@ -329,6 +347,7 @@ def compile(
         options = {"target": target.fingerprint(), "block": block, "code": code_fingerprint()}
         options.update(algorithms=dict(algorithms or {}), tiles=dict(tiles or {}))
         options.update(workspace_budget=budget)
+        options.update(winograd_tolerance=winograd_tolerance)
         with stage("load"):
             file_key = warm_cache.file_key(model, options)
             warm = None if file_key is None else warm_cache.load(file_key, cache_dir, threads)
@@ -342,6 +361,7 @@ def compile(
         algorithms=algorithms,
         tiles=tiles,
         workspace_budget=budget,
+        winograd_tolerance=winograd_tolerance,
     )
     compiled, key, weights = _compile_planned(planned, threads, cache_dir)
     if file_key is not None:

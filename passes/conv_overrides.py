@@ -24,6 +24,11 @@ from convir.target import Target
 #: The key of an algorithm override that applies to every conv.
 ALL = "all"
 
+#: The default of the passes' `winograd-tolerance` option, as written in a pipeline: the value
+#: of `lowering.algorithms.winograd_error.DEFAULT_TOLERANCE` (not imported: passes load lowering
+#: only when they run).
+WINOGRAD_TOLERANCE = "1e-4"
+
 
 def parse_target(name: str, where: str) -> Target:
     """The target an option names: `host` or a preset of `convir.target`."""
@@ -31,6 +36,17 @@ def parse_target(name: str, where: str) -> Target:
         return Target.host() if name == "host" else Target.preset(name)
     except ValueError as error:
         raise PassFailedException(f"{where}: option target: {error}") from None
+
+
+def parse_tolerance_option(value: str | float, where: str) -> float:
+    """The `winograd-tolerance` option of pass `where` as a float
+    (`lowering.algorithms.winograd_error.parse_tolerance`)."""
+    from lowering.algorithms.winograd_error import parse_tolerance
+
+    try:
+        return parse_tolerance(value)
+    except ValueError as error:
+        raise PassFailedException(f"{where}: option winograd-tolerance: {error}") from None
 
 
 def parse_algorithms(text: str) -> dict[str, str]:
@@ -53,6 +69,15 @@ def parse_tiles(text: str) -> dict[str, dict[str, int]]:
             raise ValueError(f"'{entry}' is not CONV:KNOB=VALUE[,KNOB=VALUE...]")
         _add(tiles, key.strip(), _parse_knobs(knobs, entry), entry)
     return tiles
+
+
+def parse_knobs(text: str) -> dict[str, int]:
+    """`KNOB=VALUE,...` (the knobs of one tiles entry) -> {KNOB: VALUE}; ValueError naming the
+    bad item."""
+    knobs = _parse_knobs(text, text)
+    if not knobs:
+        raise ValueError(f"'{text}' is not KNOB=VALUE[,KNOB=VALUE...]")
+    return knobs
 
 
 def format_algorithm(key: str, algorithm: str) -> str:

@@ -63,10 +63,12 @@ from convir.dialects.conv_names import name_convs
 from convir.target import Target
 from passes.conv_overrides import (
     ALL,
+    WINOGRAD_TOLERANCE,
     describe,
     format_algorithm,
     parse_algorithms,
     parse_target,
+    parse_tolerance_option,
     resolve,
 )
 from passes.workspace_budget import fit, format_bytes, parse_bytes
@@ -74,9 +76,12 @@ from passes.workspace_budget import fit, format_bytes, parse_bytes
 PASS = "conv-select-algorithm"
 
 
-def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
-    """The heuristic's candidates for `op`, best first (see the module docstring)."""
-    from lowering.algorithms import direct
+def preferred_algorithms(
+    op: Conv2DOp, target: Target, winograd_tolerance: float | None = None
+) -> list[str]:
+    """The heuristic's candidates for `op`, best first (see the module docstring);
+    `winograd_tolerance` defaults to `winograd_error.DEFAULT_TOLERANCE`."""
+    from lowering.algorithms import direct, winograd
     from lowering.algorithms.common import ConvGeometry
 
     g = ConvGeometry.of(op)
@@ -85,6 +90,8 @@ def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
         order.append("depthwise")
     if (g.kh, g.kw) == (1, 1) and g.group == 1 and g.block is not None and not g.needs_padding:
         order.append("gemm1x1")
+    if winograd.applicable(op) and winograd.faster_than_gemm(op, target, winograd_tolerance):
+        order.append("winograd")
     if direct.streams_weights_from_l2(op, target):
         return [*order, "direct", "im2col"]
     return [*order, "im2col", "direct"]
@@ -94,13 +101,17 @@ def choose_algorithm(
     op: Conv2DOp,
     target: Target,
     algorithms: Mapping[str, ModuleType] | None = None,
+    *,
     workspace_budget: int | None = None,
+    winograd_tolerance: float | None = None,
 ) -> str:
     """The heuristic's algorithm for `op` among `algorithms` (default: all of ALGORITHMS); with
     a `workspace_budget` (bytes), the first of them whose workspace fits, whose schedule is then
     pinned on `op` when the heuristic's own does not fit (see the module docstring)."""
     algorithms = _algorithms() if algorithms is None else algorithms
-    preferred = [name for name in preferred_algorithms(op, target) if name in algorithms]
+    preferred = [
+        name for name in preferred_algorithms(op, target, winograd_tolerance) if name in algorithms
+    ]
     order = [*preferred, *(name for name in algorithms if name not in preferred)]
     applicable = [name for name in order if algorithms[name].applicable(op)]
     if not applicable:
@@ -130,11 +141,14 @@ def select_algorithms(
     module: ModuleOp,
     target: Target,
     algorithms: Mapping[str, str] | None = None,
+    *,
     workspace_budget: int | None = None,
+    winograd_tolerance: float | None = None,
 ) -> None:
     """Name every conv of `module` and set its algorithm: `algorithms` maps conv keys (and `all`)
     to algorithm names, then pinned algorithms, then the heuristic, within `workspace_budget`
-    bytes when given (see the module docstring)."""
+    bytes when given and taking winograd only where an m within `winograd_tolerance` exists
+    (see the module docstring)."""
     overrides = dict(algorithms or {})
     for key, name in overrides.items():
         _check_known(name, format_algorithm(key, name))
@@ -148,16 +162,22 @@ def select_algorithms(
         elif op.algorithm is not None:
             _check_applies(op, op.algorithm.data, "pinned in the IR")
         else:
-            op.algorithm = StringAttr(_default(op, target, default, workspace_budget))
+            op.algorithm = StringAttr(
+                _default(op, target, default, workspace_budget, winograd_tolerance)
+            )
 
 
-def _default(op: Conv2DOp, target: Target, default: str | None, budget: int | None) -> str:
+def _default(
+    op: Conv2DOp, target: Target, default: str | None, budget: int | None, tolerance: float | None
+) -> str:
     """The `all` entry's algorithm where it applies (and fits the budget), else the heuristic's."""
     if default is not None and _algorithms()[default].applicable(op):
         module = _algorithms()[default]
         if budget is None or fit(op, module, target, budget).schedule is not None:
-            return choose_algorithm(op, target, {default: module}, budget)
-    return choose_algorithm(op, target, None, budget)
+            return choose_algorithm(
+                op, target, {default: module}, workspace_budget=budget, winograd_tolerance=tolerance
+            )
+    return choose_algorithm(op, target, workspace_budget=budget, winograd_tolerance=tolerance)
 
 
 @dataclass(frozen=True)
@@ -169,6 +189,8 @@ class SelectAlgorithmPass(ModulePass):
     target: str = "host"
     algorithm: str = ""
     workspace_budget: str = ""
+    # A string as well: xDSL's option parser reads 1e-4 as a string, 0.001 as a float.
+    winograd_tolerance: str | float | int = WINOGRAD_TOLERANCE
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
@@ -179,7 +201,14 @@ class SelectAlgorithmPass(ModulePass):
             budget = parse_bytes(self.workspace_budget) if self.workspace_budget else None
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option workspace-budget: {error}") from None
-        select_algorithms(op, parse_target(self.target, PASS), algorithms, budget)
+        tolerance = parse_tolerance_option(self.winograd_tolerance, PASS)
+        select_algorithms(
+            op,
+            parse_target(self.target, PASS),
+            algorithms,
+            workspace_budget=budget,
+            winograd_tolerance=tolerance,
+        )
 
 
 def _algorithms() -> Mapping[str, ModuleType]:

@@ -6,7 +6,9 @@ For each conv with one, every knob of the algorithm's schedule gets its value fr
 1. an entry of the `tiles` option naming the conv;
 2. the knob already in the conv's `schedule`, pinned by hand in a `.mlir` file or by a tuner;
 3. the algorithm's heuristic for the target, `ALGORITHMS[name].heuristic(op, target)`, which reads
-   the target's vector registers, cache sizes and cores.
+   the target's vector registers, cache sizes and cores; winograd's also reads the
+   `winograd-tolerance` option, so that the m it picks is accurate enough
+   (`lowering.algorithms.winograd_error`). A pinned m (1 or 2 above) is kept whatever its error.
 
 The merged schedule is validated by the algorithm's schedule class (`from_attr`: known knobs,
 integers >= 1) and written back whole, in the class's knob order. Nothing else changes, except
@@ -18,9 +20,13 @@ Options:
 - `tiles`: knobs pinned per conv, `CONV:KNOB=VALUE[,KNOB=VALUE...][;CONV:...]` with CONV a conv's
   `convir.name` or `onnx.name` (syntax: `passes.conv_overrides`), e.g.
   `conv-tile{tiles="conv_3:ow_block=4,oc_blocks=2;conv_5:ow_block=2"}`.
+- `winograd-tolerance`: the largest expected relative error of the m winograd's heuristic may
+  pick (default 1e-4; see `lowering.algorithms.winograd_error` for the measured table), e.g.
+  `conv-tile{winograd-tolerance=1e-5}`.
 
-Errors (PassFailedException naming the conv): a key that names no conv, a conv named in `tiles`
-without an algorithm, an unknown algorithm, a knob the algorithm does not have, a knob < 1.
+Errors (PassFailedException naming the conv or the option): a key that names no conv, a conv
+named in `tiles` without an algorithm, an unknown algorithm, a knob the algorithm does not have,
+a knob < 1, a `winograd-tolerance` that is not a finite number >= 0.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
@@ -38,20 +43,35 @@ from xdsl.utils.exceptions import PassFailedException
 from convir.dialects.conv import Conv2DOp
 from convir.dialects.conv_names import name_convs
 from convir.target import Target
-from passes.conv_overrides import describe, format_tile, parse_target, parse_tiles, resolve
-
-if TYPE_CHECKING:
-    pass
+from passes.conv_overrides import (
+    WINOGRAD_TOLERANCE,
+    describe,
+    format_tile,
+    parse_target,
+    parse_tiles,
+    parse_tolerance_option,
+    resolve,
+)
 
 PASS = "conv-tile"
 
 
-def tile_conv(op: Conv2DOp, target: Target, knobs: Mapping[str, int] | None = None) -> None:
-    """Fill `op`'s schedule: `knobs`, then knobs pinned in the IR, then the heuristic."""
+def tile_conv(
+    op: Conv2DOp,
+    target: Target,
+    knobs: Mapping[str, int] | None = None,
+    winograd_tolerance: float | None = None,
+) -> None:
+    """Fill `op`'s schedule: `knobs`, then knobs pinned in the IR, then the heuristic
+    (winograd's within `winograd_tolerance`, default `winograd_error.DEFAULT_TOLERANCE`)."""
     algorithm = _algorithm(op)
     pinned = dict(op.schedule.data) if op.schedule is not None else {}
     given = {knob: IntegerAttr(value, i64) for knob, value in (knobs or {}).items()}
-    merged = {**algorithm.heuristic(op, target).to_attr().data, **pinned, **given}
+    if algorithm.NAME == "winograd" and winograd_tolerance is not None:
+        heuristic = algorithm.heuristic(op, target, winograd_tolerance)
+    else:
+        heuristic = algorithm.heuristic(op, target)
+    merged = {**heuristic.to_attr().data, **pinned, **given}
     try:
         schedule = algorithm.SCHEDULE.from_attr(DictionaryAttr(merged))
     except ValueError as error:
@@ -60,7 +80,10 @@ def tile_conv(op: Conv2DOp, target: Target, knobs: Mapping[str, int] | None = No
 
 
 def tile_convs(
-    module: ModuleOp, target: Target, tiles: Mapping[str, Mapping[str, int]] | None = None
+    module: ModuleOp,
+    target: Target,
+    tiles: Mapping[str, Mapping[str, int]] | None = None,
+    winograd_tolerance: float | None = None,
 ) -> None:
     """`tile_conv` on every conv of `module` with an algorithm; `tiles` maps conv keys to the
     knobs pinned on that conv."""
@@ -72,9 +95,9 @@ def tile_convs(
         key = pinned.get(op)
         if key is not None:
             _check_knobs(op, entries[key], tiles[key])
-            tile_conv(op, target, tiles[key])
+            tile_conv(op, target, tiles[key], winograd_tolerance)
         elif op.algorithm is not None:
-            tile_conv(op, target)
+            tile_conv(op, target, winograd_tolerance=winograd_tolerance)
 
 
 @dataclass(frozen=True)
@@ -85,13 +108,16 @@ class TilePass(ModulePass):
 
     target: str = "host"
     tiles: str = ""
+    # A string as well: xDSL's option parser reads 1e-4 as a string, 0.001 as a float.
+    winograd_tolerance: str | float | int = WINOGRAD_TOLERANCE
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
             tiles = parse_tiles(self.tiles)
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option tiles: {error}") from None
-        tile_convs(op, parse_target(self.target, PASS), tiles)
+        tolerance = parse_tolerance_option(self.winograd_tolerance, PASS)
+        tile_convs(op, parse_target(self.target, PASS), tiles, tolerance)
 
 
 def _algorithm(op: Conv2DOp) -> ModuleType:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import re
 import time
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -159,7 +160,10 @@ class NativeConv:
         threads: int = 1,
         target: Target | None = None,
         algorithm: str | None = None,
+        knobs: dict[str, int] | None = None,
     ) -> None:
+        """`algorithm` pins the conv's algorithm where it applies; `knobs` pins schedule knobs
+        where the conv's algorithm has them (e.g. winograd's m), the heuristic fills the rest."""
         from convir.compiler import lower
         from lowering.conv_to_loops import ENTRY_POINT
         from lowering.jit import compile_ir
@@ -170,10 +174,15 @@ class NativeConv:
         ctx = make_context()
         module = conv_module(ctx, layer, weight, bias, block)
         pins = {"all": algorithm} if algorithm else None
-        scheduled = lower(
-            module, target=target, stop="scheduled", ctx=ctx, block=block, algorithms=pins
+        selected = lower(
+            module, target=target, stop="selected", ctx=ctx, block=block, algorithms=pins
         ).module
-        op = next(op for op in scheduled.walk() if isinstance(op, conv.Conv2DOp))
+        op = next(op for op in selected.walk() if isinstance(op, conv.Conv2DOp))
+        own = _own_knobs(op, knobs or {})
+        tiles = {"conv_0": own} if own else None
+        scheduled = lower(
+            selected, target=target, stop="scheduled", ctx=ctx, block=block, tiles=tiles
+        ).module
         #: The algorithm convir's selection chose, and its schedule as printed in the IR.
         self.algorithm = op.algorithm.data if op.algorithm else "?"
         self.schedule = str(op.schedule) if op.schedule else ""
@@ -213,16 +222,30 @@ class NativeConv:
         """One call of the compiled conv on the fixed buffers."""
         self._forward(*self._arguments)
 
-    def seconds_per_call(self, iterations: int) -> float:
-        """Mean seconds per call over `iterations` calls made by a native loop."""
-        start = time.perf_counter()
+    def seconds_per_call(
+        self, iterations: int, clock: Callable[[], float] = time.perf_counter
+    ) -> float:
+        """Mean seconds per call over `iterations` calls made by a native loop, by `clock`
+        (wall time; `time.thread_time` gives the CPU time of a 1-thread conv)."""
+        start = clock()
         self._repeat(self._forward_address, iterations, *self._arguments)
-        return (time.perf_counter() - start) / iterations
+        return (clock() - start) / iterations
 
     def output(self) -> np.ndarray:
         """Run once and return the result in NCHW (logical channels only)."""
         self.run()
         return reference.unpack(self._output, self.layer.out_channels)
+
+
+def _own_knobs(op: conv.Conv2DOp, knobs: dict[str, int]) -> dict[str, int]:
+    """The entries of `knobs` that the schedule of `op`'s algorithm has."""
+    from dataclasses import fields
+
+    from lowering.algorithms import ALGORITHMS
+
+    assert op.algorithm is not None
+    known = {field.name for field in fields(ALGORITHMS[op.algorithm.data].SCHEDULE)}
+    return {knob: value for knob, value in knobs.items() if knob in known}
 
 
 def layer_data(layer: ConvLayer, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

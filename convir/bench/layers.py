@@ -63,12 +63,19 @@ class LayerResult(Comparison):
 
 
 def bench_layer(
-    layer: ConvLayer, *, threads: int, repeat: int, seed: int = 0, algorithm: str | None = None
+    layer: ConvLayer,
+    *,
+    threads: int,
+    repeat: int,
+    seed: int = 0,
+    algorithm: str | None = None,
+    knobs: dict[str, int] | None = None,
 ) -> LayerResult:
     """Check and time `layer` on convir and onnxruntime (module docstring); `algorithm` pins
-    convir's algorithm where it applies (default: convir's selection)."""
+    convir's algorithm where it applies (default: convir's selection), `knobs` the schedule
+    knobs that algorithm has (default: its heuristic's)."""
     x, weight, bias = layer_data(layer, seed)
-    native = NativeConv(layer, x, weight, bias, threads=threads, algorithm=algorithm)
+    native = NativeConv(layer, x, weight, bias, threads=threads, algorithm=algorithm, knobs=knobs)
     ort = ProfiledConv(conv_model(layer, weight, bias), {"x": x}, threads)
     error = relative_error(native.output(), ort.output())
     if error > TOLERANCE:
@@ -147,6 +154,7 @@ def run_layers(
     threads: int,
     repeat: int,
     algorithm: str | None = None,
+    knobs: dict[str, int] | None = None,
     on_result: Callable[[LayerResult, Peak], None] = lambda result, peak: None,
 ) -> LayersReport:
     """Measure the peak, then every selected layer (calling `on_result` after each)."""
@@ -157,7 +165,9 @@ def run_layers(
     peak = measure_peak(threads)
     results = []
     for layer in layers:
-        result = bench_layer(layer, threads=threads, repeat=repeat, algorithm=algorithm)
+        result = bench_layer(
+            layer, threads=threads, repeat=repeat, algorithm=algorithm, knobs=knobs
+        )
         results.append(result)
         on_result(result, peak)
     return LayersReport(peak, threads, repeat, results)

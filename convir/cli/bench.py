@@ -78,6 +78,12 @@ def _add_layers(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
         help="run every layer with this convir algorithm where it applies, convir's choice "
         "elsewhere (default: convir's choice everywhere; the table names what ran)",
     )
+    layers.add_argument(
+        "--tile",
+        metavar="KNOB=VALUE[,KNOB=VALUE...]",
+        help="pin these schedule knobs on every layer whose algorithm has them, the heuristic "
+        "fills the others (e.g. --algorithm winograd --tile m=6)",
+    )
     layers.add_argument("--repeat", type=positive, default=20, help="samples per side (20)")
     layers.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     layers.add_argument("--plot", metavar="FILE.png", help="plot %% of peak per layer")
@@ -176,6 +182,17 @@ def _names(text: str, option: str, known: list[str], *, files: bool = False) -> 
     return names
 
 
+def _knobs(text: str) -> dict[str, int]:
+    """`--tile KNOB=VALUE,...` of `bench layers`, in the syntax of the knobs of `convir run
+    --tile` (`passes.conv_overrides`)."""
+    from passes.conv_overrides import parse_knobs
+
+    try:
+        return parse_knobs(text)
+    except ValueError as error:
+        raise UserError(f"--tile: {error}") from None
+
+
 def _thread_counts(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",")]
@@ -236,6 +253,7 @@ def _run_layers(args: argparse.Namespace) -> None:
                 f"--algorithm: unknown algorithm '{args.algorithm}'; expected one of "
                 f"{', '.join(ALGORITHMS)}"
             )
+    knobs = _knobs(args.tile) if args.tile is not None else None
     if args.plot:
         report.require_matplotlib()
     out = _table_stream(args)
@@ -253,6 +271,7 @@ def _run_layers(args: argparse.Namespace) -> None:
         threads=args.threads,
         repeat=args.repeat,
         algorithm=args.algorithm,
+        knobs=knobs,
         on_result=on_result,
     )
     report.print_layer_summary(results, out)

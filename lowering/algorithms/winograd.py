@@ -54,11 +54,16 @@ pair, α² · (tiles + MACS_PER_WEIGHT_FLOAT · blocks): the products, plus the 
 each block reads from memory, in multiply-adds of the same time. Large images take m = 4
 (64 channels at 56×56: 36 · (196 + 8 · 14) vs 16 · (784 + 8 · 28)); small images with many
 channels, whose U is MBs read by every block, take m = 2 (512 at 7×7: 16 · (16 + 8 · 2) vs
-36 · (4 + 8 · 2)).
-F(6,3) is used only when pinned (`--tile conv_N:m=6`) or chosen by a search: its fp32 error
-is ~4× F(4,3)'s and ~36× a direct conv's. Over the 3×3 stride-1 layers of ResNet-18/50 and
-VGG-16 with He-normal weights, max |y - y64| / max |y64| is 6.0e-7 for an fp32 GEMM and 7.1e-7,
-5.5e-6, 2.2e-5 for m = 2, 4, 6 (`examples/benchmarks/winograd_accuracy.py`).
+36 · (4 + 8 · 2)). F(6,3) joins the choice only on images of at least LARGE_IMAGE_TILES tiles
+of 4 × 4: its transforms cost more per output (64 products of 8 × 8 tiles) and its blocks are
+smaller, which the estimate leaves out. Measured (`examples/benchmarks/winograd_selection.py`,
+1 thread, CPU ms, AVX2 Zen 3): at 224×224 (3136 tiles of 4) m = 6 31.5 ms vs m = 4 35.8, at
+112×112 (784) 21.4 vs 26.2 and 13.7 vs 16.0, but at 56×56 (196) 1.34 vs 1.20 and at 28×28
+1.79 vs 1.34.
+**Accuracy**: the heuristic considers only the m whose expected error on the conv is within the
+tolerance it is given (`winograd-tolerance` of `conv-tile`; the measured table and the rule are
+`winograd_error`'s module doc); when none is, the most accurate m, F(2,3) (a conv pinned to
+winograd by hand, since selection never picks it then).
 
 **Threads and workspace.** As in im2col: `slots` workers in an `scf.parallel`; the work items
 are (block, panel group) pairs, block-major, and worker s runs items s, s + slots, ... with its
@@ -95,6 +100,7 @@ from lowering.algorithms.conv_gemm import (
     balanced_task_size,
     checked_geometry,
 )
+from lowering.algorithms.winograd_error import DEFAULT_TOLERANCE, accurate_ms
 from lowering.algorithms.winograd_kernel import Plan, emit_winograd
 from lowering.algorithms.winograd_transforms import POINTS, Matrix, cook_toom
 from lowering.kernels import Packer
@@ -122,8 +128,16 @@ BLOCK_MENU = (0.5, 1.0, 2.0, 4.0)
 #: U costs next to its products (module doc, m).
 MACS_PER_WEIGHT_FLOAT = 8
 
-#: The output tile sizes the heuristic chooses among (F(6,3) only when pinned or searched).
+#: Selection prefers winograd from this many input and output channels (`faster_than_gemm`).
+MIN_SELECTED_CHANNELS = 64
+
+#: The output tile sizes the heuristic chooses among, and F(6,3) on large images (module doc, m).
 HEURISTIC_MS = (2, 4)
+LARGE_IMAGE_MS = (2, 4, 6)
+
+#: Tiles of 4 × 4 per image from which the heuristic considers m = 6 (module doc, m): between
+#: the 196 of a 56×56 output, where m = 6 measured slower, and the 784 of 112×112, faster.
+LARGE_IMAGE_TILES = 400
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,26 @@ def applicable(op: conv.Conv2DOp) -> bool:
     return (g.kh, g.kw) == (3, 3) and g.strides == (1, 1) and g.dilations == (1, 1)
 
 
+def heuristic_ms(op: conv.Conv2DOp, tolerance: float = DEFAULT_TOLERANCE) -> tuple[int, ...]:
+    """The m the heuristic considers for `op`, HEURISTIC_MS or on large images LARGE_IMAGE_MS,
+    whose expected error on `op` is within `tolerance` (module doc)."""
+    g = ConvGeometry.of(op)
+    large = -(-g.oh // 4) * -(-g.ow // 4) >= LARGE_IMAGE_TILES
+    allowed = accurate_ms(g.c * 9, tolerance)
+    return tuple(m for m in (LARGE_IMAGE_MS if large else HEURISTIC_MS) if m in allowed)
+
+
+def faster_than_gemm(op: conv.Conv2DOp, target: Target, tolerance: float | None = None) -> bool:
+    """Whether selection prefers winograd for `op` (an applicable conv): some m is within
+    `tolerance` and the conv's shape is one where winograd measured faster than direct and
+    im2col (the rule and its table: `passes.select_algorithm`'s module doc)."""
+    ms = heuristic_ms(op, DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    if not ms:
+        return False
+    g = ConvGeometry.of(op)
+    return g.c >= MIN_SELECTED_CHANNELS and g.o >= MIN_SELECTED_CHANNELS
+
+
 def multiplies(g: ConvGeometry, m: int) -> int:
     """Transformed-domain products per (input, output) channel pair of one image: tiles · α²."""
     return -(-g.oh // m) * -(-g.ow // m) * (m + 2) ** 2
@@ -166,12 +200,16 @@ def estimated_work(g: ConvGeometry, schedule: WinogradSchedule) -> int:
     return plan.alpha**2 * (plan.total_tiles + MACS_PER_WEIGHT_FLOAT * plan.blocks)
 
 
-def heuristic(op: conv.Conv2DOp, target: Target) -> WinogradSchedule:
+def heuristic(
+    op: conv.Conv2DOp, target: Target, tolerance: float = DEFAULT_TOLERANCE
+) -> WinogradSchedule:
     """Register tile from the microkernel's rule, block size from the traffic rule, m with the
-    least estimated work, then panel groups where the weights dwarf the tiles (module doc)."""
+    least estimated work among those within `tolerance`, then panel groups where the weights
+    dwarf the tiles (module doc)."""
     g = _checked(op)
     mr, nr = register_tile(target.vector_registers, g.output_blocks)
-    sized = [_sized(g, WinogradSchedule(m, mr, nr, mr, target.cores), target) for m in HEURISTIC_MS]
+    ms = heuristic_ms(op, tolerance) or (min(POINTS),)
+    sized = [_sized(g, WinogradSchedule(m, mr, nr, mr, target.cores), target) for m in ms]
     best = min(sized, key=lambda schedule: estimated_work(g, schedule))
     return _split_panels(g, best, target)
 

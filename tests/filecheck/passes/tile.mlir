@@ -7,6 +7,8 @@
 // RUN: not convir-opt %s -p 'conv-tile{tiles="nosuch:ow_block=2"}' 2>&1 | filecheck %s --check-prefix=NOCONV
 // RUN: not convir-opt %s -p 'conv-tile{tiles="conv_0:ow_block=0"}' 2>&1 | filecheck %s --check-prefix=MALFORMED
 // RUN: not convir-opt %s -p 'conv-tile{target=sparc}' 2>&1 | filecheck %s --check-prefix=TARGET
+// RUN: convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0=winograd"},conv-tile{target=x86-avx2 winograd-tolerance=1e-6}' | filecheck %s --check-prefix=WINOTOL
+// RUN: not convir-opt %s -p 'conv-tile{winograd-tolerance=-1}' 2>&1 | filecheck %s --check-prefix=BADTOL
 
 // Convs whose algorithm is chosen: direct and depthwise on NCHWc (block 8), one direct with a
 // pinned knob, a direct conv on NCHW (its vector width is the target's), and one conv without an
@@ -52,8 +54,12 @@ func.func @plain(%y: tensor<1x16x10x10xf32>) -> (tensor<1x8x10x10xf32>, tensor<1
 // A conv switched to winograd gets its knobs (m as pinned, the others from its heuristic).
 // WINO: conv.conv2d %x, %w3 {{.*}}algorithm = "winograd", schedule = {m = 6 : i64, mr = {{[0-9]+}} : i64, nr = {{[0-9]+}} : i64, block_tiles = {{[0-9]+}} : i64, slots = {{[0-9]+}} : i64, panel_groups = {{[0-9]+}} : i64}} :
 
+// With a tolerance of 1e-6 only F(2,3) is accurate enough for the heuristic.
+// WINOTOL: conv.conv2d %x, %w3 {{.*}}algorithm = "winograd", schedule = {m = 2 : i64,
+
 // KNOB: convir-opt: error: conv-tile: tiles 'conv_0:unroll=2': conv_0 ('conv.conv2d') runs direct, which has no knob 'unroll'; its knobs: vector_width, ow_block, oc_blocks
 // NOALGO: convir-opt: error: conv-tile: conv_4 ('conv.conv2d') has no algorithm; run conv-select-algorithm first
 // NOCONV: convir-opt: error: conv-tile: tiles 'nosuch:ow_block=2': no conv is named 'nosuch'; expected conv_0, conv_1, conv_2, conv_3, conv_4 or a conv's onnx.name
 // MALFORMED: convir-opt: error: conv-tile: option tiles: 'conv_0:ow_block=0': 'ow_block=0' is not KNOB=INTEGER >= 1 (e.g. ow_block=4)
 // TARGET: convir-opt: error: conv-tile: option target: unknown target preset 'sparc'
+// BADTOL: convir-opt: error: conv-tile: option winograd-tolerance: expected a finite number >= 0 (a relative error, e.g. 1e-4; 0 selects winograd nowhere), got '-1'

@@ -118,6 +118,21 @@ def test_harness_runs_a_pinned_algorithm() -> None:
     np.testing.assert_allclose(native.output(), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_harness_pins_knobs_where_the_algorithm_has_them() -> None:
+    """`bench layers --algorithm winograd --tile m=2`: m reaches winograd's schedule; a layer
+    winograd does not apply to (stride 2) runs its own algorithm without the knob."""
+    from dataclasses import replace
+
+    layer = replace(ODD_LAYER, strides=(1, 1))
+    x, weight, bias = layer_data(layer, seed=5)
+    native = NativeConv(layer, x, weight, bias, algorithm="winograd", knobs={"m": 2})
+    assert native.algorithm == "winograd" and "m = 2 " in native.schedule
+    expected = reference_output(layer, x, weight, bias)
+    np.testing.assert_allclose(native.output(), expected, rtol=1e-4, atol=1e-5)
+    strided = NativeConv(ODD_LAYER, *layer_data(ODD_LAYER), algorithm="winograd", knobs={"m": 2})
+    assert strided.algorithm != "winograd" and "m =" not in strided.schedule
+
+
 def test_bench_layers_table_json_and_plot(tmp_path, capsys) -> None:
     plot = tmp_path / "layers.png"
     argv = ["bench", "layers", "--models", "mobilenet_v2", "--layers", SMALL_LAYER]
@@ -174,6 +189,7 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path, capsys) -> N
         (["models", "--models", "alexnet"], "--models: unknown model(s) alexnet"),
         (["models", "--models", "missing.onnx"], "--models: no such file: missing.onnx"),
         (["layers", "--algorithm", "fft"], "--algorithm: unknown algorithm 'fft'"),
+        (["layers", "--tile", "m=two"], "--tile: 'm=two': 'm=two' is not KNOB=INTEGER >= 1"),
         (["models", "--threads", "1,0"], "--threads: expected comma-separated positive"),
         (["models", "--models", "resnet18", "--busy-core", "4096"], "--busy-core: CPU 4096 is"),
     ],

@@ -33,9 +33,11 @@ ZEN4 = AVX512.with_(l2_bytes=1 << 20)
         # direct tile (37, 144, 288 KiB) fit in half of the 1 MiB L2: direct first
         (dict(c=3, o=64, kernel=7, stride=2, pad=3, block=16, hw=32), ["direct", "im2col"]),
         (dict(c=64, o=64, stride=2, pad=1, block=16), ["direct", "im2col"]),
-        (dict(c=128, o=128, pad=1, block=16), ["direct", "im2col"]),
+        # 3x3 stride 1 with >= 64 channels in and out on NCHWc: winograd first (measured rule)
+        (dict(c=128, o=128, pad=1, block=16), ["winograd", "direct", "im2col"]),
         # 3x3 on 256 channels (576 KiB) and 512 (1.1 MiB) do not: im2col first
-        (dict(c=256, o=256, pad=1, block=16), ["im2col", "direct"]),
+        (dict(c=256, o=256, pad=1, block=16), ["winograd", "im2col", "direct"]),
+        (dict(c=32, o=32, pad=1, block=16), ["direct", "im2col"]),
         (dict(c=512, o=512, stride=2, pad=1, block=16, hw=14), ["im2col", "direct"]),
     ],
 )
@@ -82,21 +84,23 @@ def test_no_applicable_algorithm_is_an_error_naming_the_conv() -> None:
         choose_algorithm(op, AVX512)
 
 
-def test_real_algorithms_on_the_four_kinds_of_conv() -> None:
+def test_real_algorithms_on_the_five_kinds_of_conv() -> None:
     depthwise = only_conv(conv_module(c=32, o=32, group=32, pad=1, block=16))
     pointwise = only_conv(conv_module(c=32, o=64, kernel=1, block=16))
-    narrow = only_conv(conv_module(c=64, o=64, pad=1, block=16))
-    wide = only_conv(conv_module(c=512, o=64, pad=1, block=16))
+    unstrided = only_conv(conv_module(c=64, o=64, pad=1, block=16))
+    narrow = only_conv(conv_module(c=64, o=64, stride=2, pad=1, block=16))
+    wide = only_conv(conv_module(c=512, o=64, stride=2, pad=1, block=16))
     grouped = only_conv(conv_module(c=64, o=64, group=2, pad=1, block=16))
     assert choose_algorithm(depthwise, AVX512) == "depthwise"
     assert choose_algorithm(pointwise, AVX512) == "gemm1x1"
+    assert choose_algorithm(unstrided, AVX512) == "winograd"
     assert choose_algorithm(narrow, AVX512) == "direct"
     assert choose_algorithm(wide, AVX512) == "im2col"
     assert choose_algorithm(grouped, AVX512) == "direct"
 
 
 def test_select_sets_only_the_algorithm_and_names_the_conv() -> None:
-    module = conv_module(c=512, o=64, pad=1, block=16)
+    module = conv_module(c=512, o=64, stride=2, pad=1, block=16)
     select_algorithms(module, AVX512)
     op = only_conv(module)
     assert op.algorithm == StringAttr("im2col") and op.schedule is None

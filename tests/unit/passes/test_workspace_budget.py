@@ -38,9 +38,9 @@ def test_malformed_byte_counts_say_what_is_accepted(text: str) -> None:
 
 
 def im2col_conv():
-    """A 3×3 conv on 512 input channels: its direct tile's weights leave half of L2, so the
-    heuristic prefers im2col, whose panels take a workspace."""
-    op = only_conv(conv_module(c=512, o=64, pad=1, block=8, hw=14))
+    """A 3×3 stride-2 conv on 512 input channels (Winograd does not apply): its direct tile's
+    weights leave half of L2, so the heuristic prefers im2col, whose panels take a workspace."""
+    op = only_conv(conv_module(c=512, o=64, pad=1, block=8, hw=14, stride=2))
     op.attributes["convir.name"] = StringAttr("conv_4")
     assert preferred_algorithms(op, AVX2)[0] == "im2col"
     return op

@@ -15,7 +15,6 @@ from convir import reference
 from convir.target import KIB, Target
 from lowering.algorithms import winograd
 from lowering.algorithms.winograd import WinogradSchedule
-from passes.select_algorithm import choose_algorithm
 from tests.onnx_cases import rand
 from tests.unit.lowering.algorithms.nchwc_harness import (
     ACTIVATIONS,
@@ -154,7 +153,7 @@ def test_heuristic_blocks(shape, l2_bytes) -> None:
     op = scheduled_conv(case)
     target = Target.host().with_(l2_bytes=l2_bytes, cores=2)
     schedule = winograd.heuristic(op, target)
-    assert schedule.m in winograd.HEURISTIC_MS and schedule.slots == 2
+    assert schedule.m in winograd.LARGE_IMAGE_MS and schedule.slots == 2
     assert schedule.block_tiles % schedule.mr == 0 and schedule.block_tiles >= schedule.mr
     op.schedule = schedule.to_attr()
     tiles = n * -(-h // schedule.m) * -(-w // schedule.m)
@@ -204,12 +203,6 @@ def test_applies_to_3x3_stride_1_dense_convs_only() -> None:
     assert not winograd.applicable(op(strides=(2, 1)))
     assert not winograd.applicable(op(dilations=(2, 2)))
     assert not winograd.applicable(op(group=2))
-
-
-def test_default_selection_does_not_pick_winograd() -> None:
-    """Until a measured rule says otherwise (the algorithm is chosen only when pinned)."""
-    case = ConvCase(rand(1, 64, 56, 56), rand(64, 64, 3, 3), attributes=dict(pads=[1] * 4))
-    assert choose_algorithm(scheduled_conv(case), Target.host()) != "winograd"
 
 
 @pytest.mark.parametrize(
