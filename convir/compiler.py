@@ -27,7 +27,9 @@ the shared object, so the compiling process never maps LLVM (see `lowering.jit`)
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
 Both take per-conv overrides: `algorithms` ({conv key or "all": algorithm}) for
 conv-select-algorithm and `tiles` ({conv key: {knob: value}}) for conv-tile, keyed by a conv's
-`convir.name` or `onnx.name` (see `passes.conv_overrides`).
+`convir.name` or `onnx.name` (see `passes.conv_overrides`); and `tuning_db`, a tuning database
+(`convir tune`) whose records for this target and thread count replace the heuristic where no
+override or pinned choice says otherwise (`nearest_target`: records of a compatible target too).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from lowering.conv_to_loops import ENTRY_POINT
 from lowering.stage_times import stage
 
 if TYPE_CHECKING:
+    from convir.tuning.records import TuningRecords
     from lowering.kernel_cache import KernelCompiler
 
 STAGES = (
@@ -126,17 +129,23 @@ def lower(
     block: int | None = None,
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
+    tuning_db: str | os.PathLike[str] | TuningRecords | None = None,
+    threads: int | None = None,
+    nearest_target: bool = False,
 ) -> Lowered:
     """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
 
     `block` is the NCHWc block (channels per vector); default: the target's vector width.
     `algorithms` and `tiles`: per-conv overrides of conv-select-algorithm and conv-tile.
+    `tuning_db`: a tuning database path (or open `TuningRecords`) whose records for `threads`
+    threads (default: the target's cores) choose algorithms and schedules.
     """
     from convir.importer.onnx import import_onnx
 
     if stop not in STAGES:
         raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
     target = target or Target.host()
+    records = tuning_records(tuning_db, target, threads, nearest_target)
     # A private context may drop the weights the IR no longer refers to as the pipeline goes
     # (folded BatchNorms, then everything once weights are packed into one blob): peak memory.
     private = ctx is None
@@ -172,8 +181,8 @@ def lower(
         ("folded", fold),
         ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
         ("nchwc", to_nchwc),
-        ("selected", lambda: select_algorithms(module, target, algorithms)),
-        ("scheduled", lambda: tile_convs(module, target, tiles)),
+        ("selected", lambda: select_algorithms(module, target, algorithms, records)),
+        ("scheduled", lambda: tile_convs(module, target, tiles, records)),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
         ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
@@ -189,6 +198,21 @@ def lower(
             break
     lowered = Lowered(ctx, module, target, name)
     return lower_to_llvm_ir(lowered, release_weights=private) if to_text else lowered
+
+
+def tuning_records(
+    tuning_db: str | os.PathLike[str] | TuningRecords | None,
+    target: Target,
+    threads: int | None,
+    nearest_target: bool = False,
+) -> TuningRecords | None:
+    """Open `tuning_db` for the passes (None: no database); `TuningDatabaseError` names a file
+    that cannot be used."""
+    if tuning_db is None or not isinstance(tuning_db, str | os.PathLike):
+        return tuning_db
+    from convir.tuning.records import open_records
+
+    return open_records(os.fspath(tuning_db), target, threads, nearest_target)
 
 
 def lower_to_llvm_ir(
@@ -279,12 +303,19 @@ def compile(
     block: int | None = None,
     algorithms: Mapping[str, str] | None = None,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
+    tuning_db: str | os.PathLike[str] | TuningRecords | None = None,
+    nearest_target: bool = False,
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
     `block`: channels per NCHWc block (default: the target's vector width); any block runs
     correctly on any machine, other than the vector width it is only slower.
     `algorithms`, `tiles`: per-conv overrides, as for `lower`.
+    `tuning_db`: a tuning database (path, or `TuningRecords` to see which convs it served);
+    its records for `threads` threads (default: all cores) replace the heuristic, those of a
+    compatible target too with `nearest_target`. A model file compiled with a database is not
+    served by the model-file cache (the database may have changed since), only by the model
+    cache, which is keyed by the chosen schedules.
 
     The machine code is cached under `model_cache_key` of the planned module: on a hit no
     kernel is emitted or lowered (the weights are only packed) and no code generator runs.
@@ -297,8 +328,9 @@ def compile(
     from convir import warm_cache
 
     target = target or Target.host()
+    records = tuning_records(tuning_db, target, threads, nearest_target)
     file_key = None
-    if isinstance(model, str | os.PathLike):
+    if isinstance(model, str | os.PathLike) and records is None:
         options = {"target": target.fingerprint(), "block": block, "code": code_fingerprint()}
         options.update(algorithms=dict(algorithms or {}), tiles=dict(tiles or {}))
         with stage("load"):
@@ -307,7 +339,13 @@ def compile(
         if warm is not None:
             return warm
     planned = lower(
-        model, target=target, stop="planned", block=block, algorithms=algorithms, tiles=tiles
+        model,
+        target=target,
+        stop="planned",
+        block=block,
+        algorithms=algorithms,
+        tiles=tiles,
+        tuning_db=records,
     )
     compiled, key, weights = _compile_planned(planned, threads, cache_dir)
     if file_key is not None:

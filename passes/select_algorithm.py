@@ -21,10 +21,17 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
 
 Precedence for one conv: an `algorithm` option entry naming it; else an `algorithm` already in the
 IR (pinned by hand or by a tuner: kept, after checking it exists and applies); else the option's
-`all` entry if that algorithm applies to the conv; else the heuristic.
+`all` entry if that algorithm applies to the conv; else a record of the tuning database (its
+algorithm and its whole schedule, which conv-tile then keeps); else the heuristic. Each conv's
+`convir.choice` attribute says which: `option`, `pinned`, `tuned` (or `tuned-nearest (<cpu>)`
+for a compatible target's record) or `heuristic`; it is a placement attribute (not part of a
+kernel's identity, `lowering.kernels.PLACEMENT_ATTRIBUTES`).
 
 Options:
 - `target`: `host` (default) or a preset of `convir.target`; the heuristic reads its vector width.
+- `tuning-db`: a tuning database (`convir tune`; `default` for the default location); `threads`
+  the thread count its records are for (default: the target's cores); `nearest-target`: also
+  use records of a compatible target (same ISA and vector width) when this one has none.
 - `algorithm`: overrides, `CONV=ALGORITHM[,CONV=ALGORITHM...]` with CONV a conv's `convir.name`,
   its `onnx.name` or `all` (syntax: `passes.conv_overrides`), e.g.
   `conv-select-algorithm{algorithm="conv_3=im2col,conv_7=direct,all=direct"}`. An entry that
@@ -32,7 +39,8 @@ Options:
 
 Errors (PassFailedException naming the conv, the option entry and what is accepted): a key that
 names no conv, an unknown algorithm, an algorithm forced on a conv it does not apply to, a pinned
-algorithm that is unknown or does not apply, a conv no algorithm applies to.
+algorithm that is unknown or does not apply, a conv no algorithm applies to, a tuning database
+that cannot be opened.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
@@ -58,7 +67,12 @@ from passes.conv_overrides import (
     resolve,
 )
 
+if TYPE_CHECKING:
+    from convir.tuning.records import TuningRecords
+
 PASS = "conv-select-algorithm"
+#: The attribute saying where a conv's choice came from (module doc).
+CHOICE_ATTRIBUTE = "convir.choice"
 
 
 def preferred_algorithms(op: Conv2DOp, target: Target) -> list[str]:
@@ -93,10 +107,14 @@ def choose_algorithm(
 
 
 def select_algorithms(
-    module: ModuleOp, target: Target, algorithms: Mapping[str, str] | None = None
+    module: ModuleOp,
+    target: Target,
+    algorithms: Mapping[str, str] | None = None,
+    records: TuningRecords | None = None,
 ) -> None:
     """Name every conv of `module` and set its algorithm: `algorithms` maps conv keys (and `all`)
-    to algorithm names, then pinned algorithms, then the heuristic (see the module docstring)."""
+    to algorithm names, then pinned algorithms, then `records` of a tuning database, then the
+    heuristic (see the module docstring)."""
     overrides = dict(algorithms or {})
     for key, name in overrides.items():
         _check_known(name, format_algorithm(key, name))
@@ -105,14 +123,23 @@ def select_algorithms(
     entries = {key: format_algorithm(key, name) for key, name in overrides.items()}
     forced = {op: key for key, op in resolve(convs, entries, f"{PASS}: algorithm").items()}
     for op in convs:
+        source = "option"
         if op in forced:
             _force(op, overrides[forced[op]], entries[forced[op]])
         elif op.algorithm is not None:
             _check_applies(op, op.algorithm.data, "pinned in the IR")
+            source = "pinned"
         elif default is not None and _algorithms()[default].applicable(op):
             op.algorithm = StringAttr(default)
+        elif records is not None and (tuned := records.choice(op)) is not None:
+            op.algorithm = StringAttr(tuned.algorithm)
+            op.schedule = tuned.schedule
+            source = tuned.source
         else:
             op.algorithm = StringAttr(choose_algorithm(op, target))
+            source = "heuristic"
+        if CHOICE_ATTRIBUTE not in op.attributes or source != "pinned":
+            op.attributes[CHOICE_ATTRIBUTE] = StringAttr(source)
 
 
 @dataclass(frozen=True)
@@ -123,13 +150,33 @@ class SelectAlgorithmPass(ModulePass):
 
     target: str = "host"
     algorithm: str = ""
+    tuning_db: str = ""
+    threads: int = 0
+    nearest_target: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
             algorithms = parse_algorithms(self.algorithm)
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option algorithm: {error}") from None
-        select_algorithms(op, parse_target(self.target, PASS), algorithms)
+        target = parse_target(self.target, PASS)
+        records = tuning_records(PASS, self.tuning_db, target, self.threads, self.nearest_target)
+        select_algorithms(op, target, algorithms, records)
+
+
+def tuning_records(
+    pass_name: str, path: str, target: Target, threads: int, nearest: bool
+) -> TuningRecords | None:
+    """The records of the `tuning-db` option of `pass_name` (None when it is empty)."""
+    if not path:
+        return None
+    from convir.tuning.database import TuningDatabaseError
+    from convir.tuning.records import open_records
+
+    try:
+        return open_records(path, target, threads or None, nearest)
+    except TuningDatabaseError as error:
+        raise PassFailedException(f"{pass_name}: option tuning-db: {error}") from None
 
 
 def _algorithms() -> Mapping[str, ModuleType]:

@@ -4,9 +4,15 @@ Expects the output of `conv-select-algorithm` (any conv without an `algorithm` i
 For each conv with one, every knob of the algorithm's schedule gets its value from, first to last:
 
 1. an entry of the `tiles` option naming the conv;
-2. the knob already in the conv's `schedule`, pinned by hand in a `.mlir` file or by a tuner;
-3. the algorithm's heuristic for the target, `ALGORITHMS[name].heuristic(op, target)`, which reads
+2. the knob already in the conv's `schedule`, pinned by hand in a `.mlir` file or by a tuner
+   (conv-select-algorithm pins a tuned record's whole schedule);
+3. with a `tuning-db`, a record of the database for the conv's workload, when its algorithm is
+   the conv's (`convir.tuning.records`);
+4. the algorithm's heuristic for the target, `ALGORITHMS[name].heuristic(op, target)`, which reads
    the target's vector registers, cache sizes and cores.
+
+A conv without a `convir.choice` attribute gets one: `tuned` when a record gave its schedule,
+`pinned` when the IR had one, else `heuristic` (see conv-select-algorithm).
 
 The merged schedule is validated by the algorithm's schedule class (`from_attr`: known knobs,
 integers >= 1) and written back whole, in the class's knob order. Nothing else changes, except
@@ -15,6 +21,8 @@ that a conv without a `convir.name` is given one (`convir.dialects.conv_names`),
 
 Options:
 - `target`: `host` (default) or a preset of `convir.target`.
+- `tuning-db`, `threads`, `nearest-target`: the tuning database and how to read it, as for
+  conv-select-algorithm.
 - `tiles`: knobs pinned per conv, `CONV:KNOB=VALUE[,KNOB=VALUE...][;CONV:...]` with CONV a conv's
   `convir.name` or `onnx.name` (syntax: `passes.conv_overrides`), e.g.
   `conv-tile{tiles="conv_3:ow_block=4,oc_blocks=2;conv_5:ow_block=2"}`.
@@ -31,7 +39,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
@@ -39,9 +47,10 @@ from convir.dialects.conv import Conv2DOp
 from convir.dialects.conv_names import name_convs
 from convir.target import Target
 from passes.conv_overrides import describe, format_tile, parse_target, parse_tiles, resolve
+from passes.select_algorithm import CHOICE_ATTRIBUTE, tuning_records
 
 if TYPE_CHECKING:
-    pass
+    from convir.tuning.records import TuningRecords
 
 PASS = "conv-tile"
 
@@ -60,21 +69,43 @@ def tile_conv(op: Conv2DOp, target: Target, knobs: Mapping[str, int] | None = No
 
 
 def tile_convs(
-    module: ModuleOp, target: Target, tiles: Mapping[str, Mapping[str, int]] | None = None
+    module: ModuleOp,
+    target: Target,
+    tiles: Mapping[str, Mapping[str, int]] | None = None,
+    records: TuningRecords | None = None,
 ) -> None:
     """`tile_conv` on every conv of `module` with an algorithm; `tiles` maps conv keys to the
-    knobs pinned on that conv."""
+    knobs pinned on that conv; `records` gives tuned schedules (module doc)."""
     tiles = tiles or {}
     convs = name_convs(module)
     entries = {key: format_tile(key, knobs) for key, knobs in tiles.items()}
     pinned = {op: key for key, op in resolve(convs, entries, f"{PASS}: tiles").items()}
     for op in convs:
+        if op.algorithm is None:
+            continue
+        source = "pinned" if op.schedule is not None else "heuristic"
         key = pinned.get(op)
         if key is not None:
             _check_knobs(op, entries[key], tiles[key])
             tile_conv(op, target, tiles[key])
-        elif op.algorithm is not None:
+        elif op.schedule is None and (tuned := _tuned(op, records)) is not None:
+            op.schedule = tuned.schedule
+            source = tuned.source
             tile_conv(op, target)
+        else:
+            tile_conv(op, target)
+        if CHOICE_ATTRIBUTE not in op.attributes:
+            op.attributes[CHOICE_ATTRIBUTE] = StringAttr(source)
+
+
+def _tuned(op: Conv2DOp, records: TuningRecords | None):
+    """The record's choice for `op` when it is for the conv's algorithm."""
+    if records is None:
+        return None
+    tuned = records.choice(op)
+    if tuned is None or op.algorithm is None or tuned.algorithm != op.algorithm.data:
+        return None
+    return tuned
 
 
 @dataclass(frozen=True)
@@ -85,13 +116,18 @@ class TilePass(ModulePass):
 
     target: str = "host"
     tiles: str = ""
+    tuning_db: str = ""
+    threads: int = 0
+    nearest_target: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
             tiles = parse_tiles(self.tiles)
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option tiles: {error}") from None
-        tile_convs(op, parse_target(self.target, PASS), tiles)
+        target = parse_target(self.target, PASS)
+        records = tuning_records(PASS, self.tuning_db, target, self.threads, self.nearest_target)
+        tile_convs(op, target, tiles, records)
 
 
 def _algorithm(op: Conv2DOp) -> ModuleType:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import re
 import time
+from collections.abc import Mapping
 from functools import cache
 
 import numpy as np
@@ -46,10 +47,12 @@ from convir.bench import BenchError
 from convir.bench.workloads import ConvLayer
 from convir.dialects import conv, make_context
 from convir.dialects.resources import resources_of
-from convir.dialects.shapes import blocked_shape, f32_tensor, tensor_shape
+from convir.dialects.shapes import blocked_shape, f32_tensor
 from convir.target import Target
 
 REPEAT_FUNCTION = "convir_bench_repeat"
+#: The name conv-select-algorithm gives the one conv of `conv_module` (the key of its tiles).
+CONV_NAME = "conv_0"
 #: `repeat(forward, n, x, y, weights, arena, threads)` calls `forward(x, y, weights, arena,
 #: threads)` n >= 1 times.
 REPEAT_IR = f"""
@@ -147,7 +150,11 @@ def forward_calls(llvm_ir: str) -> list[str]:
 
 
 class NativeConv:
-    """`layer` compiled by convir for `target`, ready to be called on fixed NCHWc buffers."""
+    """`layer` compiled by convir for `target`, ready to be called on fixed NCHWc buffers.
+
+    `algorithm` pins the conv's algorithm and `schedule` its knobs (else convir's selection
+    chooses). `NativeConv.from_library` wraps a conv compiled elsewhere (the tuner compiles
+    many candidates at once)."""
 
     def __init__(
         self,
@@ -159,38 +166,67 @@ class NativeConv:
         threads: int = 1,
         target: Target | None = None,
         algorithm: str | None = None,
+        schedule: Mapping[str, int] | None = None,
     ) -> None:
         from convir.compiler import lower
         from lowering.conv_to_loops import ENTRY_POINT
         from lowering.jit import compile_ir
 
-        self.layer, self.threads = layer, threads
         target = target or Target.host()
         block = target.vector_width
         ctx = make_context()
         module = conv_module(ctx, layer, weight, bias, block)
-        pins = {"all": algorithm} if algorithm else None
         scheduled = lower(
-            module, target=target, stop="scheduled", ctx=ctx, block=block, algorithms=pins
+            module,
+            target=target,
+            stop="scheduled",
+            ctx=ctx,
+            block=block,
+            algorithms={"all": algorithm} if algorithm else None,
+            tiles={CONV_NAME: dict(schedule)} if schedule else None,
         ).module
         op = next(op for op in scheduled.walk() if isinstance(op, conv.Conv2DOp))
-        #: The algorithm convir's selection chose, and its schedule as printed in the IR.
-        self.algorithm = op.algorithm.data if op.algorithm else "?"
-        self.schedule = str(op.schedule) if op.schedule else ""
+        algorithm_name = op.algorithm.data if op.algorithm else "?"
+        schedule_text = str(op.schedule) if op.schedule else ""
         lowered = lower(scheduled, target=target, stop="llvm-ir", ctx=ctx, block=block)
         # The parts compiled as convir.compile compiles them: one object per kernel.
         parts = lowered.llvm_parts
         assert parts is not None
+        self.layer = layer
         self._check_only_the_conv_runs("\n".join(parts))
-        self._library = compile_ir(parts, target, exported=[ENTRY_POINT])
+        library = compile_ir(parts, target, exported=[ENTRY_POINT])
+        self._bind(layer, x, lowered, library, threads, target)
+        #: The algorithm convir's selection chose, and its schedule as printed in the IR.
+        self.algorithm, self.schedule = algorithm_name, schedule_text
+
+    @classmethod
+    def from_library(
+        cls, layer: ConvLayer, x: np.ndarray, lowered, library, *, threads: int, target: Target
+    ) -> NativeConv:
+        """The conv of `lowered` (the module of `conv_module` lowered to "llvm-ir" in context
+        `lowered.ctx`) whose machine code is `library`."""
+        native = cls.__new__(cls)
+        native._bind(layer, x, lowered, library, threads, target)
+        native.algorithm = native.schedule = native.kernel = ""
+        return native
+
+    def _bind(self, layer: ConvLayer, x: np.ndarray, lowered, library, threads: int, target):
+        from lowering.conv_to_loops import ENTRY_POINT
+
+        self.layer, self.threads = layer, threads
+        block = target.vector_width
+        self._library = library
         weights_attr = lowered.module.attributes["convir.weights"]
         assert isinstance(weights_attr, DenseResourceAttr)
-        self._weights = np.ascontiguousarray(resources_of(ctx).array(weights_attr), np.uint8)
+        self._weights = np.ascontiguousarray(
+            resources_of(lowered.ctx).array(weights_attr), np.uint8
+        )
         arena_bytes = lowered.module.attributes["convir.arena_bytes"].value.data
         self._arena = np.zeros(max(arena_bytes, 1), np.uint8)
         x = np.ascontiguousarray(x, np.float32)
         self._input = x if reads_nchw_input(layer, block) else reference.pack(x, block)
-        self._output = np.zeros(tensor_shape(op.output), np.float32)
+        output_shape = blocked_shape((1, layer.out_channels, *layer.output_hw), block)
+        self._output = np.zeros(output_shape, np.float32)
         self._forward = self._library.function(
             ENTRY_POINT, None, [ctypes.c_void_p] * 4 + [ctypes.c_int32]
         )
