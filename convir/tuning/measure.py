@@ -15,7 +15,8 @@ line of its stderr), and a new worker continues with the candidates not measured
 compiled objects come from the cache).
 A `deadline` (time.monotonic) stops the measurement: what is left is `skipped`.
 
-The worker is killed however `measure_workload` ends (an exception, Ctrl-C), so no orphan keeps
+The worker is killed however `measure_workload` ends (an exception, Ctrl-C), and on Linux also
+when the tuner itself is killed (SIGKILL: the kernel's parent-death signal), so no orphan keeps
 timing.
 """
 
@@ -25,6 +26,7 @@ import dataclasses
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -150,6 +152,14 @@ def _timeout(timing: bool, best_s: float | None, repeats: int) -> float:
     return TIMING_FLOOR_S + TIMING_FACTOR * calls * max(best_s, MIN_SAMPLE_S)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGKILL it when its parent dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 class _Worker:
     """One `python -m convir.tuning.worker` process fed `request`, read event by event."""
 
@@ -164,6 +174,7 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             env=env,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(json.dumps(request).encode())
