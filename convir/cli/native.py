@@ -158,7 +158,7 @@ def report_nearest(records) -> None:
         names = ", ".join(name for name, _ in nearest)
         print(
             f"convir: {len(nearest)} conv(s) use tuning records of a compatible target "
-            f"({nearest[0][1].removeprefix('tuned-nearest ')}): {names}",
+            f"({nearest[0][1].removeprefix('tuned-nearest (').removesuffix(')')}): {names}",
             file=sys.stderr,
         )
 

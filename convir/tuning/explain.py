@@ -5,8 +5,9 @@ records when one is given), and each conv reports: its `convir.name`, shape, alg
 schedule, where the choice came from (`convir.choice`: heuristic, tuned, tuned-nearest, pinned,
 option), FLOPs, workspace bytes, and, unless `measure=False`, its time measured now as the
 compiled model runs it (`convir.bench.conv_harness.NativeConv` pinned to the same algorithm and
-schedule; median of `REPEATS` calibrated samples; identical convs measured once), GFLOP/s and %
-of the measured FMA peak (`convir.bench.peak`) at the same thread count. For tuned convs, the
+schedule; median of `REPEATS` calibrated samples; identical convs measured once; at one thread
+the thread's CPU time, at more wall time, as the tuner measures), GFLOP/s and % of the measured
+FMA peak (`convir.bench.peak`) at the same thread count. For tuned convs, the
 record's runner-up (the fastest other candidate) with its time as tuned.
 
 A residual add fused into a conv is not part of its measured time (as in `convir bench layers`).
@@ -17,13 +18,15 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from dataclasses import asdict, dataclass
 
 import onnx
 
 from convir.target import Target
-from convir.tuning.records import CHOICE_ATTRIBUTE, TuningRecords
+from convir.tuning.records import TuningRecords
 from convir.tuning.workloads import load_model, workload_of
+from passes.select_algorithm import CHOICE_ATTRIBUTE
 
 REPEATS = 5
 
@@ -144,7 +147,8 @@ def _measure(rows: list[ConvRow], workloads: dict, threads: int, target: Target,
                 schedule=row.schedule,
             )
             iterations = calibrate(native.run)
-            samples = [native.seconds_per_call(iterations) for _ in range(REPEATS)]
+            clock = time.thread_time if threads == 1 else time.perf_counter
+            samples = [native.seconds_per_call(iterations, clock) for _ in range(REPEATS)]
             measured[key] = statistics.median(samples)
         seconds = measured[key]
         row.measured_ms = seconds * 1e3

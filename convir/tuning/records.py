@@ -23,8 +23,6 @@ from convir.target import Target
 from convir.tuning.database import Record, TuningDatabase
 from convir.tuning.workloads import workload_of
 
-#: Where a conv's algorithm and schedule came from, an attribute of every scheduled conv.
-
 
 @dataclass(frozen=True)
 class TunedChoice:

@@ -13,7 +13,10 @@ parent always knows which candidate it is busy with and can kill it after a time
 2. **Check and time** them one at a time: the output against the float64 reference (`convir.
    reference`), rejected beyond the algorithm's `tolerance(schedule)`; then a warm-up that
    calibrates the calls per sample (`convir.bench.timing.calibrate`, samples of >= 2 ms) and up to
-   `repeats` samples timed by a native loop (`NativeConv.seconds_per_call`); once
+   `repeats` samples timed by a native loop (`NativeConv.seconds_per_call`): at one thread by
+   the thread's CPU time (`time.thread_time`; the conv runs on the calling thread, and on a
+   shared machine other processes stretch wall time by their load, not CPU time), at more
+   threads by wall time (CPU time would hide threads that wait); once
    `EARLY_STOP_SAMPLES` samples are taken, a candidate whose fastest sample is over
    `EARLY_STOP_FACTOR` × the best median so far is stopped (`slower`). Events: `timing` before,
    `result` after.
@@ -172,8 +175,9 @@ def _check_and_time(native, expected, request, index, best_s, *, perturb: bool) 
     iterations = calibrate(native.run)
     samples: list[float] = []
     status = "ok"
+    clock = time.thread_time if request["threads"] == 1 else time.perf_counter
     for _ in range(request["repeats"]):
-        samples.append(native.seconds_per_call(iterations))
+        samples.append(native.seconds_per_call(iterations, clock))
         early = len(samples) >= EARLY_STOP_SAMPLES and best_s is not None
         if early and min(samples) > EARLY_STOP_FACTOR * best_s:
             status = "slower"
