@@ -81,10 +81,10 @@ def tile_convs(
     entries = {key: format_tile(key, knobs) for key, knobs in tiles.items()}
     pinned = {op: key for key, op in resolve(convs, entries, f"{PASS}: tiles").items()}
     for op in convs:
-        if op.algorithm is None:
+        key = pinned.get(op)
+        if op.algorithm is None and key is None:
             continue
         source = "pinned" if op.schedule is not None else "heuristic"
-        key = pinned.get(op)
         if key is not None:
             _check_knobs(op, entries[key], tiles[key])
             tile_conv(op, target, tiles[key])

@@ -6,6 +6,8 @@
 // RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_2=depthwise"}' 2>&1 | filecheck %s --check-prefix=NOTAPPLY
 // RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0"}' 2>&1 | filecheck %s --check-prefix=MALFORMED
 // RUN: not convir-opt %s -p 'conv-select-algorithm{target=sparc}' 2>&1 | filecheck %s --check-prefix=TARGET
+// RUN: convir-opt %s -p 'conv-select-algorithm{target=x86-avx2 algorithm="conv_2=direct"}' | filecheck %s --check-prefix=CHOICE
+// RUN: not convir-opt %s -p 'conv-select-algorithm{tuning-db="/nonexistent/t.sqlite"}' 2>&1 | filecheck %s --check-prefix=NODB
 
 // Three convs: two depthwise on NCHWc with a block of 1 (where both depthwise and direct apply),
 // one of them pinned to depthwise with a schedule, and a dense conv on NCHW. Unnamed convs are
@@ -47,3 +49,10 @@ func.func @plain(%y: tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32> {
 // NOTAPPLY: convir-opt: error: conv-select-algorithm: conv_2 ('conv.conv2d'): algorithm 'depthwise' (forced by algorithm 'conv_2=depthwise') does not apply to this conv; applicable: direct
 // MALFORMED: convir-opt: error: conv-select-algorithm: option algorithm: 'conv_0' is not CONV=ALGORITHM (e.g. conv_3=im2col)
 // TARGET: convir-opt: error: conv-select-algorithm: option target: unknown target preset 'sparc'
+
+// Every conv says where its choice came from: the heuristic, a pin in the IR, an option.
+// CHOICE: conv.conv2d %x, %w {convir.name = "conv_0", convir.choice = "heuristic"
+// CHOICE: conv.conv2d %a, %w {convir.name = "conv_1", onnx.name = "/blocks/pinned", convir.choice = "pinned"
+// CHOICE: conv.conv2d %y, %w {convir.name = "conv_2", convir.choice = "option"
+
+// NODB: convir-opt: error: conv-select-algorithm: option tuning-db: no tuning database at '/nonexistent/t.sqlite'
