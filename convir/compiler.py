@@ -27,9 +27,12 @@ the shared object, so the compiling process never maps LLVM (see `lowering.jit`)
 `compile` runs all of it; `lower` stops after any named stage so that a researcher can print it.
 Both take per-conv overrides: `algorithms` ({conv key or "all": algorithm}) for
 conv-select-algorithm and `tiles` ({conv key: {knob: value}}) for conv-tile, keyed by a conv's
-`convir.name` or `onnx.name` (see `passes.conv_overrides`), and `winograd_tolerance`, the
+`convir.name` or `onnx.name` (see `passes.conv_overrides`); `winograd_tolerance`, the
 largest expected relative error of a Winograd m that selection and tiling may choose
-(`lowering.algorithms.winograd_error`; default 1e-4).
+(`lowering.algorithms.winograd_error`; default 1e-4); `workspace_budget`, the most workspace
+one conv may take; and `tuning_db`, a tuning database (`convir tune`) whose records for this
+target and thread count replace the heuristic where no override or pinned choice says otherwise
+(`nearest_target`: records of a compatible target too).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from lowering.conv_to_loops import ENTRY_POINT
 from lowering.stage_times import stage
 
 if TYPE_CHECKING:
+    from convir.tuning.records import TuningRecords
     from lowering.kernel_cache import KernelCompiler
 
 STAGES = (
@@ -130,6 +134,9 @@ def lower(
     tiles: Mapping[str, Mapping[str, int]] | None = None,
     workspace_budget: int | str | None = None,
     winograd_tolerance: float | None = None,
+    tuning_db: str | os.PathLike[str] | TuningRecords | None = None,
+    threads: int | None = None,
+    nearest_target: bool = False,
 ) -> Lowered:
     """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
 
@@ -139,6 +146,8 @@ def lower(
     "64KiB"), the option of conv-select-algorithm (`passes.workspace_budget`); None: no limit.
     `winograd_tolerance`: their `winograd-tolerance` (module doc); ValueError if it is not a
     finite number >= 0.
+    `tuning_db`: a tuning database path (or open `TuningRecords`) whose records for `threads`
+    threads (default: the target's cores) choose algorithms and schedules.
     """
     from convir.importer.onnx import import_onnx
     from lowering.algorithms.winograd_error import DEFAULT_TOLERANCE, parse_tolerance
@@ -153,6 +162,7 @@ def lower(
     except ValueError as error:
         raise ValueError(f"winograd_tolerance: {error}") from None
     target = target or Target.host()
+    records = tuning_records(tuning_db, target, threads, nearest_target)
     # A private context may drop the weights the IR no longer refers to as the pipeline goes
     # (folded BatchNorms, then everything once weights are packed into one blob): peak memory.
     private = ctx is None
@@ -191,10 +201,20 @@ def lower(
         (
             "selected",
             lambda: select_algorithms(
-                module, target, algorithms, workspace_budget=budget, winograd_tolerance=tolerance
+                module,
+                target,
+                algorithms,
+                workspace_budget=budget,
+                winograd_tolerance=tolerance,
+                records=records,
             ),
         ),
-        ("scheduled", lambda: tile_convs(module, target, tiles, tolerance)),
+        (
+            "scheduled",
+            lambda: tile_convs(
+                module, target, tiles, winograd_tolerance=tolerance, records=records
+            ),
+        ),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
         ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
@@ -226,6 +246,21 @@ def _workspace_budget(budget: int | str | None) -> int | None:
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"workspace_budget: expected a byte count >= 0, got {budget!r}")
     return budget
+
+
+def tuning_records(
+    tuning_db: str | os.PathLike[str] | TuningRecords | None,
+    target: Target,
+    threads: int | None,
+    nearest_target: bool = False,
+) -> TuningRecords | None:
+    """Open `tuning_db` for the passes (None: no database); `TuningDatabaseError` names a file
+    that cannot be used."""
+    if tuning_db is None or not isinstance(tuning_db, str | os.PathLike):
+        return tuning_db
+    from convir.tuning.records import open_records
+
+    return open_records(os.fspath(tuning_db), target, threads, nearest_target)
 
 
 def lower_to_llvm_ir(
@@ -321,6 +356,8 @@ def compile(
     tiles: Mapping[str, Mapping[str, int]] | None = None,
     workspace_budget: int | str | None = None,
     winograd_tolerance: float | None = None,
+    tuning_db: str | os.PathLike[str] | TuningRecords | None = None,
+    nearest_target: bool = False,
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
@@ -329,6 +366,11 @@ def compile(
     `algorithms`, `tiles`, `winograd_tolerance` (default 1e-4): as for `lower`.
     `workspace_budget`: bytes (or "64KiB", "1MiB") of workspace one conv may take, as for `lower`;
     `memory_report()` then shows each conv's algorithm and workspace.
+    `tuning_db`: a tuning database (path, or `TuningRecords` to see which convs it served);
+    its records for `threads` threads (default: all cores) replace the heuristic, those of a
+    compatible target too with `nearest_target`. A model file compiled with a database is not
+    served by the model-file cache (the database may have changed since), only by the model
+    cache, which is keyed by the chosen schedules.
 
     The machine code is cached under `model_cache_key` of the planned module: on a hit no
     kernel is emitted or lowered (the weights are only packed) and no code generator runs.
@@ -342,8 +384,9 @@ def compile(
 
     target = target or Target.host()
     budget = _workspace_budget(workspace_budget)
+    records = tuning_records(tuning_db, target, threads, nearest_target)
     file_key = None
-    if isinstance(model, str | os.PathLike):
+    if isinstance(model, str | os.PathLike) and records is None:
         options = {"target": target.fingerprint(), "block": block, "code": code_fingerprint()}
         options.update(algorithms=dict(algorithms or {}), tiles=dict(tiles or {}))
         options.update(workspace_budget=budget)
@@ -362,6 +405,7 @@ def compile(
         tiles=tiles,
         workspace_budget=budget,
         winograd_tolerance=winograd_tolerance,
+        tuning_db=records,
     )
     compiled, key, weights = _compile_planned(planned, threads, cache_dir)
     if file_key is not None:

@@ -135,6 +135,11 @@ class DepthRange:
 _MEASURED_MR_CAP = {1: 24, 2: 4, 3: 8}
 
 
+#: Register tiles a search tries besides `register_tile`'s with 16 vector registers (AVX2):
+#: 6 × 2 and 3 × 3 fill 15 and 13 registers with accumulators, B vectors and a broadcast.
+SMALL_REGISTER_FILE_TILES = ((6, 2), (3, 3))
+
+
 def register_tile(vector_registers: int, vectors: int) -> tuple[int, int]:
     """(MR, NR) for a register file of `vector_registers` and C `vectors` wide (module doc)."""
     nr = vectors if vectors < 4 else 3 if vectors % 4 and vectors % 3 == 0 else 4

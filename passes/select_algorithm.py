@@ -21,7 +21,11 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
 
 Precedence for one conv: an `algorithm` option entry naming it; else an `algorithm` already in the
 IR (pinned by hand or by a tuner: kept, after checking it exists and applies); else the option's
-`all` entry if that algorithm applies to the conv; else the heuristic.
+`all` entry if that algorithm applies to the conv; else a record of the tuning database (its
+algorithm and its whole schedule, which conv-tile then keeps); else the heuristic. Each conv's
+`convir.choice` attribute says which: `option`, `pinned`, `tuned` (or `tuned-nearest (<cpu>)`
+for a compatible target's record) or `heuristic`; it is a placement attribute (not part of a
+kernel's identity, `lowering.kernels.PLACEMENT_ATTRIBUTES`).
 
 **Workspace budget.** With the `workspace-budget` option (bytes: `65536`, `64KiB`, `1MiB`;
 `passes.workspace_budget`), the heuristic's order above is filtered: each applicable algorithm
@@ -35,6 +39,9 @@ applicable algorithm fits is an error naming the conv and the smallest workspace
 
 Options:
 - `target`: `host` (default) or a preset of `convir.target`; the heuristic reads its vector width.
+- `tuning-db`: a tuning database (`convir tune`; `default` for the default location); `threads`
+  the thread count its records are for (default: the target's cores); `nearest-target`: also
+  use records of a compatible target (same ISA and vector width) when this one has none.
 - `algorithm`: overrides, `CONV=ALGORITHM[,CONV=ALGORITHM...]` with CONV a conv's `convir.name`,
   its `onnx.name` or `all` (syntax: `passes.conv_overrides`), e.g.
   `conv-select-algorithm{algorithm="conv_3=im2col,conv_7=direct,all=direct"}`. An entry that
@@ -44,7 +51,8 @@ Options:
 Errors (PassFailedException naming the conv, the option entry and what is accepted): a key that
 names no conv, an unknown algorithm, an algorithm forced on a conv it does not apply to, a pinned
 algorithm that is unknown or does not apply, a conv no algorithm applies to, a workspace budget
-that is not a byte count or that no applicable algorithm fits.
+that is not a byte count or that no applicable algorithm fits, a tuning database that cannot
+be opened.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
@@ -71,9 +80,14 @@ from passes.conv_overrides import (
     parse_tolerance_option,
     resolve,
 )
-from passes.workspace_budget import fit, format_bytes, parse_bytes
+from passes.workspace_budget import fit, format_bytes, parse_bytes, workspace_bytes
+
+if TYPE_CHECKING:
+    from convir.tuning.records import TuningRecords
 
 PASS = "conv-select-algorithm"
+#: The attribute saying where a conv's choice came from (module doc).
+CHOICE_ATTRIBUTE = "convir.choice"
 
 
 def preferred_algorithms(
@@ -144,11 +158,12 @@ def select_algorithms(
     *,
     workspace_budget: int | None = None,
     winograd_tolerance: float | None = None,
+    records: TuningRecords | None = None,
 ) -> None:
     """Name every conv of `module` and set its algorithm: `algorithms` maps conv keys (and `all`)
-    to algorithm names, then pinned algorithms, then the heuristic, within `workspace_budget`
-    bytes when given and taking winograd only where an m within `winograd_tolerance` exists
-    (see the module docstring)."""
+    to algorithm names, then pinned algorithms, then `records` of a tuning database, then the
+    heuristic, within `workspace_budget` bytes when given and taking winograd only where an m
+    within `winograd_tolerance` exists (see the module docstring)."""
     overrides = dict(algorithms or {})
     for key, name in overrides.items():
         _check_known(name, format_algorithm(key, name))
@@ -157,27 +172,49 @@ def select_algorithms(
     entries = {key: format_algorithm(key, name) for key, name in overrides.items()}
     forced = {op: key for key, op in resolve(convs, entries, f"{PASS}: algorithm").items()}
     for op in convs:
+        source = "option"
         if op in forced:
             _force(op, overrides[forced[op]], entries[forced[op]])
         elif op.algorithm is not None:
             _check_applies(op, op.algorithm.data, "pinned in the IR")
+            source = "pinned"
+        elif (tuned := _tuned(op, records, default, workspace_budget)) is not None:
+            op.algorithm = StringAttr(tuned.algorithm)
+            op.schedule = tuned.schedule
+            source = tuned.source
         else:
-            op.algorithm = StringAttr(
-                _default(op, target, default, workspace_budget, winograd_tolerance)
-            )
+            name, source = _default(op, target, default, workspace_budget, winograd_tolerance)
+            op.algorithm = StringAttr(name)
+        if CHOICE_ATTRIBUTE not in op.attributes or source != "pinned":
+            op.attributes[CHOICE_ATTRIBUTE] = StringAttr(source)
+
+
+def _tuned(op: Conv2DOp, records: TuningRecords | None, default: str | None, budget: int | None):
+    """The tuning record's choice for `op`, unless the `all` entry applies to it or the record's
+    workspace exceeds the budget."""
+    if records is None or (default is not None and _algorithms()[default].applicable(op)):
+        return None
+    tuned = records.choice(op)
+    if tuned is None or budget is None:
+        return tuned
+    schedule = _algorithms()[tuned.algorithm].SCHEDULE.from_attr(tuned.schedule)
+    return tuned if workspace_bytes(op, tuned.algorithm, schedule) <= budget else None
 
 
 def _default(
     op: Conv2DOp, target: Target, default: str | None, budget: int | None, tolerance: float | None
-) -> str:
-    """The `all` entry's algorithm where it applies (and fits the budget), else the heuristic's."""
+) -> tuple[str, str]:
+    """The `all` entry's algorithm where it applies (and fits the budget), else the heuristic's;
+    and which of the two it is (`option` or `heuristic`)."""
     if default is not None and _algorithms()[default].applicable(op):
         module = _algorithms()[default]
         if budget is None or fit(op, module, target, budget).schedule is not None:
-            return choose_algorithm(
+            name = choose_algorithm(
                 op, target, {default: module}, workspace_budget=budget, winograd_tolerance=tolerance
             )
-    return choose_algorithm(op, target, workspace_budget=budget, winograd_tolerance=tolerance)
+            return name, "option"
+    name = choose_algorithm(op, target, workspace_budget=budget, winograd_tolerance=tolerance)
+    return name, "heuristic"
 
 
 @dataclass(frozen=True)
@@ -191,6 +228,9 @@ class SelectAlgorithmPass(ModulePass):
     workspace_budget: str = ""
     # A string as well: xDSL's option parser reads 1e-4 as a string, 0.001 as a float.
     winograd_tolerance: str | float | int = WINOGRAD_TOLERANCE
+    tuning_db: str = ""
+    threads: int = 0
+    nearest_target: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
@@ -202,13 +242,31 @@ class SelectAlgorithmPass(ModulePass):
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option workspace-budget: {error}") from None
         tolerance = parse_tolerance_option(self.winograd_tolerance, PASS)
+        target = parse_target(self.target, PASS)
+        records = tuning_records(PASS, self.tuning_db, target, self.threads, self.nearest_target)
         select_algorithms(
             op,
-            parse_target(self.target, PASS),
+            target,
             algorithms,
             workspace_budget=budget,
             winograd_tolerance=tolerance,
+            records=records,
         )
+
+
+def tuning_records(
+    pass_name: str, path: str, target: Target, threads: int, nearest: bool
+) -> TuningRecords | None:
+    """The records of the `tuning-db` option of `pass_name` (None when it is empty)."""
+    if not path:
+        return None
+    from convir.tuning.database import TuningDatabaseError
+    from convir.tuning.records import open_records
+
+    try:
+        return open_records(path, target, threads or None, nearest)
+    except TuningDatabaseError as error:
+        raise PassFailedException(f"{pass_name}: option tuning-db: {error}") from None
 
 
 def _algorithms() -> Mapping[str, ModuleType]:

@@ -4,11 +4,17 @@ Expects the output of `conv-select-algorithm` (any conv without an `algorithm` i
 For each conv with one, every knob of the algorithm's schedule gets its value from, first to last:
 
 1. an entry of the `tiles` option naming the conv;
-2. the knob already in the conv's `schedule`, pinned by hand in a `.mlir` file or by a tuner;
-3. the algorithm's heuristic for the target, `ALGORITHMS[name].heuristic(op, target)`, which reads
+2. the knob already in the conv's `schedule`, pinned by hand in a `.mlir` file or by a tuner
+   (conv-select-algorithm pins a tuned record's whole schedule);
+3. with a `tuning-db`, a record of the database for the conv's workload, when its algorithm is
+   the conv's (`convir.tuning.records`);
+4. the algorithm's heuristic for the target, `ALGORITHMS[name].heuristic(op, target)`, which reads
    the target's vector registers, cache sizes and cores; winograd's also reads the
    `winograd-tolerance` option, so that the m it picks is accurate enough
-   (`lowering.algorithms.winograd_error`). A pinned m (1 or 2 above) is kept whatever its error.
+   (`lowering.algorithms.winograd_error`). A pinned m (1 to 3 above) is kept whatever its error.
+
+A conv without a `convir.choice` attribute gets one: `tuned` when a record gave its schedule,
+`pinned` when the IR had one, else `heuristic` (see conv-select-algorithm).
 
 The merged schedule is validated by the algorithm's schedule class (`from_attr`: known knobs,
 integers >= 1) and written back whole, in the class's knob order. Nothing else changes, except
@@ -17,6 +23,8 @@ that a conv without a `convir.name` is given one (`convir.dialects.conv_names`),
 
 Options:
 - `target`: `host` (default) or a preset of `convir.target`.
+- `tuning-db`, `threads`, `nearest-target`: the tuning database and how to read it, as for
+  conv-select-algorithm.
 - `tiles`: knobs pinned per conv, `CONV:KNOB=VALUE[,KNOB=VALUE...][;CONV:...]` with CONV a conv's
   `convir.name` or `onnx.name` (syntax: `passes.conv_overrides`), e.g.
   `conv-tile{tiles="conv_3:ow_block=4,oc_blocks=2;conv_5:ow_block=2"}`.
@@ -34,9 +42,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
@@ -52,6 +61,10 @@ from passes.conv_overrides import (
     parse_tolerance_option,
     resolve,
 )
+from passes.select_algorithm import CHOICE_ATTRIBUTE, tuning_records
+
+if TYPE_CHECKING:
+    from convir.tuning.records import TuningRecords
 
 PASS = "conv-tile"
 
@@ -83,21 +96,42 @@ def tile_convs(
     module: ModuleOp,
     target: Target,
     tiles: Mapping[str, Mapping[str, int]] | None = None,
+    *,
     winograd_tolerance: float | None = None,
+    records: TuningRecords | None = None,
 ) -> None:
     """`tile_conv` on every conv of `module` with an algorithm; `tiles` maps conv keys to the
-    knobs pinned on that conv."""
+    knobs pinned on that conv; `records` gives tuned schedules (module doc)."""
     tiles = tiles or {}
     convs = name_convs(module)
     entries = {key: format_tile(key, knobs) for key, knobs in tiles.items()}
     pinned = {op: key for key, op in resolve(convs, entries, f"{PASS}: tiles").items()}
     for op in convs:
         key = pinned.get(op)
+        if op.algorithm is None and key is None:
+            continue
+        source = "pinned" if op.schedule is not None else "heuristic"
         if key is not None:
             _check_knobs(op, entries[key], tiles[key])
             tile_conv(op, target, tiles[key], winograd_tolerance)
-        elif op.algorithm is not None:
+        elif op.schedule is None and (tuned := _tuned(op, records)) is not None:
+            op.schedule = tuned.schedule
+            source = tuned.source
             tile_conv(op, target, winograd_tolerance=winograd_tolerance)
+        else:
+            tile_conv(op, target, winograd_tolerance=winograd_tolerance)
+        if CHOICE_ATTRIBUTE not in op.attributes:
+            op.attributes[CHOICE_ATTRIBUTE] = StringAttr(source)
+
+
+def _tuned(op: Conv2DOp, records: TuningRecords | None):
+    """The record's choice for `op` when it is for the conv's algorithm."""
+    if records is None:
+        return None
+    tuned = records.choice(op)
+    if tuned is None or op.algorithm is None or tuned.algorithm != op.algorithm.data:
+        return None
+    return tuned
 
 
 @dataclass(frozen=True)
@@ -110,6 +144,9 @@ class TilePass(ModulePass):
     tiles: str = ""
     # A string as well: xDSL's option parser reads 1e-4 as a string, 0.001 as a float.
     winograd_tolerance: str | float | int = WINOGRAD_TOLERANCE
+    tuning_db: str = ""
+    threads: int = 0
+    nearest_target: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         try:
@@ -117,7 +154,9 @@ class TilePass(ModulePass):
         except ValueError as error:
             raise PassFailedException(f"{PASS}: option tiles: {error}") from None
         tolerance = parse_tolerance_option(self.winograd_tolerance, PASS)
-        tile_convs(op, parse_target(self.target, PASS), tiles, tolerance)
+        target = parse_target(self.target, PASS)
+        records = tuning_records(PASS, self.tuning_db, target, self.threads, self.nearest_target)
+        tile_convs(op, target, tiles, winograd_tolerance=tolerance, records=records)
 
 
 def _algorithm(op: Conv2DOp) -> ModuleType:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import ctypes
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 
 import numpy as np
@@ -47,10 +47,12 @@ from convir.bench import BenchError
 from convir.bench.workloads import ConvLayer
 from convir.dialects import conv, make_context
 from convir.dialects.resources import resources_of
-from convir.dialects.shapes import blocked_shape, f32_tensor, tensor_shape
+from convir.dialects.shapes import blocked_shape, f32_tensor
 from convir.target import Target
 
 REPEAT_FUNCTION = "convir_bench_repeat"
+#: The name conv-select-algorithm gives the one conv of `conv_module` (the key of its tiles).
+CONV_NAME = "conv_0"
 #: `repeat(forward, n, x, y, weights, arena, threads)` calls `forward(x, y, weights, arena,
 #: threads)` n >= 1 times.
 REPEAT_IR = f"""
@@ -148,7 +150,11 @@ def forward_calls(llvm_ir: str) -> list[str]:
 
 
 class NativeConv:
-    """`layer` compiled by convir for `target`, ready to be called on fixed NCHWc buffers."""
+    """`layer` compiled by convir for `target`, ready to be called on fixed NCHWc buffers.
+
+    `algorithm` pins the conv's algorithm and `schedule` its knobs (else convir's selection
+    chooses). `NativeConv.from_library` wraps a conv compiled elsewhere (the tuner compiles
+    many candidates at once)."""
 
     def __init__(
         self,
@@ -161,14 +167,15 @@ class NativeConv:
         target: Target | None = None,
         algorithm: str | None = None,
         knobs: dict[str, int] | None = None,
+        schedule: Mapping[str, int] | None = None,
     ) -> None:
         """`algorithm` pins the conv's algorithm where it applies; `knobs` pins schedule knobs
-        where the conv's algorithm has them (e.g. winograd's m), the heuristic fills the rest."""
+        where the conv's algorithm has them (e.g. winograd's m), `schedule` pins knobs of the
+        algorithm (a tuning candidate's whole schedule); the heuristic fills the rest."""
         from convir.compiler import lower
         from lowering.conv_to_loops import ENTRY_POINT
         from lowering.jit import compile_ir
 
-        self.layer, self.threads = layer, threads
         target = target or Target.host()
         block = target.vector_width
         ctx = make_context()
@@ -178,28 +185,52 @@ class NativeConv:
             module, target=target, stop="selected", ctx=ctx, block=block, algorithms=pins
         ).module
         op = next(op for op in selected.walk() if isinstance(op, conv.Conv2DOp))
-        own = _own_knobs(op, knobs or {})
-        tiles = {"conv_0": own} if own else None
+        own = {**_own_knobs(op, knobs or {}), **(schedule or {})}
+        tiles = {CONV_NAME: own} if own else None
         scheduled = lower(
             selected, target=target, stop="scheduled", ctx=ctx, block=block, tiles=tiles
         ).module
-        #: The algorithm convir's selection chose, and its schedule as printed in the IR.
-        self.algorithm = op.algorithm.data if op.algorithm else "?"
-        self.schedule = str(op.schedule) if op.schedule else ""
+        algorithm_name = op.algorithm.data if op.algorithm else "?"
+        schedule_text = str(op.schedule) if op.schedule else ""
         lowered = lower(scheduled, target=target, stop="llvm-ir", ctx=ctx, block=block)
         # The parts compiled as convir.compile compiles them: one object per kernel.
         parts = lowered.llvm_parts
         assert parts is not None
+        self.layer = layer
         self._check_only_the_conv_runs("\n".join(parts))
-        self._library = compile_ir(parts, target, exported=[ENTRY_POINT])
+        library = compile_ir(parts, target, exported=[ENTRY_POINT])
+        self._bind(layer, x, lowered, library, threads, target)
+        #: The algorithm convir's selection chose, and its schedule as printed in the IR.
+        self.algorithm, self.schedule = algorithm_name, schedule_text
+
+    @classmethod
+    def from_library(
+        cls, layer: ConvLayer, x: np.ndarray, lowered, library, *, threads: int, target: Target
+    ) -> NativeConv:
+        """The conv of `lowered` (the module of `conv_module` lowered to "llvm-ir" in context
+        `lowered.ctx`) whose machine code is `library`."""
+        native = cls.__new__(cls)
+        native._bind(layer, x, lowered, library, threads, target)
+        native.algorithm = native.schedule = native.kernel = ""
+        return native
+
+    def _bind(self, layer: ConvLayer, x: np.ndarray, lowered, library, threads: int, target):
+        from lowering.conv_to_loops import ENTRY_POINT
+
+        self.layer, self.threads = layer, threads
+        block = target.vector_width
+        self._library = library
         weights_attr = lowered.module.attributes["convir.weights"]
         assert isinstance(weights_attr, DenseResourceAttr)
-        self._weights = np.ascontiguousarray(resources_of(ctx).array(weights_attr), np.uint8)
+        self._weights = np.ascontiguousarray(
+            resources_of(lowered.ctx).array(weights_attr), np.uint8
+        )
         arena_bytes = lowered.module.attributes["convir.arena_bytes"].value.data
         self._arena = np.zeros(max(arena_bytes, 1), np.uint8)
         x = np.ascontiguousarray(x, np.float32)
         self._input = x if reads_nchw_input(layer, block) else reference.pack(x, block)
-        self._output = np.zeros(tensor_shape(op.output), np.float32)
+        output_shape = blocked_shape((1, layer.out_channels, *layer.output_hw), block)
+        self._output = np.zeros(output_shape, np.float32)
         self._forward = self._library.function(
             ENTRY_POINT, None, [ctypes.c_void_p] * 4 + [ctypes.c_int32]
         )
@@ -226,7 +257,8 @@ class NativeConv:
         self, iterations: int, clock: Callable[[], float] = time.perf_counter
     ) -> float:
         """Mean seconds per call over `iterations` calls made by a native loop, by `clock`
-        (wall time; `time.thread_time` gives the CPU time of a 1-thread conv)."""
+        (wall time; `time.thread_time` gives this thread's CPU time, which other processes on
+        a busy machine do not inflate, for a conv run on the calling thread alone)."""
         start = clock()
         self._repeat(self._forward_address, iterations, *self._arguments)
         return (clock() - start) / iterations

@@ -14,6 +14,11 @@ convir 2T, ORT 2T, ...), so a slow phase of the machine hits all of them alike; 
 mean over enough runs to last ≥ 2 ms; times are medians. Both times are of a whole inference called
 from Python with NCHW input and output: `CompiledModel.run` and `InferenceSession.run`.
 
+With a tuning database (`tuning_db`), each thread count also compiles the model with that
+database's records for that thread count (`convir.compile(tuning_db=...)`) and times it in the
+same rounds (convir heuristic, ORT, convir tuned, ...), checked against onnxruntime like the
+heuristic one: `tuned_s`, and `tuned_convs`, how many convs a record served.
+
 With `busy_cpu`, a process spinning on that CPU (`convir.bench.busy`) runs while the models
 are checked and timed: the load test of issue 14 (a parallel region must not wait for a thread
 that the busy CPU keeps descheduled).
@@ -39,6 +44,7 @@ from convir.bench.timing import (
     calibrate,
     interleaved,
     mean_call_seconds,
+    median,
     relative_error,
 )
 
@@ -52,13 +58,32 @@ class ModelResult(Comparison):
     model: str
     threads: int
     compile_s: float
+    tuned_s: float | None = None
+    tuned_error: float | None = None
+    tuned_convs: int | None = None
+
+    @property
+    def tuned_speedup(self) -> float | None:
+        """Heuristic time / tuned time (> 1: tuning helped)."""
+        if self.tuned_s is None or self.convir_s is None:
+            return None
+        return self.convir_s / self.tuned_s
 
     def to_json(self) -> dict[str, object]:
+        tuned = {}
+        if self.tuned_error is not None:
+            tuned = {
+                "tuned_ms": None if self.tuned_s is None else self.tuned_s * 1e3,
+                "tuned_max_rel_error": self.tuned_error,
+                "tuned_convs": self.tuned_convs,
+                "heuristic_over_tuned": self.tuned_speedup,
+            }
         return {
             "model": self.model,
             "threads": self.threads,
             "compile_s": self.compile_s,
             **self.times_json(),
+            **tuned,
         }
 
 
@@ -86,10 +111,17 @@ class ModelsReport:
 
 
 def bench_model(
-    name: str, thread_counts: Sequence[int], repeat: int, *, size: int = IMAGE_SIZE, seed: int = 0
+    name: str,
+    thread_counts: Sequence[int],
+    repeat: int,
+    *,
+    size: int = IMAGE_SIZE,
+    seed: int = 0,
+    tuning_db: str | None = None,
 ) -> list[ModelResult]:
-    """Compile `name` once; check it against onnxruntime at each thread count, then time every
-    (thread count, engine) pair interleaved (module doc)."""
+    """Compile `name` once (and once per thread count with `tuning_db`); check it against
+    onnxruntime at each thread count, then time every (thread count, engine) pair interleaved
+    (module doc)."""
     import convir
 
     model = _model(name, size, seed)
@@ -100,18 +132,19 @@ def bench_model(
     feed = {spec.name: rng.standard_normal(spec.shape, np.float32) for spec in compiled.inputs}
 
     errors: dict[int, float] = {}
+    tuned: dict[int, tuple] = {}
     samplers: list[Callable[[], float | None]] = []
     for threads in thread_counts:
         ort = session(model, threads)
+        expected = ort.run(compiled.output_names, feed)
         compiled.threads = threads
-        ours = compiled.run(feed)
-        theirs = ort.run(compiled.output_names, feed)
-        errors[threads] = max(
-            relative_error(ours[output], expected)
-            for output, expected in zip(compiled.output_names, theirs, strict=True)
-        )
+        errors[threads] = _error(compiled.run(feed), compiled.output_names, expected)
+        if tuning_db is not None:
+            tuned[threads] = _tuned(model, tuning_db, threads, feed, expected)
         if errors[threads] <= TOLERANCE:
             samplers.extend(_samplers(compiled, ort, feed, threads))
+            if threads in tuned and tuned[threads][1] <= TOLERANCE:
+                samplers.append(_sampler(tuned[threads][0], feed, threads))
     samples = interleaved(samplers, repeat)
     results = []
     for threads in thread_counts:
@@ -123,8 +156,44 @@ def bench_model(
         convir_samples, ort_samples = samples[:2]
         samples = samples[2:]
         timed = Comparison.timed(errors[threads], convir_samples, ort_samples)
-        results.append(ModelResult(model_label(name), threads, compile_s, **timed))
+        extra: dict = {}
+        if threads in tuned:
+            _, tuned_error, tuned_convs = tuned[threads]
+            extra = {"tuned_error": tuned_error, "tuned_convs": tuned_convs}
+            if tuned_error <= TOLERANCE:
+                extra["tuned_s"] = median(samples[0])
+                samples = samples[1:]
+        results.append(ModelResult(model_label(name), threads, compile_s, **timed, **extra))
     return results
+
+
+def _error(ours: dict[str, np.ndarray], names: list[str], expected: list[np.ndarray]) -> float:
+    """The largest relative error of the outputs `names` of `ours` against `expected`."""
+    return max(relative_error(ours[name], want) for name, want in zip(names, expected, strict=True))
+
+
+def _tuned(model, tuning_db: str, threads: int, feed: dict, expected: list[np.ndarray]) -> tuple:
+    """(the model compiled with the records for `threads`, its error against onnxruntime, how
+    many convs a record served)."""
+    import convir
+    from convir.target import Target
+    from convir.tuning.records import open_records
+
+    records = open_records(tuning_db, Target.host(), threads)
+    compiled = convir.compile(model, threads=threads, tuning_db=records)
+    error = _error(compiled.run(feed), compiled.output_names, expected)
+    return compiled, error, len(records.used)
+
+
+def _sampler(compiled, feed: dict, threads: int) -> Callable[[], float]:
+    """A warmed-up, calibrated sampler of `compiled` at `threads` threads."""
+
+    def once() -> None:
+        compiled.threads = threads
+        compiled.run(feed)
+
+    iterations = calibrate(once)
+    return lambda: mean_call_seconds(once, iterations)
 
 
 def is_model_file(name: str) -> bool:
@@ -174,9 +243,11 @@ def run_models(
     size: int = IMAGE_SIZE,
     busy_cpu: int | None = None,
     on_result: Callable[[ModelResult], None] = lambda result: None,
+    tuning_db: str | None = None,
 ) -> ModelsReport:
     """Benchmark every model of `names` at every thread count (calling `on_result` after each),
-    with CPU `busy_cpu` kept busy by another process if given."""
+    with CPU `busy_cpu` kept busy by another process if given, and tuned by `tuning_db` too
+    if given."""
     from convir.models import MODELS
 
     unknown = [name for name in names if name not in MODELS and not is_model_file(name)]
@@ -194,7 +265,8 @@ def run_models(
     results = []
     with BusyCore(busy_cpu) if busy_cpu is not None else nullcontext():
         for name in names:
-            for result in bench_model(name, thread_counts, repeat, size=size):
+            timed = bench_model(name, thread_counts, repeat, size=size, tuning_db=tuning_db)
+            for result in timed:
                 results.append(result)
                 on_result(result)
     return ModelsReport(repeat, size, results, busy_cpu)

@@ -105,19 +105,55 @@ MODEL_HEADER = (
 )
 
 
+#: The columns `--tuning-db` adds: the tuned model's time, heuristic time / tuned time, and
+#: how many convs a record served.
+TUNED_HEADER = f" {'tuned ms':>9s} {'heur/tuned':>10s} {'tuned convs':>11s}"
+
+
 def print_model_row(result: ModelResult, out: IO[str]) -> None:
-    """One row of the model table."""
+    """One row of the model table (with the tuned columns when the result has them)."""
     head = f"{result.model:24s} {result.threads:7d}"
     if not result.correct:
         print(f"{head} MISMATCH: max error {result.max_rel_error:.2g} of max |output|", file=out)
         return
     assert result.convir_s is not None and result.ort_s is not None
+    tuned = ""
+    if result.tuned_error is not None:
+        if result.tuned_s is None:
+            tuned = f" tuned MISMATCH: max error {result.tuned_error:.2g}"
+        else:
+            tuned = (
+                f" {result.tuned_s * 1e3:9.2f} {_number(result.tuned_speedup, 10, 3)} "
+                f"{result.tuned_convs:11d}"
+            )
     print(
         f"{head} {result.convir_s * 1e3:9.2f} {result.ort_s * 1e3:9.2f} "
-        f"{_number(result.ratio, 10, 2)} {result.compile_s:9.1f} {result.max_rel_error:8.1e}",
+        f"{_number(result.ratio, 10, 2)} {result.compile_s:9.1f} {result.max_rel_error:8.1e}"
+        + tuned,
         file=out,
         flush=True,
     )
+
+
+def print_tuned_summary(report: ModelsReport, out: IO[str]) -> None:
+    """Per thread count, the geometric mean of heuristic time / tuned time over the models."""
+    import math
+
+    for threads in sorted({r.threads for r in report.results}):
+        ratios = [r.tuned_speedup for r in report.results if r.threads == threads]
+        ratios = [ratio for ratio in ratios if ratio is not None]
+        if ratios:
+            geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+            slower = [
+                r.model
+                for r in report.results
+                if r.threads == threads and r.tuned_speedup is not None and r.tuned_speedup < 1
+            ]
+            print(
+                f"{threads}T: heuristic/tuned geometric mean {geomean:.3f} over {len(ratios)} "
+                f"models; slower when tuned: {', '.join(slower) or 'none'}",
+                file=out,
+            )
 
 
 def print_thread_scaling(report: ModelsReport, out: IO[str]) -> None:

@@ -129,6 +129,13 @@ def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
         "spinning process pinned to it while both engines are checked and timed; the table "
         "is followed by each engine's time at N threads over its time at the fewest",
     )
+    models.add_argument(
+        "--tuning-db",
+        metavar="PATH",
+        help="also compile each model with this tuning database's records for each thread "
+        "count and time it in the same rounds: columns 'tuned ms', 'heur/tuned' (heuristic "
+        "time / tuned time) and 'tuned convs' (convs a record served), then the geometric mean",
+    )
     models.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     models.add_argument("--plot", metavar="FILE.png", help="plot ms per model")
     models.set_defaults(run=_run_models)
@@ -294,7 +301,9 @@ def _run_models(args: argparse.Namespace) -> None:
     if args.plot:
         report.require_matplotlib()
     out = _table_stream(args)
-    print(report.MODEL_HEADER, file=out)
+    if args.tuning_db:
+        _check_tuning_db(args.tuning_db)
+    print(report.MODEL_HEADER + (report.TUNED_HEADER if args.tuning_db else ""), file=out)
     results = run_models(
         models,
         thread_counts=counts,
@@ -302,13 +311,26 @@ def _run_models(args: argparse.Namespace) -> None:
         size=args.size,
         busy_cpu=default_busy_cpu() if args.busy_core == -1 else args.busy_core,
         on_result=lambda result: report.print_model_row(result, out),
+        tuning_db=args.tuning_db,
     )
     report.print_thread_scaling(results, out)
+    if args.tuning_db:
+        report.print_tuned_summary(results, out)
     if args.json:
         _write_json(results.to_json(), args.json)
     if args.plot:
         report.plot_models(results, args.plot)
     _fail_on_mismatches(results.to_json()["mismatches"])
+
+
+def _check_tuning_db(path: str) -> None:
+    """Open --tuning-db once before anything is compiled: a bad file is one clear error."""
+    from convir.tuning.database import TuningDatabase, TuningDatabaseError
+
+    try:
+        TuningDatabase(path, create=False).close()
+    except TuningDatabaseError as error:
+        raise UserError(f"--tuning-db: {error}") from None
 
 
 @_bench_errors

@@ -7,6 +7,9 @@
                    [--winograd-tolerance ERROR]
     convir demo [--model NAME] [--size S]
     convir bench peak|layers|models [--threads N] [--repeat N] [--json FILE] [--plot FILE.png]
+    convir tune MODEL [--db PATH] [--threads 1,2] [--budget 10m] [--algorithms A,B] [--retune]
+    convir explain MODEL [--tuning-db PATH] [--threads N] [--json FILE] [--plot FILE.png]
+    compile, run, bench models and explain take --tuning-db PATH [--nearest-target]
 
 Every user error (unreadable file, malformed or unsupported model, bad option) prints one line on
 stderr and exits with status 1; usage errors (an unknown option, a bad option value) print one
@@ -24,6 +27,7 @@ from convir.cli.bench import add_bench_command
 from convir.cli.demo import add_demo_command
 from convir.cli.errors import UserError
 from convir.cli.native import add_native_commands
+from convir.cli.tune import add_explain_command, add_tune_command
 
 
 def _import_command(args: argparse.Namespace) -> None:
@@ -90,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_native_commands(commands, _positive)
     add_demo_command(commands, _positive)
     add_bench_command(commands, _positive)
+    add_tune_command(commands, _positive)
+    add_explain_command(commands, _positive)
     return parser
 
 

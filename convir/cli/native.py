@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 
@@ -41,6 +42,12 @@ def add_native_commands(
     )
     _common_options(compile_parser, positive)
     _override_options(compile_parser)
+    compile_parser.add_argument(
+        "--threads",
+        type=positive,
+        default=None,
+        help="the thread count whose tuning records --tuning-db reads (all cores)",
+    )
     compile_parser.add_argument("-o", "--output", help="write the text here instead of stdout")
     compile_parser.set_defaults(run=_compile_command)
 
@@ -126,6 +133,7 @@ def _override_options(parser: argparse.ArgumentParser) -> None:
         "1MiB: selection then takes, in the heuristic's order, the first algorithm whose "
         "workspace fits (shrinking its blocks if need be); an error names a conv nothing fits",
     )
+    add_tuning_options(parser)
 
 
 def _tolerance(text: str) -> float:
@@ -135,6 +143,52 @@ def _tolerance(text: str) -> float:
         return parse_tolerance(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_tuning_options(parser: argparse.ArgumentParser) -> None:
+    """`--tuning-db PATH` and `--nearest-target`."""
+    parser.add_argument(
+        "--tuning-db",
+        metavar="PATH",
+        help="use the records of this tuning database (`convir tune`; 'default' for its "
+        "default location) for this CPU and thread count instead of the heuristic; every conv "
+        "says where its choice came from in its convir.choice attribute (--emit scheduled)",
+    )
+    parser.add_argument(
+        "--nearest-target",
+        action="store_true",
+        help="with --tuning-db, also use records tuned on a compatible CPU (same ISA and vector "
+        "width, other model or caches) where this one has none; reported on stderr",
+    )
+
+
+def open_tuning_records(args: argparse.Namespace, target, threads: int | None):
+    """The `TuningRecords` of --tuning-db (None without it); a bad file is a UserError."""
+    if not args.tuning_db:
+        if args.nearest_target:
+            raise UserError("--nearest-target needs --tuning-db")
+        return None
+    from convir.compiler import tuning_records
+    from convir.tuning.database import TuningDatabaseError
+
+    try:
+        return tuning_records(args.tuning_db, target, threads, args.nearest_target)
+    except TuningDatabaseError as error:
+        raise UserError(f"--tuning-db: {error}") from None
+
+
+def report_nearest(records) -> None:
+    """Say on stderr which convs use records of another (compatible) target."""
+    if records is None:
+        return
+    nearest = sorted({(name, source) for name, source in records.used if source != "tuned"})
+    if nearest:
+        names = ", ".join(name for name, _ in nearest)
+        print(
+            f"convir: {len(nearest)} conv(s) use tuning records of a compatible target "
+            f"({nearest[0][1].removeprefix('tuned-nearest (').removesuffix(')')}): {names}",
+            file=sys.stderr,
+        )
 
 
 def _argument_type(parse: Callable[[str], dict]) -> Callable[[str], dict]:
@@ -189,6 +243,7 @@ def _compile_command(args: argparse.Namespace) -> None:
 
     stop = STAGE_AFTER_PASS[args.dump_after] if args.dump_after else args.emit
     target = _target(args.target)
+    records = open_tuning_records(args, target, args.threads)
     ctx = make_context()
     module = import_onnx(args.model, batch=args.batch, ctx=ctx)
     lowered = lower(
@@ -201,7 +256,9 @@ def _compile_command(args: argparse.Namespace) -> None:
         tiles=_merged(args.tile, "--tile"),
         workspace_budget=args.workspace_budget,
         winograd_tolerance=args.winograd_tolerance,
+        tuning_db=records,
     )
+    report_nearest(records)
     if stop == "asm":
         from lowering.codegen import assembly
         from lowering.conv_to_loops import ENTRY_POINT
@@ -219,16 +276,20 @@ def _run_command(args: argparse.Namespace) -> None:
     from convir.importer.onnx import load_model
 
     model = load_model(args.model)
+    target = _target(args.target)
+    records = open_tuning_records(args, target, args.threads)
     compiled = convir.compile(
         model,
         threads=args.threads,
-        target=_target(args.target),
+        target=target,
         block=args.block,
         algorithms=_merged(args.algorithm, "--algorithm"),
         tiles=_merged(args.tile, "--tile"),
         workspace_budget=args.workspace_budget,
         winograd_tolerance=args.winograd_tolerance,
+        tuning_db=records,
     )
+    report_nearest(records)
     feed = _inputs(compiled, args.input)
     outputs = compiled.run(feed)
     median_s = _median_seconds(lambda: compiled.run(feed), args.repeat)

@@ -2,11 +2,11 @@
 
 Each module has: `NAME`; an applicability predicate `applicable(op)`; a frozen schedule
 dataclass `SCHEDULE` with `to_attr`/`from_attr`; `heuristic(op, target)` choosing a schedule
-for a `convir.target.Target`; and an emitter implementing `lowering.kernels.KernelEmitter`.
-The GEMM-based ones (`gemm1x1`, `im2col`, `winograd`, on the microkernel of
-`lowering.microkernel`) and `im2win` also offer `candidates(op, target)`, the schedules a
-search should try.
-`ALGORITHMS` lists the modules by name.
+for a `convir.target.Target`; `candidates(op, target)`, the schedules a search tries (the
+heuristic's first); `tolerance(schedule)`, the largest max |y - y64| / max |y64| against the
+float64 reference a tuner accepts from that schedule; and an emitter implementing
+`lowering.kernels.KernelEmitter`. The GEMM-based ones (`gemm1x1`, `im2col`, `winograd`) run on
+the microkernel of `lowering.microkernel`. `ALGORITHMS` lists the modules by name.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from convir.dialects import conv
 from convir.dialects.shapes import tensor_shape
 from convir.target import Target
 from lowering.algorithms.common import (
+    ACCUMULATION_TOLERANCE,
     ConvGeometry,
     Schedule,
     conv_kernel,
@@ -75,6 +76,21 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> DepthwiseSchedule:
     """As many output pixels as fit in registers beside one weight and one input vector."""
     ow = ConvGeometry.of(op).ow
     return DepthwiseSchedule(row_tile(ow, min(target.vector_registers - 2, 8)))
+
+
+def candidates(op: conv.Conv2DOp, target: Target) -> list[DepthwiseSchedule]:
+    """The search space: the heuristic first, then rows of about 4, 6, 12 and 14 pixels that fit
+    in the registers beside one weight and one input vector."""
+    ow = ConvGeometry.of(op).ow
+    most = target.vector_registers - 2
+    schedules = [heuristic(op, target)]
+    schedules += [DepthwiseSchedule(row_tile(ow, min(most, cap))) for cap in (4, 6, 12, 14)]
+    return list(dict.fromkeys(schedules))
+
+
+def tolerance(schedule: DepthwiseSchedule) -> float:
+    """Largest relative error a tuner accepts from this schedule (`ACCUMULATION_TOLERANCE`)."""
+    return ACCUMULATION_TOLERANCE
 
 
 def pack_weight(weight: np.ndarray, block: int) -> np.ndarray:

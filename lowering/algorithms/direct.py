@@ -37,6 +37,7 @@ from xdsl.ir import Operation, SSAValue
 from convir.dialects import conv
 from convir.target import Target
 from lowering.algorithms.common import (
+    ACCUMULATION_TOLERANCE,
     ConvGeometry,
     Schedule,
     conv_kernel,
@@ -118,6 +119,27 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> DirectSchedule:
             break
     budget = (target.vector_registers - oc_blocks - 1) // oc_blocks
     return DirectSchedule(vector_width, row_tile(g.ow, min(budget, MAX_OW_BLOCK)), oc_blocks)
+
+
+def candidates(op: conv.Conv2DOp, target: Target) -> list[DirectSchedule]:
+    """The search space: the heuristic first, then for each channel tile of 4, 2 and 1 blocks
+    (as many as the conv has) the widest, a narrow (3) and a wide (MAX_OW_BLOCK + 2) pixel row
+    that fit in the registers beside the tile's weight vectors and one broadcast."""
+    base = heuristic(op, target)
+    g = ConvGeometry.of(op)
+    blocks = -(-g.og // base.vector_width)
+    schedules = [base]
+    for oc_blocks in (base.oc_blocks, *(n for n in (MAX_OC_BLOCKS, 2, 1) if n <= blocks)):
+        budget = (target.vector_registers - oc_blocks - 1) // oc_blocks
+        for cap in (MAX_OW_BLOCK, 3, MAX_OW_BLOCK + 2):
+            ow_block = row_tile(g.ow, min(budget, cap))
+            schedules.append(DirectSchedule(base.vector_width, ow_block, oc_blocks))
+    return list(dict.fromkeys(schedules))
+
+
+def tolerance(schedule: DirectSchedule) -> float:
+    """Largest relative error a tuner accepts from this schedule (`ACCUMULATION_TOLERANCE`)."""
+    return ACCUMULATION_TOLERANCE
 
 
 def streams_weights_from_l2(op: conv.Conv2DOp, target: Target) -> bool:

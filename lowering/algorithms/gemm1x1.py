@@ -27,7 +27,13 @@ from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
 from convir.target import Target
-from lowering.algorithms.common import ConvGeometry, Schedule, conv_kernel, epilogue_key
+from lowering.algorithms.common import (
+    ACCUMULATION_TOLERANCE,
+    ConvGeometry,
+    Schedule,
+    conv_kernel,
+    epilogue_key,
+)
 from lowering.algorithms.conv_gemm import (
     ConvGemm,
     applicable_blocked_dense,
@@ -38,7 +44,7 @@ from lowering.algorithms.conv_gemm import (
 )
 from lowering.emit import affine, index, load, loop, parallel
 from lowering.kernels import Packer
-from lowering.microkernel import register_tile
+from lowering.microkernel import SMALL_REGISTER_FILE_TILES, register_tile
 
 NAME = "gemm1x1"
 
@@ -88,11 +94,16 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[Gemm1x1Schedule]:
     base = heuristic(op, target)
     tiles = [(base.mr, base.nr), (8, 3), (24, 1), (4, 2)]
     if target.vector_registers < 32:
-        tiles = [(base.mr, base.nr)]
+        tiles = [(base.mr, base.nr), *SMALL_REGISTER_FILE_TILES]
     schedules = [replace(base, mr=mr, nr=nr) for mr, nr in tiles]
     schedules += [replace(base, task_tiles=max(1, base.task_tiles // 2))]
     schedules += [replace(base, task_tiles=base.task_tiles * 2)]
     return list(dict.fromkeys(schedules))
+
+
+def tolerance(schedule: Gemm1x1Schedule) -> float:
+    """Largest relative error a tuner accepts from this schedule (`ACCUMULATION_TOLERANCE`)."""
+    return ACCUMULATION_TOLERANCE
 
 
 def _geometry(op: conv.Conv2DOp) -> ConvGeometry:

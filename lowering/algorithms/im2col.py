@@ -47,7 +47,13 @@ from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
 from convir.target import Target
-from lowering.algorithms.common import ConvBuffers, Schedule, conv_kernel, epilogue_key
+from lowering.algorithms.common import (
+    ACCUMULATION_TOLERANCE,
+    ConvBuffers,
+    Schedule,
+    conv_kernel,
+    epilogue_key,
+)
 from lowering.algorithms.conv_gemm import (
     ConvGemm,
     applicable_blocked_dense,
@@ -72,7 +78,7 @@ from lowering.emit import (
     view,
 )
 from lowering.kernels import Packer
-from lowering.microkernel import register_tile
+from lowering.microkernel import SMALL_REGISTER_FILE_TILES, register_tile
 
 NAME = "im2col"
 
@@ -124,11 +130,18 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2colSchedule]:
     for factor in BLOCK_MENU:
         tiles_per_block = min(tiles, max(1, round(base.block_pixels // base.mr * factor)))
         schedules.append(replace(base, block_pixels=tiles_per_block * base.mr))
-    if target.vector_registers >= 32:
-        for mr, nr in ((8, 3), (24, 1), (4, 2)):
-            block = max(1, base.block_pixels // mr) * mr
-            schedules.append(replace(base, mr=mr, nr=nr, block_pixels=block))
-    return list(dict.fromkeys(schedules))
+    other_tiles = ((8, 3), (24, 1), (4, 2))
+    if target.vector_registers < 32:
+        other_tiles = SMALL_REGISTER_FILE_TILES
+    for mr, nr in other_tiles:
+        block = max(1, base.block_pixels // mr) * mr
+        schedules.append(replace(base, mr=mr, nr=nr, block_pixels=block))
+    return list(dict.fromkeys([base, *schedules]))
+
+
+def tolerance(schedule: Im2colSchedule) -> float:
+    """Largest relative error a tuner accepts from this schedule (`ACCUMULATION_TOLERANCE`)."""
+    return ACCUMULATION_TOLERANCE
 
 
 def _gemm(op: conv.Conv2DOp, mr: int, nr: int) -> ConvGemm:

@@ -64,6 +64,7 @@ from convir.dialects import conv
 from convir.target import Target
 from lowering.algorithms import direct
 from lowering.algorithms.common import (
+    ACCUMULATION_TOLERANCE,
     ConvBuffers,
     ConvGeometry,
     Schedule,
@@ -143,12 +144,17 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
     return Im2winSchedule(tile.ow_block, tile.oc_blocks, rows, target.cores)
 
 
+def tolerance(schedule: Im2winSchedule) -> float:
+    """Largest relative error a tuner accepts from this schedule (`ACCUMULATION_TOLERANCE`)."""
+    return ACCUMULATION_TOLERANCE
+
+
 def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2winSchedule]:
-    """The search space: the heuristic's block rows times BLOCK_MENU, one row per block, and
-    the register tiles of TILE_MENU that fit the register file."""
+    """The search space, the heuristic's schedule first: its block rows times BLOCK_MENU, one
+    row per block, and the register tiles of TILE_MENU that fit the register file."""
     g = _geometry(op)
     base = heuristic(op, target)
-    schedules = [
+    schedules = [base] + [
         replace(base, block_rows=min(g.oh, max(1, round(base.block_rows * factor))))
         for factor in BLOCK_MENU
     ]

@@ -54,7 +54,14 @@ class KernelEmitter(Protocol):
 #: and property, present or future, is in it, so a new field can cost at most a duplicate
 #: kernel, never a kernel shared by ops that compute different things.
 PLACEMENT_ATTRIBUTES = frozenset(
-    {"convir.name", "onnx.name", "convir.arena_offset", "convir.workspace_offset", "convir.output"}
+    {
+        "convir.name",
+        "onnx.name",
+        "convir.arena_offset",
+        "convir.workspace_offset",
+        "convir.output",
+        "convir.choice",
+    }
 )
 
 

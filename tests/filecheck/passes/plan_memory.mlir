@@ -14,5 +14,5 @@ func.func @main(%x: tensor<1x1x8x8x8xf32>) -> tensor<1x2x8x8x8xf32> {
 }
 
 // CHECK: func.func @main{{.*}}attributes {convir.arena_bytes = 22528 : i64}
-// CHECK: conv.conv2d %x, %{{.*}} {convir.name = "conv_0", convir.arena_offset = 0 : i64, convir.workspace_offset = 4096 : i64
-// CHECK: conv.conv2d %a, %{{.*}} {convir.name = "conv_1", convir.output = 0 : i64
+// CHECK: conv.conv2d %x, %{{.*}} {convir.name = "conv_0", convir.choice = "pinned", convir.arena_offset = 0 : i64, convir.workspace_offset = 4096 : i64
+// CHECK: conv.conv2d %a, %{{.*}} {convir.name = "conv_1", convir.choice = "pinned", convir.output = 0 : i64

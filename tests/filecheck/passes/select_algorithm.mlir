@@ -9,6 +9,8 @@
 // RUN: convir-opt %s -p 'conv-select-algorithm{target=x86-avx2 winograd-tolerance=1e-6}' | filecheck %s --check-prefix=TOL
 // RUN: convir-opt %s -p 'conv-select-algorithm{target=x86-avx2 winograd-tolerance=0}' | filecheck %s --check-prefix=NOWINO
 // RUN: not convir-opt %s -p 'conv-select-algorithm{winograd-tolerance=high}' 2>&1 | filecheck %s --check-prefix=BADTOL
+// RUN: convir-opt %s -p 'conv-select-algorithm{target=x86-avx2 algorithm="conv_2=direct"}' | filecheck %s --check-prefix=CHOICE
+// RUN: not convir-opt %s -p 'conv-select-algorithm{tuning-db="/nonexistent/t.sqlite"}' 2>&1 | filecheck %s --check-prefix=NODB
 
 // Three convs: two depthwise on NCHWc with a block of 1 (where both depthwise and direct apply),
 // one of them pinned to depthwise with a schedule, and a dense conv on NCHW. Unnamed convs are
@@ -63,3 +65,10 @@ func.func @deep(%z: tensor<1x8x14x14x8xf32>) -> tensor<1x8x14x14x8xf32> {
 // MALFORMED: convir-opt: error: conv-select-algorithm: option algorithm: 'conv_0' is not CONV=ALGORITHM (e.g. conv_3=im2col)
 // TARGET: convir-opt: error: conv-select-algorithm: option target: unknown target preset 'sparc'
 // BADTOL: convir-opt: error: conv-select-algorithm: option winograd-tolerance: expected a finite number >= 0 (a relative error, e.g. 1e-4; 0 selects winograd nowhere), got 'high'
+
+// Every conv says where its choice came from: the heuristic, a pin in the IR, an option.
+// CHOICE: conv.conv2d %x, %w {convir.name = "conv_0", convir.choice = "heuristic"
+// CHOICE: conv.conv2d %a, %w {convir.name = "conv_1", onnx.name = "/blocks/pinned", convir.choice = "pinned"
+// CHOICE: conv.conv2d %y, %w {convir.name = "conv_2", convir.choice = "option"
+
+// NODB: convir-opt: error: conv-select-algorithm: option tuning-db: no tuning database at '/nonexistent/t.sqlite'

@@ -128,7 +128,7 @@ def test_candidates_offer_the_block_menu() -> None:
     target = Target.host()
     base = im2col.heuristic(op, target)
     menu = im2col.candidates(op, target)
-    assert menu[2] == base and len(set(menu)) == len(menu)
+    assert menu[0] == base and len(set(menu)) == len(menu)
     assert all(s.block_pixels % s.mr == 0 for s in menu)
     same_tile = [s.block_pixels for s in menu if (s.mr, s.nr) == (base.mr, base.nr)]
     assert min(same_tile) < base.block_pixels < max(same_tile)
