@@ -42,7 +42,7 @@ import dataclasses
 import gc
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -269,6 +269,7 @@ def lower_to_llvm_ir(
     emit_kernels: bool = True,
     release_weights: bool = False,
     kernels: KernelCompiler | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Lowered:
     """Take a module at "planned" to "llvm-ir": `llvm_parts` holds each kernel's LLVM IR, then
     @forward's. Each kernel goes all the way to LLVM IR text as soon as it is emitted: the
@@ -282,6 +283,7 @@ def lower_to_llvm_ir(
     With `kernels`, each part (a kernel, then @forward) goes to it instead of `llvm_parts`
     (which stays None): a part whose loop-level IR it has compiled before is not lowered at
     all, a new one is lowered and compiled in the background (`lowering.kernel_cache`).
+    `progress(done, total)` follows the ops whose kernels are emitted.
     """
     from lowering.conv_to_loops import convert_to_loops
     from lowering.parallel_to_gomp import ConvertParallelToGompPass
@@ -322,7 +324,7 @@ def lower_to_llvm_ir(
 
     with stage("weights + @forward"), _frozen_heap():
         if emit_kernels:
-            convert_to_loops(ctx, module, target.vector_width, kernel_to_llvm_ir)
+            convert_to_loops(ctx, module, target.vector_width, kernel_to_llvm_ir, progress=progress)
             to_llvm_ir(module)
         else:
             convert_to_loops(ctx, module, target.vector_width, emit_kernels=False)
@@ -358,6 +360,7 @@ def compile(
     winograd_tolerance: float | None = None,
     tuning_db: str | os.PathLike[str] | TuningRecords | None = None,
     nearest_target: bool = False,
+    progress: bool = False,
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
@@ -371,6 +374,7 @@ def compile(
     compatible target too with `nearest_target`. A model file compiled with a database is not
     served by the model-file cache (the database may have changed since), only by the model
     cache, which is keyed by the chosen schedules.
+    `progress`: a progress bar on stderr while kernels are compiled, when it is a terminal.
 
     The machine code is cached under `model_cache_key` of the planned module: on a hit no
     kernel is emitted or lowered (the weights are only packed) and no code generator runs.
@@ -407,7 +411,7 @@ def compile(
         winograd_tolerance=winograd_tolerance,
         tuning_db=records,
     )
-    compiled, key, weights = _compile_planned(planned, threads, cache_dir)
+    compiled, key, weights = _compile_planned(planned, threads, cache_dir, progress)
     if file_key is not None:
         with stage("record the model file"):
             warm_cache.save(file_key, cache_dir, key, dataclasses.asdict(target), compiled, weights)
@@ -415,7 +419,10 @@ def compile(
 
 
 def _compile_planned(
-    planned: Lowered, threads: int | None, cache_dir: str | os.PathLike[str] | None
+    planned: Lowered,
+    threads: int | None,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: bool = False,
 ) -> tuple[CompiledModel, str, np.ndarray]:
     """`compile` from the planned module on: the model, its model-cache key, its weights."""
     from lowering.jit import cached_library, load_code
@@ -428,16 +435,60 @@ def _compile_planned(
     if library is not None:
         lowered = lower_to_llvm_ir(planned, emit_kernels=False, release_weights=True)
     else:
-        with KernelCompiler(
-            planned.target, [ENTRY_POINT], code_fingerprint(), cache_dir=cache_dir
-        ) as kernels:
-            lowered = lower_to_llvm_ir(planned, release_weights=True, kernels=kernels)
+        with (
+            KernelCompiler(
+                planned.target, [ENTRY_POINT], code_fingerprint(), cache_dir=cache_dir
+            ) as kernels,
+            _progress_bar(progress) as bar,
+        ):
+            lowered = lower_to_llvm_ir(
+                planned, release_weights=True, kernels=kernels, progress=bar.update
+            )
+            bar.finishing()
             code = kernels.link()
         with stage("load"):
             library = load_code(code, planned.target, key, cache_dir=cache_dir)
     with stage("load"):
         compiled = _compiled_model(lowered, library, threads)
     return compiled, key, _weights(lowered)
+
+
+class _Progress:
+    """The progress bar of a compile (`tqdm` on stderr, shown only when it is a terminal): ops
+    whose kernels are emitted, then the wait for the lowering and code-generator processes."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            # No monitor thread: a compile forks, and forks only while it runs no other thread
+            # (`lowering.kernel_cache`).
+            tqdm.monitor_interval = 0
+            self._bar = tqdm(desc="convir: compiling", unit="op", leave=False, disable=None)
+
+    def update(self, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.n = done
+            self._bar.refresh()
+
+    def finishing(self) -> None:
+        if self._bar is not None:
+            self._bar.set_description("convir: waiting for code generators")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[_Progress]:
+    progress = _Progress(enabled)
+    try:
+        yield progress
+    finally:
+        progress.close()
 
 
 def model_cache_key(planned: Lowered) -> str:

@@ -112,6 +112,7 @@ def convert_to_loops(
     kernel_sink: KernelSink | None = None,
     *,
     emit_kernels: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Rewrite `module`'s planned `@main` into `@forward` and its kernels (module docstring).
 
@@ -120,7 +121,8 @@ def convert_to_loops(
     kernels one by one (`convir.compiler`) never holds the loop-level IR of a whole model.
     Without `emit_kernels`, no kernel is emitted at all (@forward calls undeclared functions):
     only the weights blob and the module's attributes are made, for a caller that has the
-    machine code already.
+    machine code already. `progress(done, total)` is called after each op's kernel is emitted
+    (and handed to the sink).
     """
     main = next(
         (op for op in module.ops if isinstance(op, func.FuncOp) and op.sym_name.data == "main"),
@@ -144,9 +146,11 @@ def convert_to_loops(
                 lowering.prepare_copy(value)
             if isinstance(value.owner, conv.ConstantOp):
                 lowering.constant_offset(value, None, ("output",))
-        for op in ops:  # first sweep: kernels, and constant operands packed into the weights
+        for done, op in enumerate(ops, 1):  # first sweep: kernels, constants packed
             lowering.prepare(op)
             lowering.release_packed_constants(op)
+            if progress is not None:
+                progress(done, len(ops))
     except ValueError as error:
         raise PassFailedException(f"convert-conv-to-loops: {error}") from None
     weights = lowering.weights.take_bytes()

@@ -38,7 +38,7 @@ def run_demo(args: argparse.Namespace) -> None:
 
     model = build(args.model, seed=args.seed, size=args.size)
     start = time.perf_counter()
-    compiled = convir.compile(model, threads=args.threads)
+    compiled = convir.compile(model, threads=args.threads, progress=True)
     compile_s = time.perf_counter() - start
     x = np.random.default_rng(args.seed).standard_normal((1, 3, args.size, args.size))
     feed = {"input": x.astype(np.float32)}

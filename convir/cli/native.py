@@ -288,6 +288,7 @@ def _run_command(args: argparse.Namespace) -> None:
         workspace_budget=args.workspace_budget,
         winograd_tolerance=args.winograd_tolerance,
         tuning_db=records,
+        progress=True,
     )
     report_nearest(records)
     feed = _inputs(compiled, args.input)
