@@ -114,7 +114,8 @@ def choose_algorithm(
     for name in applicable:
         fitted = fit(op, algorithms[name], target, workspace_budget)
         if fitted.schedule is not None:
-            if not fitted.heuristic:
+            if not fitted.heuristic:  # algorithm first: the order the IR prints them in
+                op.algorithm = StringAttr(name)
                 op.schedule = fitted.schedule.to_attr()
             return name
         smallest[name] = fitted.smallest_bytes

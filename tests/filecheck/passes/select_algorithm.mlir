@@ -6,6 +6,8 @@
 // RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_2=depthwise"}' 2>&1 | filecheck %s --check-prefix=NOTAPPLY
 // RUN: not convir-opt %s -p 'conv-select-algorithm{algorithm="conv_0"}' 2>&1 | filecheck %s --check-prefix=MALFORMED
 // RUN: not convir-opt %s -p 'conv-select-algorithm{target=sparc}' 2>&1 | filecheck %s --check-prefix=TARGET
+// RUN: convir-opt %s -p 'conv-select-algorithm{workspace-budget=64KiB}' | filecheck %s --check-prefix=BUDGET
+// RUN: not convir-opt %s -p 'conv-select-algorithm{workspace-budget=lots}' 2>&1 | filecheck %s --check-prefix=BADBUDGET
 
 // Three convs: two depthwise on NCHWc with a block of 1 (where both depthwise and direct apply),
 // one of them pinned to depthwise with a schedule, and a dense conv on NCHW. Unnamed convs are
@@ -47,3 +49,8 @@ func.func @plain(%y: tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32> {
 // NOTAPPLY: convir-opt: error: conv-select-algorithm: conv_2 ('conv.conv2d'): algorithm 'depthwise' (forced by algorithm 'conv_2=depthwise') does not apply to this conv; applicable: direct
 // MALFORMED: convir-opt: error: conv-select-algorithm: option algorithm: 'conv_0' is not CONV=ALGORITHM (e.g. conv_3=im2col)
 // TARGET: convir-opt: error: conv-select-algorithm: option target: unknown target preset 'sparc'
+
+// Within a budget, the algorithms that need no workspace are kept as the heuristic ranks them.
+// BUDGET:      conv.conv2d %x, %w {convir.name = "conv_0", {{.*}}, algorithm = "depthwise"} :
+// BUDGET:      conv.conv2d %y, %w {convir.name = "conv_2", {{.*}}, algorithm = "direct"} :
+// BADBUDGET: convir-opt: error: conv-select-algorithm: option workspace-budget: 'lots' is not a byte count; expected an integer with an optional suffix B, KiB, MiB or GiB (e.g. 65536, 64KiB, 1MiB)
