@@ -4,6 +4,7 @@
     convir compile MODEL.onnx [--emit STAGE | --dump-after PASS] [--target T] [-o OUT]
     convir run MODEL.onnx [--input NAME=FILE.npy] [--threads N] [--compare ort]
         both also: [--algorithm CONV=ALGORITHM]... [--tile CONV:KNOB=VALUE,...]...
+                   [--workspace-budget BYTES]
     convir demo [--model NAME] [--size S]
     convir bench peak|layers|models [--threads N] [--repeat N] [--json FILE] [--plot FILE.png]
 

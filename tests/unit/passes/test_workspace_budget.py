@@ -24,8 +24,15 @@ AVX2 = Target.preset("x86-avx2").with_(l2_bytes=512 << 10, cores=2)
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0", 0), ("65536", 65536), ("64KiB", 65536), ("64k", 65536), (" 1 MiB ", 1 << 20)]
-    + [("2GiB", 2 << 30), ("512b", 512)],
+    [
+        ("0", 0),
+        ("65536", 65536),
+        ("64KiB", 65536),
+        ("64k", 65536),
+        (" 1 MiB ", 1 << 20),
+        ("2GiB", 2 << 30),
+        ("512b", 512),
+    ],
 )
 def test_byte_counts(text: str, expected: int) -> None:
     assert parse_bytes(text) == expected
