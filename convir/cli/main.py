@@ -5,6 +5,7 @@
     convir run MODEL.onnx [--input NAME=FILE.npy] [--threads N] [--compare ort]
         both also: [--algorithm CONV=ALGORITHM]... [--tile CONV:KNOB=VALUE,...]...
                    [--winograd-tolerance ERROR]
+                   [--workspace-budget BYTES]
     convir demo [--model NAME] [--size S]
     convir bench peak|layers|models [--threads N] [--repeat N] [--json FILE] [--plot FILE.png]
     convir tune MODEL [--db PATH] [--threads 1,2] [--budget 10m] [--algorithms A,B] [--retune]

@@ -134,6 +134,22 @@ def applicable(op: conv.Conv2DOp) -> bool:
     return g.group == 1 or (g.cg % g.block == 0 and g.og % g.block == 0)
 
 
+def measured_faster(op: conv.Conv2DOp, target: Target) -> bool:
+    """Whether selection should prefer im2win to direct and im2col: 3×3 convs with group 1 on
+    NCHWc, on targets with 16 vector registers (AVX2), where it was measured faster.
+
+    Measured on AMD EPYC znver3 (AVX2, 512 KiB L2), 1 thread, median thread CPU time of 10
+    interleaved samples (`examples/benchmarks/im2win_vs.py --models resnet50,vgg16`, load
+    average ~10): im2win beat the better of direct and im2col on all 15 distinct 3×3 layers of
+    ResNet-50 and VGG-16, by 1.01× (VGG-16 features.5) to 1.43× (features.17 and 19), geomean
+    ~1.2×. Not measured on AVX-512 (32 registers), nor for other kernel sizes.
+    """
+    g = ConvGeometry.of(op)
+    return (
+        (g.kh, g.kw) == (3, 3) and g.group == 1 and target.vector_registers == 16 and applicable(op)
+    )
+
+
 def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
     """The direct algorithm's register tile (the same broadcast + FMA shape), block rows from
     L2 (module doc), one slot per core."""

@@ -11,6 +11,8 @@
 // RUN: not convir-opt %s -p 'conv-select-algorithm{winograd-tolerance=high}' 2>&1 | filecheck %s --check-prefix=BADTOL
 // RUN: convir-opt %s -p 'conv-select-algorithm{target=x86-avx2 algorithm="conv_2=direct"}' | filecheck %s --check-prefix=CHOICE
 // RUN: not convir-opt %s -p 'conv-select-algorithm{tuning-db="/nonexistent/t.sqlite"}' 2>&1 | filecheck %s --check-prefix=NODB
+// RUN: convir-opt %s -p 'conv-select-algorithm{workspace-budget=64KiB}' | filecheck %s --check-prefix=BUDGET
+// RUN: not convir-opt %s -p 'conv-select-algorithm{workspace-budget=lots}' 2>&1 | filecheck %s --check-prefix=BADBUDGET
 
 // Three convs: two depthwise on NCHWc with a block of 1 (where both depthwise and direct apply),
 // one of them pinned to depthwise with a schedule, and a dense conv on NCHW. Unnamed convs are
@@ -47,7 +49,8 @@ func.func @deep(%z: tensor<1x8x14x14x8xf32>) -> tensor<1x8x14x14x8xf32> {
 // CHECK-LABEL: func.func @deep
 // CHECK:       conv.conv2d %z, %w {convir.name = "conv_3", {{.*}}, algorithm = "winograd"} :
 // TOL:         conv.conv2d %z, %w {convir.name = "conv_3", {{.*}}, algorithm = "winograd"} :
-// NOWINO:      conv.conv2d %z, %w {convir.name = "conv_3", {{.*}}, algorithm = "direct"} :
+// (With Winograd ruled out, the AVX2 heuristic takes im2win for this 3x3 group-1 NCHWc conv.)
+// NOWINO:      conv.conv2d %z, %w {convir.name = "conv_3", {{.*}}, algorithm = "im2win"} :
 
 // Overrides by convir.name and by onnx.name; overriding a pinned algorithm drops its schedule.
 // FORCE:       conv.conv2d %x, %w {convir.name = "conv_0", {{.*}}, algorithm = "direct"} :
@@ -72,3 +75,8 @@ func.func @deep(%z: tensor<1x8x14x14x8xf32>) -> tensor<1x8x14x14x8xf32> {
 // CHOICE: conv.conv2d %y, %w {convir.name = "conv_2", convir.choice = "option"
 
 // NODB: convir-opt: error: conv-select-algorithm: option tuning-db: no tuning database at '/nonexistent/t.sqlite'
+
+// Within a budget, the algorithms that need no workspace are kept as the heuristic ranks them.
+// BUDGET:      conv.conv2d %x, %w {convir.name = "conv_0", {{.*}}, algorithm = "depthwise"} :
+// BUDGET:      conv.conv2d %y, %w {convir.name = "conv_2", {{.*}}, algorithm = "direct"} :
+// BADBUDGET: convir-opt: error: conv-select-algorithm: option workspace-budget: 'lots' is not a byte count; expected an integer with an optional suffix B, KiB, MiB or GiB (e.g. 65536, 64KiB, 1MiB)

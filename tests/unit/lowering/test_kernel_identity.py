@@ -75,7 +75,7 @@ ACTIVATION_FIELDS = {
     "high": st.sampled_from([1.0, 6.0]),
 }
 KINDS = {"conv": CONV_FIELDS, "pool": POOL_FIELDS, "activation": ACTIVATION_FIELDS}
-CONV_ALGORITHMS = ["direct", "im2col"]
+CONV_ALGORITHMS = ["direct", "im2col", "im2win"]
 
 
 def _input_shape(spec: dict) -> tuple[int, ...]:

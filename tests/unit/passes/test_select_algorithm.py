@@ -45,6 +45,24 @@ def test_preferences_follow_the_documented_heuristic(shape: dict, expected: list
     assert preferred_algorithms(only_conv(conv_module(**shape)), ZEN4) == expected
 
 
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        (dict(c=64, o=64, pad=1, block=8), ["im2win", "direct", "im2col"]),
+        (dict(c=512, o=64, pad=1, block=8, hw=14), ["im2win", "im2col", "direct"]),
+        # not 3x3, not group 1, or NCHW: as on AVX-512
+        (dict(c=512, o=64, kernel=5, pad=2, block=8, hw=14), ["im2col", "direct"]),
+        (dict(c=64, o=64, group=2, pad=1, block=8), ["direct", "im2col"]),
+        (dict(c=64, o=64, pad=1), ["direct", "im2col"]),
+    ],
+)
+def test_on_avx2_im2win_leads_for_3x3_convs(shape: dict, expected: list[str]) -> None:
+    """im2win.measured_faster: 3x3, group 1, NCHWc, 16 vector registers."""
+    op = only_conv(conv_module(**shape))
+    assert preferred_algorithms(op, AVX2.with_(l2_bytes=512 << 10)) == expected
+    assert "im2win" not in preferred_algorithms(op, ZEN4)
+
+
 def test_on_nchw_direct_is_chosen_because_im2col_does_not_apply() -> None:
     op = only_conv(conv_module(c=12, o=32, pad=1))
     assert choose_algorithm(op, AVX512) == "direct"

@@ -45,9 +45,9 @@ def test_malformed_byte_counts_say_what_is_accepted(text: str) -> None:
 
 
 def im2col_conv():
-    """A 3×3 stride-2 conv on 512 input channels (Winograd does not apply): its direct tile's
-    weights leave half of L2, so the heuristic prefers im2col, whose panels take a workspace."""
-    op = only_conv(conv_module(c=512, o=64, pad=1, block=8, hw=14, stride=2))
+    """A 5×5 conv on 256 input channels: its direct tile's weights leave half of L2, so the
+    heuristic prefers im2col, whose panels take a workspace."""
+    op = only_conv(conv_module(c=256, o=64, kernel=5, pad=2, block=8, hw=14))
     op.attributes["convir.name"] = StringAttr("conv_4")
     assert preferred_algorithms(op, AVX2)[0] == "im2col"
     return op
@@ -95,16 +95,16 @@ def test_a_budget_nothing_fits_names_the_conv_and_the_smallest_workspace() -> No
 
 
 def test_the_all_entry_is_taken_only_where_it_fits() -> None:
-    module = conv_module(c=512, o=64, pad=1, block=8, hw=14)
+    module = conv_module(c=256, o=64, kernel=5, pad=2, block=8, hw=14)
     select_algorithms(module, AVX2, {"all": "im2win"}, workspace_budget=1 << 30)
     assert only_conv(module).algorithm.data == "im2win"
-    module = conv_module(c=512, o=64, pad=1, block=8, hw=14)
+    module = conv_module(c=256, o=64, kernel=5, pad=2, block=8, hw=14)
     select_algorithms(module, AVX2, {"all": "im2win"}, workspace_budget=0)
     assert only_conv(module).algorithm.data == "direct"
 
 
 def test_the_pass_option_takes_suffixes_and_names_itself_when_malformed() -> None:
-    module = conv_module(c=512, o=64, pad=1, block=8, hw=14)
+    module = conv_module(c=256, o=64, kernel=5, pad=2, block=8, hw=14)
     SelectAlgorithmPass(target="x86-avx2", workspace_budget="0KiB").apply(Context(), module)
     assert only_conv(module).algorithm.data == "direct"
     with pytest.raises(PassFailedException, match=r"option workspace-budget: 'lots' is not a"):
