@@ -98,7 +98,7 @@ def test_large_images_take_f6_where_it_is_accurate_enough() -> None:
 
 def _selected_and_tiled(module, tolerance: float, tiles=None):
     select_algorithms(module, AVX2, winograd_tolerance=tolerance)
-    tile_convs(module, AVX2, tiles, tolerance)
+    tile_convs(module, AVX2, tiles, winograd_tolerance=tolerance)
     op = only_conv(module)
     return op.algorithm.data, winograd.WinogradSchedule.from_attr(op.schedule).m
 
@@ -109,7 +109,7 @@ def test_passes_take_the_tolerance_and_a_pinned_m_is_kept() -> None:
     assert _selected_and_tiled(module.clone(), 1e-6) == ("winograd", 2)
     pinned = module.clone()
     select_algorithms(pinned, AVX2, {"conv_0": "winograd"}, winograd_tolerance=0.0)
-    tile_convs(pinned, AVX2, {"conv_0": {"m": 6}}, 1e-6)
+    tile_convs(pinned, AVX2, {"conv_0": {"m": 6}}, winograd_tolerance=1e-6)
     assert winograd.WinogradSchedule.from_attr(only_conv(pinned).schedule).m == 6
 
 
