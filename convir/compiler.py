@@ -3,6 +3,7 @@
     import_onnx                 graph form (conv dialect on NCHW tensors)         -> "conv"
     conv-fold-constants         constant subgraphs become constants
     conv-lower-conv-transpose   transposed convs become phase convs + an interleave
+    conv-drop-padding-taps      kernel taps that read only padding are cut off
     conv-fold-batchnorm         BatchNorm into the conv before it, else scale/shift -> "folded"
     conv-fuse-epilogue          bias, residual add, activation into the conv      -> "fused"
     conv-convert-layout         NCHWc (block = the target's vector width)
@@ -176,6 +177,7 @@ def lower(
     from lowering.parallel_to_gomp import ConvertParallelToGompPass
     from lowering.to_llvm import lower_to_llvm
     from passes.convert_layout import convert_layout
+    from passes.drop_padding_taps import DropPaddingTapsPass
     from passes.fold_batchnorm import FoldBatchNormPass
     from passes.fold_constants import FoldConstantsPass
     from passes.fuse_epilogue import FuseEpiloguePass
@@ -187,6 +189,7 @@ def lower(
     def fold() -> None:
         FoldConstantsPass().apply(ctx, module)
         LowerConvTransposePass().apply(ctx, module)
+        DropPaddingTapsPass().apply(ctx, module)
         FoldBatchNormPass().apply(ctx, module)
 
     def to_nchwc() -> None:

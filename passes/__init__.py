@@ -14,6 +14,12 @@ def _convert_layout() -> type[ModulePass]:
     return ConvertLayoutPass
 
 
+def _drop_padding_taps() -> type[ModulePass]:
+    from passes.drop_padding_taps import DropPaddingTapsPass
+
+    return DropPaddingTapsPass
+
+
 def _fold_batchnorm() -> type[ModulePass]:
     from passes.fold_batchnorm import FoldBatchNormPass
 
@@ -58,6 +64,7 @@ def _tile() -> type[ModulePass]:
 
 CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "conv-convert-layout": _convert_layout,
+    "conv-drop-padding-taps": _drop_padding_taps,
     "conv-fold-batchnorm": _fold_batchnorm,
     "conv-fold-constants": _fold_constants,
     "conv-fuse-epilogue": _fuse_epilogue,

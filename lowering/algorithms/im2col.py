@@ -24,7 +24,12 @@ lanes are copied into the panel but never read).
 with L = X lanes per input block as stored (padded lanes included; with C < X only the next
 power of two >= C, `panel_lanes`), so block_pixels = MR · floor(L2 / 2 / (4·K·MR)), at
 least one register tile, at most the image. The other half of L2 is for the weight panel
-streaming through and the output. The heuristic then shrinks blocks (by at most half) to
+streaming through and the output. But a block never has fewer than `MIN_BLOCK_PIXELS` pixels
+(rounded up to MR) while the image has them, even when its panel then spills to L3: every block
+streams all the weights once, so with a huge K (FCN-ResNet50's head, 2048 channels × 3×3: K =
+18432, 72 KiB per pixel) the L2 rule gave 2-pixel blocks and the conv read its 37 MB of weights
+392 times (12 GFLOP/s, 1 thread, AVX2; 32-pixel blocks: 38; ONNX Runtime: 76 — closing the rest
+needs the depth blocked too). The heuristic then shrinks blocks (by at most half) to
 spread the pixels most evenly over `slots` workers (`balanced_task_size`), and `candidates`
 offers the menu block_pixels × {1/4, 1/2, 1, 2} (and other register tiles) as the search space.
 
@@ -85,6 +90,9 @@ NAME = "im2col"
 #: The share of L2 one block's A panel may take (module doc).
 L2_FRACTION = 0.5
 
+#: The fewest output pixels per block, whatever the panel's size (module doc).
+MIN_BLOCK_PIXELS = 32
+
 #: Block-size multipliers offered to the search (MegEngine's "menu").
 BLOCK_MENU = (0.25, 0.5, 1.0, 2.0)
 
@@ -116,7 +124,7 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Im2colSchedule:
     gemm = ConvGemm(g, *register_tile(target.vector_registers, g.output_blocks))
     tiles = gemm.rows.count
     budget = int(target.l2_bytes * L2_FRACTION)
-    most = budget // (_pixel_bytes(gemm) * gemm.mr)
+    most = max(budget // (_pixel_bytes(gemm) * gemm.mr), -(-MIN_BLOCK_PIXELS // gemm.mr))
     tiles_per_block = balanced_task_size(tiles, most, g.n, target.cores, interleaved=True)
     return Im2colSchedule(gemm.mr, gemm.nr, tiles_per_block * gemm.mr, target.cores)
 

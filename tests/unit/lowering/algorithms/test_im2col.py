@@ -89,7 +89,7 @@ def test_im2col_heuristic_schedule_on_a_stem(tmp_path_factory) -> None:
     ],
 )
 def test_workspace_stays_within_the_l2_budget(shape, kernel, l2_bytes) -> None:
-    """panel_bytes <= L2 · L2_FRACTION whenever one register tile fits."""
+    """panel_bytes <= L2 · L2_FRACTION whenever MIN_BLOCK_PIXELS fit."""
     n, c, h, w, o = shape
     case = ConvCase(rand(n, c, h, w), rand(o, c, kernel, kernel, seed=1))
     case.attributes = dict(pads=[kernel // 2] * 4)
@@ -101,8 +101,19 @@ def test_workspace_stays_within_the_l2_budget(shape, kernel, l2_bytes) -> None:
     lanes = 16 if c >= 16 else 1 << (c - 1).bit_length()
     depth_bytes = 4 * -(-c // 16) * lanes * kernel * kernel
     assert panel_bytes == schedule.block_pixels * depth_bytes
-    assert panel_bytes <= max(l2_bytes * im2col.L2_FRACTION, schedule.mr * depth_bytes)
-    assert schedule.block_pixels >= schedule.mr
+    fewest = -(-im2col.MIN_BLOCK_PIXELS // schedule.mr) * schedule.mr
+    assert panel_bytes <= max(l2_bytes * im2col.L2_FRACTION, fewest * depth_bytes)
+    assert schedule.block_pixels >= min(fewest, h * w) // 2
+
+
+def test_blocks_keep_a_floor_of_pixels_when_k_is_huge() -> None:
+    """FCN-ResNet50's head (2048 channels, 3×3: 72 KiB per pixel) gets MIN_BLOCK_PIXELS per
+    block at most halved by balancing, not the 2 pixels that fit half of a 512 KiB L2."""
+    case = ConvCase(rand(1, 2048, 8, 8), rand(16, 2048, 3, 3, seed=1))
+    case.attributes = dict(pads=[1, 1, 1, 1])
+    target = Target.host().with_(l2_bytes=512 * KIB, cores=2)
+    schedule = im2col.heuristic(scheduled_conv(case), target)
+    assert schedule.block_pixels >= im2col.MIN_BLOCK_PIXELS // 2
 
 
 @pytest.mark.parametrize(

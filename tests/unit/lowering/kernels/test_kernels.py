@@ -158,6 +158,11 @@ CASES = [
     Case("gemm_packed_c_column", [(4, 17), (4, 1)], gemm(weights(17, 32), True, beta=0.5), 1e-4),
     Case("gemm_packed_c_full", [(5, 6), (5, 7)], gemm(weights(6, 7), True, alpha=-1.0), 1e-4),
     Case("gemm_threaded", [(1, 512)], gemm(weights(1000, 512), trans_b=True), 1e-4),
+    # Register tiles: ragged M, K and N (a partial last panel and vector), trans_a, and a GEMM
+    # large enough to be cut into several row ranges and panel groups.
+    Case("gemm_packed_tiles", [(13, 45), (70,)], gemm(weights(45, 70), True), 1e-4),
+    Case("gemm_packed_ta", [(9, 7)], gemm(weights(9, 33), trans_a=True, alpha=2.0), 1e-4),
+    Case("gemm_packed_tasks", [(300, 600)], gemm(weights(600, 100)), 1e-4),
     Case("concat_channels", [(1, 3, 4, 5), (1, 5, 4, 5)], lambda a: [conv.ConcatOp(a, 1)]),
     Case("concat_last", [(2, 3, 4, 5), (2, 3, 4, 11)], lambda a: [conv.ConcatOp(a, 3)]),
     Case("concat_three", [(1, 2), (3, 2), (2, 2)], lambda a: [conv.ConcatOp(a, 0)]),
@@ -365,13 +370,14 @@ def test_apply_activation_rejects_unknown_kinds() -> None:
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("columns", [1, 16, 37])
 def test_pack_panels_lays_b_out_as_zero_padded_panels(trans_b: bool, columns: int) -> None:
-    from lowering.kernels.gemm import PANEL, pack_panels
+    from lowering.kernels.gemm import PANEL_COLUMNS, pack_panels
 
     b = np.arange(5 * columns, dtype=np.float32).reshape(5, columns) + 1  # B is [K, N]
     packed = pack_panels(np.ascontiguousarray(b.T) if trans_b else b, trans_b)
-    assert packed.shape == (-(-columns // PANEL), 5, PANEL) and packed.flags.c_contiguous
+    shape = (-(-columns // PANEL_COLUMNS), 5, PANEL_COLUMNS)
+    assert packed.shape == shape and packed.flags.c_contiguous
     for p in range(packed.shape[0]):
-        for lane in range(PANEL):
-            column = p * PANEL + lane
+        for lane in range(PANEL_COLUMNS):
+            column = p * PANEL_COLUMNS + lane
             expected = b[:, column] if column < columns else np.zeros(5, np.float32)
             np.testing.assert_array_equal(packed[p, :, lane], expected)
