@@ -16,7 +16,7 @@ from Python with NCHW input and output: `CompiledModel.run` and `InferenceSessio
 
 With a tuning database (`tuning_db`), each thread count also compiles the model with that
 database's records for that thread count (`convir.compile(tuning_db=...)`) and times it in the
-same rounds (convir heuristic, ORT, convir tuned, ...), checked against onnxruntime like the
+same rounds (convir heuristic, convir tuned, ORT, ...), checked against onnxruntime like the
 heuristic one: `tuned_s`, and `tuned_convs`, how many convs a record served.
 
 With `busy_cpu`, a process spinning on that CPU (`convir.bench.busy`) runs while the models
@@ -142,9 +142,11 @@ def bench_model(
         if tuning_db is not None:
             tuned[threads] = _tuned(model, tuning_db, threads, feed, expected)
         if errors[threads] <= TOLERANCE:
-            samplers.extend(_samplers(compiled, ort, feed, threads))
-            if threads in tuned and tuned[threads][1] <= TOLERANCE:
+            ours_sampler, ort_sampler = _samplers(compiled, ort, feed, threads)
+            samplers.append(ours_sampler)
+            if _tuned_ok(tuned, threads):  # right after the heuristic: same conditions
                 samplers.append(_sampler(tuned[threads][0], feed, threads))
+            samplers.append(ort_sampler)
     samples = interleaved(samplers, repeat)
     results = []
     for threads in thread_counts:
@@ -153,18 +155,20 @@ def bench_model(
                 ModelResult(model_label(name), threads, compile_s, max_rel_error=errors[threads])
             )
             continue
-        convir_samples, ort_samples = samples[:2]
-        samples = samples[2:]
-        timed = Comparison.timed(errors[threads], convir_samples, ort_samples)
+        convir_samples = samples.pop(0)
         extra: dict = {}
         if threads in tuned:
             _, tuned_error, tuned_convs = tuned[threads]
             extra = {"tuned_error": tuned_error, "tuned_convs": tuned_convs}
-            if tuned_error <= TOLERANCE:
-                extra["tuned_s"] = median(samples[0])
-                samples = samples[1:]
+            if _tuned_ok(tuned, threads):
+                extra["tuned_s"] = median(samples.pop(0))
+        timed = Comparison.timed(errors[threads], convir_samples, samples.pop(0))
         results.append(ModelResult(model_label(name), threads, compile_s, **timed, **extra))
     return results
+
+
+def _tuned_ok(tuned: dict[int, tuple], threads: int) -> bool:
+    return threads in tuned and tuned[threads][1] <= TOLERANCE
 
 
 def _error(ours: dict[str, np.ndarray], names: list[str], expected: list[np.ndarray]) -> float:

@@ -62,8 +62,9 @@ def add_tune_command(commands: argparse._SubParsersAction, positive: Callable[[s
         "of each for every distinct conv of the model, and record every result in the tuning "
         "database, keyed by this CPU's fingerprint (model, ISA features, caches), the thread "
         "count, the conv's shape and epilogue, and convir's version. Candidates are compiled "
-        "first, then timed one at a time (warm-up, repeats, median; stopped early when clearly "
-        "slower than the best; a crashing or hanging candidate is recorded as failed) and "
+        "first, then timed one at a time (warm-up, repeats, median; thread CPU time at 1 "
+        "thread; stopped early when clearly slower than the best; a crashing or hanging "
+        "candidate is recorded as failed) and "
         "checked against a float64 reference. Workloads already in the database are skipped "
         "(resume), unless --retune. Ctrl-C keeps every workload finished so far. "
         "`convir compile/run/bench models --tuning-db` use the records.",
@@ -164,8 +165,9 @@ def add_explain_command(
         description="For every conv of the model: its name, shape, algorithm, schedule, where "
         "the choice came from (heuristic, tuned, tuned-nearest, pinned), FLOPs, workspace "
         "bytes, its time measured now as the compiled model runs it (without a fused residual "
-        "add), GFLOP/s and %% of the measured FMA peak, and for tuned convs the runner-up with "
-        "its time as tuned.",
+        "add; wall time), effective GFLOP/s (direct-conv FLOPs: Winograd can exceed the "
+        "peak) and % of the measured FMA peak, and for tuned convs the runner-up with its time "
+        "as tuned.",
     )
     explain.add_argument(
         "model", help=f"an .onnx file or a built-in model ({', '.join(MODELS)}, 224x224)"

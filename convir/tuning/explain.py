@@ -5,9 +5,10 @@ records when one is given), and each conv reports: its `convir.name`, shape, alg
 schedule, where the choice came from (`convir.choice`: heuristic, tuned, tuned-nearest, pinned,
 option), FLOPs, workspace bytes, and, unless `measure=False`, its time measured now as the
 compiled model runs it (`convir.bench.conv_harness.NativeConv` pinned to the same algorithm and
-schedule; median of `REPEATS` calibrated samples; identical convs measured once; at one thread
-the thread's CPU time, at more wall time, as the tuner measures), GFLOP/s and % of the measured
-FMA peak (`convir.bench.peak`) at the same thread count. For tuned convs, the
+schedule; median of `REPEATS` calibrated samples of wall time, as the peak is measured;
+identical convs measured once), effective GFLOP/s (the direct convolution's FLOPs over that time:
+Winograd can exceed the peak) and % of the measured FMA peak (`convir.bench.peak`) at the same
+thread count. Runner-up times are the tuner's (at one thread, thread CPU time). For tuned convs, the
 record's runner-up (the fastest other candidate) with its time as tuned.
 
 A residual add fused into a conv is not part of its measured time (as in `convir bench layers`).
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import onnx
@@ -147,8 +147,7 @@ def _measure(rows: list[ConvRow], workloads: dict, threads: int, target: Target,
                 schedule=row.schedule,
             )
             iterations = calibrate(native.run)
-            clock = time.thread_time if threads == 1 else time.perf_counter
-            samples = [native.seconds_per_call(iterations, clock) for _ in range(REPEATS)]
+            samples = [native.seconds_per_call(iterations) for _ in range(REPEATS)]
             measured[key] = statistics.median(samples)
         seconds = measured[key]
         row.measured_ms = seconds * 1e3

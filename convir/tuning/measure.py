@@ -117,9 +117,8 @@ def measure_workload(
                     break
                 if kind in ("compiling", "timing"):
                     busy, timing = index, kind == "timing"
-                elif kind == "compiled":
+                elif kind == "compiled":  # the worker is still busy with the last "compiling"
                     workspaces[index] = event["workspace_bytes"]
-                    busy = None
                 elif kind in ("failed", "result"):
                     fields = {
                         k: v for k, v in event.items() if k not in ("event", "index", "stage")
