@@ -178,8 +178,9 @@ def heuristic_ms(op: conv.Conv2DOp, tolerance: float = DEFAULT_TOLERANCE) -> tup
 
 def faster_than_gemm(op: conv.Conv2DOp, target: Target, tolerance: float | None = None) -> bool:
     """Whether selection prefers winograd for `op` (an applicable conv): some m is within
-    `tolerance` and the conv's shape is one where winograd measured faster than direct and
-    im2col (the rule and its table: `passes.select_algorithm`'s module doc)."""
+    `tolerance` and the conv has at least MIN_SELECTED_CHANNELS input and output channels,
+    where every m measured faster than direct and im2col (the rule and its table:
+    `passes.select_algorithm`'s module doc)."""
     ms = heuristic_ms(op, DEFAULT_TOLERANCE if tolerance is None else tolerance)
     if not ms:
         return False
