@@ -14,6 +14,12 @@ to last >= 20 ms. Times are medians:
 - at 2 threads, in wall time (CPU time would count both workers), so on a loaded machine the
   2-thread column is only as good as the load allows: quote the load average with it.
 
+With `--ort`, onnxruntime's conv joins the 1-thread samples (`convir.bench.onnxrt.ProfiledConv`,
+ORT_ENABLE_ALL, 1 intra-op thread, so it runs on the calling thread): its CPU time per run
+times the share of the run's wall time its conv node took in ORT's profile (the rest is the
+NCHWc reorders around a lone conv, and session overhead), and the last column becomes ORT's
+time over the heuristic's winograd time.
+
 Every candidate's output is checked against the first candidate's (relative error printed as
 the worst over the winograd columns). The last columns are the best non-winograd time over the
 best winograd time and the m the winograd heuristic picks.
@@ -22,12 +28,14 @@ best winograd time and the m the winograd heuristic picks.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
 from functools import partial
 
 from convir.bench.conv_harness import NativeConv, layer_data
+from convir.bench.onnxrt import ProfiledConv, conv_model
 from convir.bench.timing import relative_error
 from convir.bench.workloads import select_layers
 
@@ -48,22 +56,52 @@ def candidates(layer, x, weight, bias, threads: int) -> dict[str, NativeConv]:
     return convs
 
 
-def measure(convs: dict[str, NativeConv], threads: int, repeat: int) -> dict[str, float]:
-    """Median seconds per call of each candidate (module doc)."""
+def measure(
+    convs: dict[str, NativeConv], threads: int, repeat: int, ort: OrtConv | None = None
+) -> dict[str, float]:
+    """Median seconds per call of each candidate, and of `ort` last (module doc)."""
     clock = time.thread_time if threads == 1 else time.perf_counter
-    samplers = {}
+    samplers, iterations = {}, {}
     for name, native in convs.items():
         native.run()
         start = time.perf_counter()
         native.run()
         once = max(time.perf_counter() - start, 1e-6)
-        iterations = max(1, min(200, round(MIN_SAMPLE_S / once)))
-        samplers[name] = partial(native.seconds_per_call, iterations, clock)
+        iterations[name] = max(1, min(200, round(MIN_SAMPLE_S / once)))
+        samplers[name] = partial(native.seconds_per_call, iterations[name], clock)
+    ort_iterations = iterations["direct"]  # onnxruntime's conv is about as fast as direct
     samples: dict[str, list[float]] = {name: [] for name in convs}
     for _ in range(repeat):
         for name, sample in samplers.items():
             samples[name].append(sample())
-    return {name: statistics.median(values) for name, values in samples.items()}
+        if ort is not None:
+            ort.sample(ort_iterations)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    if ort is not None:
+        medians["ORT"] = ort.median_seconds()
+    return medians
+
+
+class OrtConv:
+    """onnxruntime's conv of `layer` sampled in CPU time (module doc, --ort)."""
+
+    def __init__(self, layer, x, weight, bias) -> None:
+        self._conv = ProfiledConv(conv_model(layer, weight, bias), {"x": x}, 1)
+        self._conv.output()
+        self._cpu_and_wall: list[tuple[float, float]] = []
+
+    def sample(self, iterations: int) -> None:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        self._conv.sample(iterations)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        self._cpu_and_wall.append((cpu / iterations, wall / iterations))
+
+    def median_seconds(self) -> float:
+        conv_wall = self._conv.sample_seconds()
+        return statistics.median(
+            cpu * min(1.0, node / wall)
+            for (cpu, wall), node in zip(self._cpu_and_wall, conv_wall, strict=True)
+        )
 
 
 def main() -> None:
@@ -71,33 +109,42 @@ def main() -> None:
     parser.add_argument("models", nargs="?", default="resnet18,resnet50,vgg16")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--ort", action="store_true", help="onnxruntime too (1 thread)")
+    parser.add_argument("--layers", metavar="SUBSTR", help="only layers whose name has SUBSTR")
     args = parser.parse_args()
     layers = [
         layer
-        for layer in select_layers(args.models.split(","))
+        for layer in select_layers(args.models.split(","), args.layers)
         if layer.kernel == (3, 3) and layer.strides == (1, 1) and layer.group == 1
     ]
     print(f"load average at start: {os.getloadavg()}")
     for threads in (int(t) for t in args.threads.split(",")):
         unit = "CPU ms" if threads == 1 else "wall ms"
         header = f"{'layer':32s} {'shape':16s} {'t':>2s}"
-        header += "".join(f" {name:>8s}" for name in ("direct", "im2col", *(f"F{m}" for m in MS)))
-        print(f"\n{unit}, {threads} thread(s)\n{header} {'err':>8s} {'best/wino':>9s} {'h.m':>4s}")
+        ort = args.ort and threads == 1
+        names = ("direct", "im2col", *(f"F{m}" for m in MS), *(["ORT"] if ort else []))
+        header += "".join(f" {name:>8s}" for name in names)
+        last = "ORT/wino*" if ort else "best/wino"
+        print(f"\n{unit}, {threads} thread(s)\n{header} {'err':>8s} {last:>9s} {'h.m':>4s}")
         for layer in layers:
             x, weight, bias = layer_data(layer)
             convs = candidates(layer, x, weight, bias, threads)
             first = next(iter(convs.values())).output()
             error = max(relative_error(convs[f"F{m}"].output(), first) for m in MS)
-            times = measure(convs, threads, args.repeat)
-            other = min(times["direct"], times["im2col"])
-            wino = min(times[f"F{m}"] for m in MS)
-            heuristic_m = NativeConv(
-                layer, x, weight, bias, threads=threads, algorithm="winograd"
-            ).schedule
+            times = measure(
+                convs, threads, args.repeat, OrtConv(layer, x, weight, bias) if ort else None
+            )
+            heuristic_m = _m(
+                NativeConv(layer, x, weight, bias, threads=threads, algorithm="winograd").schedule
+            )
+            if ort:
+                ratio = times["ORT"] / times.get(f"F{heuristic_m}", math.nan)
+            else:
+                ratio = min(times["direct"], times["im2col"]) / min(times[f"F{m}"] for m in MS)
             shape = f"{layer.channels}x{layer.height}->{layer.out_channels}"
             row = f"{layer.name:32s} {shape:16s} {threads:2d}"
             row += "".join(f" {1e3 * t:8.3f}" for t in times.values())
-            print(f"{row} {error:8.1e} {other / wino:9.2f} {_m(heuristic_m):>4s}", flush=True)
+            print(f"{row} {error:8.1e} {ratio:9.2f} {heuristic_m:>4s}", flush=True)
             del convs
         print(f"load average: {os.getloadavg()}")
 
