@@ -38,9 +38,10 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
    (load 11 on 2 cores: wall times moved in steps of the scheduler's time slice, ~20 ms); the
    rule is taken over from 1 thread, since winograd splits its tiles (or, on small images, its
    weight panels) between the workers as im2col does; `convir bench models --threads 2` is
-   the check (see the project notes for the numbers). Convs
-   with fewer than 64 channels were not measured (the only one in these models, VGG's 3-channel
-   stem, reads NCHW, where winograd does not apply), so the rule leaves them to direct/im2col.
+   the check. Convs with fewer than 64 channels were not measured (the only one in these
+   models, VGG's 3-channel stem, reads NCHW, where winograd does not apply), so the rule leaves
+   them to direct/im2col. Only AVX2 was measured; the rule applies to every target (2.25-5×
+   fewer multiplies than the GEMMs) until a measurement there says otherwise.
 4. `direct` then `im2col` when the weights one direct register tile runs over fit in half of L2
    (`lowering.algorithms.direct.streams_weights_from_l2`), else `im2col` then `direct`.
    Measured on Zen 4 with AVX-512 (`convir bench layers --models resnet50 --algorithm
@@ -113,7 +114,7 @@ def preferred_algorithms(
         order.append("depthwise")
     if (g.kh, g.kw) == (1, 1) and g.group == 1 and g.block is not None and not g.needs_padding:
         order.append("gemm1x1")
-    if winograd.applicable(op) and winograd.faster_than_gemm(op, target, winograd_tolerance):
+    if winograd.applicable(op) and winograd.faster_than_gemm(op, winograd_tolerance):
         order.append("winograd")
     if direct.streams_weights_from_l2(op, target):
         return [*order, "direct", "im2col"]
