@@ -14,11 +14,11 @@ to last >= 20 ms. Times are medians:
 - at 2 threads, in wall time (CPU time would count both workers), so on a loaded machine the
   2-thread column is only as good as the load allows: quote the load average with it.
 
-With `--ort`, onnxruntime's conv joins the 1-thread samples (`convir.bench.onnxrt.ProfiledConv`,
-ORT_ENABLE_ALL, 1 intra-op thread, so it runs on the calling thread): its CPU time per run
-times the share of the run's wall time its conv node took in ORT's profile (the rest is the
-NCHWc reorders around a lone conv, and session overhead), and the last column becomes ORT's
-time over the heuristic's winograd time.
+With `--ort`, onnxruntime joins the 1-thread samples: a one-conv model
+(`convir.bench.onnxrt.conv_model`, ORT_ENABLE_ALL, 1 intra-op thread, which runs on the calling
+thread), timed as the CPU time of whole runs. That includes the NCHWc reorders ORT puts around
+a lone conv (memory copies of the input and output, ~1-3 % of these convs), so ORT's column is
+a few per cent too slow; the last column becomes ORT's time over the heuristic's winograd time.
 
 Every candidate's output is checked against the first candidate's (relative error printed as
 the worst over the winograd columns). The last columns are the best non-winograd time over the
@@ -35,8 +35,8 @@ import time
 from functools import partial
 
 from convir.bench.conv_harness import NativeConv, layer_data
-from convir.bench.onnxrt import ProfiledConv, conv_model
-from convir.bench.timing import relative_error
+from convir.bench.onnxrt import conv_model, session
+from convir.bench.timing import mean_call_seconds, relative_error
 from convir.bench.workloads import select_layers
 
 MS = (2, 4, 6)
@@ -83,25 +83,22 @@ def measure(
 
 
 class OrtConv:
-    """onnxruntime's conv of `layer` sampled in CPU time (module doc, --ort)."""
+    """onnxruntime's one-conv model of `layer` sampled in CPU time (module doc, --ort)."""
 
     def __init__(self, layer, x, weight, bias) -> None:
-        self._conv = ProfiledConv(conv_model(layer, weight, bias), {"x": x}, 1)
-        self._conv.output()
-        self._cpu_and_wall: list[tuple[float, float]] = []
+        self._session = session(conv_model(layer, weight, bias), 1)
+        self._feed = {"x": x}
+        self._session.run(None, self._feed)
+        self._samples: list[float] = []
 
     def sample(self, iterations: int) -> None:
-        cpu, wall = time.thread_time(), time.perf_counter()
-        self._conv.sample(iterations)
-        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
-        self._cpu_and_wall.append((cpu / iterations, wall / iterations))
+        self._samples.append(mean_call_seconds(self._run, iterations, time.thread_time))
 
     def median_seconds(self) -> float:
-        conv_wall = self._conv.sample_seconds()
-        return statistics.median(
-            cpu * min(1.0, node / wall)
-            for (cpu, wall), node in zip(self._cpu_and_wall, conv_wall, strict=True)
-        )
+        return statistics.median(self._samples)
+
+    def _run(self) -> None:
+        self._session.run(None, self._feed)
 
 
 def main() -> None:
