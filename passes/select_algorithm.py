@@ -10,7 +10,39 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
 
 1. `depthwise` for depthwise convs (group = C = O);
 2. `gemm1x1` for 1×1 convs with group 1 and no padding on NCHWc (a plain GEMM, no column buffer);
-3. `direct` then `im2col` when the weights one direct register tile runs over fit in half of L2
+3. `winograd` for 3×3 stride-1 dense convs on NCHWc with at least 64 input and 64 output
+   channels (`lowering.algorithms.winograd.faster_than_gemm`), provided some m is within the
+   `winograd-tolerance` (`lowering.algorithms.winograd_error`; with none, the conv falls
+   through to 4). Measured on AVX2 Zen 3 (16 vector registers), 1 thread, CPU ms of the conv
+   as the model runs it, medians of 7 interleaved samples, load average 7-12
+   (`python examples/benchmarks/winograd_selection.py resnet18,resnet50,vgg16`; the heuristic
+   m marked *):
+
+       conv (C×HW->O)   direct  im2col      F(2,3)    F(4,3)    F(6,3)   best other / winograd*
+       64×56->64         3.64    3.64       1.68      1.20*     1.34     3.03
+       128×28->128       4.77    3.79       1.79      1.34*     1.79     2.83
+       256×14->256       4.15    5.14       2.39*     2.38      3.01     1.74
+       512×7->512        5.73    8.16       4.01*     4.59      8.08     1.43
+       64×224->64       64.0    67.7       37.5      35.8      31.5*     2.03
+       64×112->128      33.1    33.7       17.6      16.0      13.7*     2.42
+       128×112->128     57.0    59.8       29.7      26.2      21.4*     2.66
+       128×56->256      42.1    33.4       18.1      12.9*     13.4      2.59
+       256×56->256      88.3    86.0       39.0      25.6*     24.1      3.36
+       256×28->512      38.2    38.1       18.9      12.5*     11.8      3.04
+       512×28->512      93.8   116.7       32.5      20.6*     21.3      4.56
+       512×14->512      15.6    30.7        8.40*     9.10     12.1      1.86
+
+   Every m is faster than direct and im2col on every one of these layers (F(2,3), the only m
+   a tolerance of 1e-6 leaves, by 1.4-2.9×), so the rule needs no size limit within them. At
+   2 threads the per-layer comparison could not be measured meaningfully on this shared machine
+   (load 11 on 2 cores: wall times moved in steps of the scheduler's time slice, ~20 ms); the
+   rule is taken over from 1 thread, since winograd splits its tiles (or, on small images, its
+   weight panels) between the workers as im2col does; `convir bench models --threads 2` is
+   the check. Convs with fewer than 64 channels were not measured (the only one in these
+   models, VGG's 3-channel stem, reads NCHW, where winograd does not apply), so the rule leaves
+   them to direct/im2col. Only AVX2 was measured; the rule applies to every target (2.25-5×
+   fewer multiplies than the GEMMs) until a measurement there says otherwise.
+4. `direct` then `im2col` when the weights one direct register tile runs over fit in half of L2
    (`lowering.algorithms.direct.streams_weights_from_l2`), else `im2col` then `direct`.
    Measured on Zen 4 with AVX-512 (`convir bench layers --models resnet50 --algorithm
    direct|im2col`, 1 thread, 4×4 direct tiles): direct wins the 7×7 stem 3→64 (106 vs 92
@@ -22,7 +54,8 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
    NCHWc (`lowering.algorithms.im2win.measured_faster`): measured on znver3 (AVX2), 1 thread,
    thread CPU time (`examples/benchmarks/im2win_vs.py --models resnet50,vgg16`), it beat the
    better of direct and im2col on all 15 distinct 3×3 layers of ResNet-50 and VGG-16 by
-   1.01–1.43×. Not measured on AVX-512: there the order above stands.
+   1.01–1.43×. Not measured on AVX-512: there the order above stands. It comes after
+   `winograd`, which beat the same two by 1.43–4.56× on the layers it takes (table above).
 
 Precedence for one conv: an `algorithm` option entry naming it; else an `algorithm` already in the
 IR (pinned by hand or by a tuner: kept, after checking it exists and applies); else the option's
@@ -47,6 +80,10 @@ Options:
 - `tuning-db`: a tuning database (`convir tune`; `default` for the default location); `threads`
   the thread count its records are for (default: the target's cores); `nearest-target`: also
   use records of a compatible target (same ISA and vector width) when this one has none.
+- `winograd-tolerance`: the largest expected relative error of a Winograd m that rule 3 may
+  rely on (default 1e-4; `lowering.algorithms.winograd_error` has the measured table), e.g.
+  `conv-select-algorithm{winograd-tolerance=1e-6}`; 0 selects winograd nowhere. A conv pinned
+  to winograd (by hand, an `algorithm` entry or a tuner) keeps it whatever the tolerance.
 - `algorithm`: overrides, `CONV=ALGORITHM[,CONV=ALGORITHM...]` with CONV a conv's `convir.name`,
   its `onnx.name` or `all` (syntax: `passes.conv_overrides`), e.g.
   `conv-select-algorithm{algorithm="conv_3=im2col,conv_7=direct,all=direct"}`. An entry that
@@ -55,9 +92,9 @@ Options:
 
 Errors (PassFailedException naming the conv, the option entry and what is accepted): a key that
 names no conv, an unknown algorithm, an algorithm forced on a conv it does not apply to, a pinned
-algorithm that is unknown or does not apply, a conv no algorithm applies to, a workspace budget
-that is not a byte count or that no applicable algorithm fits, a tuning database that cannot
-be opened.
+algorithm that is unknown or does not apply, a conv no algorithm applies to, a
+`winograd-tolerance` that is not a finite number >= 0, a workspace budget that is not a byte
+count or that no applicable algorithm fits, a tuning database that cannot be opened.
 """
 
 from __future__ import annotations
@@ -109,7 +146,7 @@ def preferred_algorithms(
         order.append("depthwise")
     if (g.kh, g.kw) == (1, 1) and g.group == 1 and g.block is not None and not g.needs_padding:
         order.append("gemm1x1")
-    if winograd.applicable(op) and winograd.faster_than_gemm(op, target, winograd_tolerance):
+    if winograd.applicable(op) and winograd.faster_than_gemm(op, winograd_tolerance):
         order.append("winograd")
     if im2win.measured_faster(op, target):
         order.append("im2win")

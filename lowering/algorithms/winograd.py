@@ -176,10 +176,11 @@ def heuristic_ms(op: conv.Conv2DOp, tolerance: float = DEFAULT_TOLERANCE) -> tup
     return tuple(m for m in (LARGE_IMAGE_MS if large else HEURISTIC_MS) if m in allowed)
 
 
-def faster_than_gemm(op: conv.Conv2DOp, target: Target, tolerance: float | None = None) -> bool:
+def faster_than_gemm(op: conv.Conv2DOp, tolerance: float | None = None) -> bool:
     """Whether selection prefers winograd for `op` (an applicable conv): some m is within
-    `tolerance` and the conv's shape is one where winograd measured faster than direct and
-    im2col (the rule and its table: `passes.select_algorithm`'s module doc)."""
+    `tolerance` and the conv has at least MIN_SELECTED_CHANNELS input and output channels,
+    where every m measured faster than direct and im2col (the rule and its table:
+    `passes.select_algorithm`'s module doc)."""
     ms = heuristic_ms(op, DEFAULT_TOLERANCE if tolerance is None else tolerance)
     if not ms:
         return False

@@ -153,7 +153,15 @@ def test_bad_overrides_are_one_line(argument: list[str], message: str, capsys) -
     assert message in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argument", [["--algorithm", "conv_0"], ["--tile", "conv_1:ow_block=0"]])
+@pytest.mark.parametrize(
+    "argument",
+    [
+        ["--algorithm", "conv_0"],
+        ["--tile", "conv_1:ow_block=0"],
+        ["--winograd-tolerance", "small"],
+        ["--winograd-tolerance", "-1e-4"],
+    ],
+)
 def test_malformed_overrides_are_usage_errors(argument: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         convir_main(["compile", str(MODEL), *argument])
@@ -165,3 +173,21 @@ def test_run_with_overrides_matches_onnxruntime(capsys) -> None:
     argv = ["run", str(MODEL), "--algorithm", "all=direct", "--tile", "conv_1:ow_block=3"]
     assert convir_main([*argv, "--threads", "1", "--repeat", "1", "--compare", "ort"]) == 0
     assert ": OK" in capsys.readouterr().out
+
+
+def test_winograd_is_selected_within_the_tolerance(tmp_path, capsys) -> None:
+    """ResNet-18's 3×3 stride-1 convs (>= 64 channels) run winograd by default; with a tolerance
+    no m meets, none does; with 1e-6 they keep winograd at m = 2."""
+    from convir.models import build
+
+    path = tmp_path / "resnet18.onnx"
+    onnx.save(build("resnet18", size=32), path)
+    argv = ["compile", str(path), "--emit", "scheduled"]
+    assert convir_main(argv) == 0
+    default = capsys.readouterr().out
+    assert default.count('algorithm = "winograd"') == 13  # 16 3×3 convs, 3 of them strided
+    assert convir_main([*argv, "--winograd-tolerance", "0"]) == 0
+    assert "winograd" not in capsys.readouterr().out
+    assert convir_main([*argv, "--winograd-tolerance", "1e-6"]) == 0
+    accurate = capsys.readouterr().out
+    assert accurate.count('algorithm = "winograd", schedule = {m = 2 :') == 13

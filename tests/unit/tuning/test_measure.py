@@ -54,7 +54,11 @@ def test_crashing_hanging_and_wrong_candidates_are_recorded_and_tuning_goes_on()
         faults=faults,
         on_result=lambda index, result: seen.append(index),
     )
-    assert [r.status for r in results] == ["ok", "failed", "failed", "rejected", "ok"]
+    # The last candidate is measured in full, or stopped early once clearly slower than the
+    # first (which one depends on the machine's speed at the moment, not on the faults).
+    statuses = [r.status for r in results]
+    assert statuses[:4] == ["ok", "failed", "failed", "rejected"]
+    assert statuses[4] in ("ok", "slower")
     assert "signal 6" in results[1].message
     assert "timed out" in results[2].message
     assert results[3].max_rel_error > results[3].tolerance

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, FloatAttr, ModuleOp, StringAttr, f32
 from xdsl.ir import Block, Region
 
 from convir import reference
@@ -37,6 +37,9 @@ class ConvCase:
     residual: bool = False
     activation: str | None = None
     attributes: dict = field(default_factory=dict)  # strides, pads, dilations, group
+    #: The activation's parameters (leaky_relu's slope, clip's bounds, hard_sigmoid's line).
+    alpha: float | None = None
+    beta: float | None = None
 
     def output_nchw(self) -> tuple[int, ...]:
         return reference.conv2d(self.x, self.weight, self.bias, **self.attributes).shape
@@ -70,6 +73,9 @@ def _conv_module(
         properties["schedule"] = schedule.to_attr()
     if case.activation is not None:
         properties["activation"] = StringAttr(case.activation)
+    for name, value in (("alpha", case.alpha), ("beta", case.beta)):
+        if value is not None:
+            properties[name] = FloatAttr(value, f32)
     pinned = conv_with(
         plain, residual=body.args[1] if case.residual else None, properties=properties
     )
@@ -111,7 +117,7 @@ def expected_nchwc(case: ConvCase, r_nchw: np.ndarray | None, block: int) -> np.
     if r_nchw is not None:
         y = y + r_nchw
     if case.activation is not None:
-        y = reference.activation(y, case.activation)
+        y = reference.activation(y, case.activation, case.alpha or 0.0, case.beta or 0.0)
     return reference.pack(y, block)
 
 
@@ -122,6 +128,26 @@ def logical_lanes(y: np.ndarray, channels: int) -> np.ndarray:
 
 #: Activations the tests fuse (convir.reference names).
 ACTIVATIONS = [None, "relu", "sigmoid", "hard_swish"]
+
+#: Every activation kind a conv's epilogue takes, with its parameters (alpha, beta), except
+#: those undefined on part of the reals (sqrt, reciprocal, pow), whose NaN and Inf outputs no
+#: tolerance can compare.
+EPILOGUE_ACTIVATIONS = [
+    (None, None, None),
+    ("relu", None, None),
+    ("leaky_relu", 0.1, None),
+    ("clip", 0.0, 6.0),
+    ("sigmoid", None, None),
+    ("hard_sigmoid", 0.2, 0.5),
+    ("hard_swish", None, None),
+    ("tanh", None, None),
+    ("identity", None, None),
+    ("erf", None, None),
+    ("gelu", None, None),
+    ("gelu_tanh", None, None),
+    ("mish", None, None),
+    ("softplus", None, None),
+]
 
 
 def check_case(case: ConvCase, block: int, algorithm: str, schedule, cache_dir, seed: int):

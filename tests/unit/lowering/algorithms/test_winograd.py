@@ -6,6 +6,8 @@ below them cover every m, the checked and unchecked tile paths and threads in se
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +19,7 @@ from lowering.algorithms import winograd
 from lowering.algorithms.winograd import WinogradSchedule
 from tests.onnx_cases import rand
 from tests.unit.lowering.algorithms.nchwc_harness import (
-    ACTIVATIONS,
+    EPILOGUE_ACTIVATIONS,
     ConvCase,
     compile_nchwc_conv,
     expected_nchwc,
@@ -40,7 +42,10 @@ def check_winograd(case: ConvCase, block: int, schedule: WinogradSchedule, cache
     if r is not None:
         feed["r"] = reference.pack(r, block)
     expected = logical_lanes(expected_nchwc(case, r, block), out_channels)
-    scale = max(1.0, float(np.abs(expected).max()))
+    # Winograd's error is relative to the conv's output, before a saturating activation (tanh,
+    # sigmoid, erf) shrinks the values but not the error near 0, where their slope is ~1.
+    before_activation = expected_nchwc(replace(case, activation=None), r, block)
+    scale = max(1.0, float(np.abs(logical_lanes(before_activation, out_channels)).max()))
     for threads in (1, 2):
         compiled.threads = threads
         y = logical_lanes(compiled.run(feed)["y"], out_channels)
@@ -57,13 +62,16 @@ def winograd_cases(draw, m: int):
         draw(st.integers(max(1, 3 - pads[axis] - pads[axis + 2]), 40).filter(lambda s: s % m))
         for axis in (0, 1)
     ]
+    activation, alpha, beta = draw(st.sampled_from(EPILOGUE_ACTIVATIONS))
     case = ConvCase(
         rand(n, c, *sizes, seed=seed),
         rand(o, c, 3, 3, seed=seed + 1),
         rand(o, seed=seed + 2) if draw(st.booleans()) else None,
         residual=draw(st.booleans()),
-        activation=draw(st.sampled_from(ACTIVATIONS)),
+        activation=activation,
         attributes=dict(pads=pads),
+        alpha=alpha,
+        beta=beta,
     )
     # Register tiles of both R = 16 and R = 32 targets, odd ones, but not 24 × 1, whose
     # unrolled kernel alone takes as long to compile as the rest of the example.
@@ -95,6 +103,27 @@ def _property_test(m: int):
 test_f2_matches_reference = _property_test(2)
 test_f4_matches_reference = _property_test(4)
 test_f6_matches_reference = _property_test(6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("index", "epilogue"), list(enumerate(EPILOGUE_ACTIVATIONS)))
+def test_every_epilogue_kind(index, epilogue, tmp_path_factory) -> None:
+    """Each activation kind once, with and without bias and residual in turn, on ragged sizes
+    and asymmetric pads; m cycles through 2, 4, 6 (the property tests draw the rest)."""
+    activation, alpha, beta = epilogue
+    m = (2, 4, 6)[index % 3]
+    case = ConvCase(
+        rand(2, 13, 2 * m + 1, 3 * m - 1, seed=index),
+        rand(21, 13, 3, 3, seed=index + 1),
+        rand(21, seed=index + 2) if index % 2 else None,
+        residual=index % 4 < 2,
+        activation=activation,
+        attributes=dict(pads=[1, 0, 2, 1]),
+        alpha=alpha,
+        beta=beta,
+    )
+    cache_dir = tmp_path_factory.getbasetemp() / "cache"
+    check_winograd(case, 8, WinogradSchedule(m, 6, 2, 12, 2), cache_dir, index)
 
 
 @pytest.mark.parametrize("m", [2, 4, 6])
