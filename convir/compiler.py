@@ -428,6 +428,7 @@ def _compile_planned(
     progress: bool = False,
 ) -> tuple[CompiledModel, str, np.ndarray]:
     """`compile` from the planned module on: the model, its model-cache key, its weights."""
+    from convir.compile_progress import progress_bar
     from lowering.jit import cached_library, load_code
     from lowering.kernel_cache import KernelCompiler
 
@@ -442,7 +443,7 @@ def _compile_planned(
             KernelCompiler(
                 planned.target, [ENTRY_POINT], code_fingerprint(), cache_dir=cache_dir
             ) as kernels,
-            _progress_bar(progress) as bar,
+            progress_bar(progress) as bar,
         ):
             lowered = lower_to_llvm_ir(
                 planned, release_weights=True, kernels=kernels, progress=bar.update
@@ -454,44 +455,6 @@ def _compile_planned(
     with stage("load"):
         compiled = _compiled_model(lowered, library, threads)
     return compiled, key, _weights(lowered)
-
-
-class _Progress:
-    """The progress bar of a compile (`tqdm` on stderr, shown only when it is a terminal): ops
-    whose kernels are emitted, then the wait for the lowering and code-generator processes."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            # No monitor thread: a compile forks, and forks only while it runs no other thread
-            # (`lowering.kernel_cache`).
-            tqdm.monitor_interval = 0
-            self._bar = tqdm(desc="convir: compiling", unit="op", leave=False, disable=None)
-
-    def update(self, done: int, total: int) -> None:
-        if self._bar is not None:
-            self._bar.total = total
-            self._bar.n = done
-            self._bar.refresh()
-
-    def finishing(self) -> None:
-        if self._bar is not None:
-            self._bar.set_description("convir: waiting for code generators")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-@contextmanager
-def _progress_bar(enabled: bool) -> Iterator[_Progress]:
-    progress = _Progress(enabled)
-    try:
-        yield progress
-    finally:
-        progress.close()
 
 
 def model_cache_key(planned: Lowered) -> str:
