@@ -1,10 +1,10 @@
 """Check exported models (e.g. torchvision's, issue 12) against onnxruntime, one at a time.
 
-    python examples/benchmarks/torchvision_check.py [MODEL.onnx | DIR ...] [--reference]
+    python examples/benchmarks/torchvision_check.py (MODEL.onnx | DIR) ... [--reference]
 
-Each argument is an .onnx file or a folder of them (default: /work/tv, where the torchvision
-exports of issue 12 live; torchvision itself is not needed, only the files). For each model:
-`convir.compile(path)` (timed: "compile s"), one standard-normal input (seed 0) through convir
+Each argument is an .onnx file or a folder of them (`export_torchvision.py OUT_DIR` writes the
+torchvision exports of issue 12; torchvision itself is not needed here, only the files). For each
+model: `convir.compile(path)` (timed: "compile s"), one standard-normal input (seed 0) through convir
 and an onnxruntime session (ORT_ENABLE_ALL, 1 thread), and for every output the relative error
 max|convir - ort| / max|ort|. A model passes at <= 1e-4.
 
@@ -31,7 +31,6 @@ import numpy as np
 import onnx
 
 TOLERANCE = 1e-4
-DEFAULT_DIR = "/work/tv"
 
 
 def relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -122,7 +121,7 @@ def format_row(row: dict[str, object]) -> str:
 def model_paths(arguments: list[str]) -> list[Path]:
     """The .onnx files named, folders expanded to their .onnx files in name order."""
     paths = []
-    for argument in arguments or [DEFAULT_DIR]:
+    for argument in arguments:
         path = Path(argument)
         paths.extend(sorted(path.glob("*.onnx")) if path.is_dir() else [path])
     return paths
@@ -130,7 +129,11 @@ def model_paths(arguments: list[str]) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="*", help=f".onnx files or folders (default {DEFAULT_DIR})")
+    parser.add_argument(
+        "models",
+        nargs="+",
+        help=".onnx files or folders of them (export_torchvision.py makes them)",
+    )
     parser.add_argument(
         "--reference",
         action="store_true",
