@@ -5,8 +5,8 @@
 Each argument is an .onnx file or a folder of them (`export_torchvision.py OUT_DIR` writes the
 torchvision exports of issue 12; torchvision itself is not needed here, only the files). For each
 model: `convir.compile(path)` (timed: "compile s"), one standard-normal input (seed 0) through
-convir and an onnxruntime session (ORT_ENABLE_ALL, 1 thread), and for every output the relative error
-max|convir - ort| / max|ort|. A model passes at <= 1e-4.
+convir and an onnxruntime session (ORT_ENABLE_ALL, 1 thread), and for every output the relative
+error max|convir - ort| / max|ort|. A model passes at <= 1e-4.
 
 Above 1e-4 (or always, with --reference) the model's imported graph is also executed by convir's
 numpy reference (`convir.reference.run`: every op computed in float64, rounded to float32 once per
