@@ -152,10 +152,11 @@ def lower(
     """
     from convir.importer.onnx import import_onnx
     from lowering.algorithms.winograd_error import DEFAULT_TOLERANCE, parse_tolerance
+    from passes.workspace_budget import budget_argument
 
     if stop not in STAGES:
         raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
-    budget = _workspace_budget(workspace_budget)
+    budget = budget_argument(workspace_budget)
     try:
         tolerance = parse_tolerance(
             DEFAULT_TOLERANCE if winograd_tolerance is None else winograd_tolerance
@@ -233,22 +234,6 @@ def lower(
             break
     lowered = Lowered(ctx, module, target, name)
     return lower_to_llvm_ir(lowered, release_weights=private) if to_text else lowered
-
-
-def _workspace_budget(budget: int | str | None) -> int | None:
-    """A `workspace_budget` argument in bytes; ValueError naming it when it is not one."""
-    from passes.workspace_budget import parse_bytes
-
-    if budget is None:
-        return None
-    if isinstance(budget, str):
-        try:
-            return parse_bytes(budget)
-        except ValueError as error:
-            raise ValueError(f"workspace_budget: {error}") from None
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
-        raise ValueError(f"workspace_budget: expected a byte count >= 0, got {budget!r}")
-    return budget
 
 
 def tuning_records(
@@ -388,9 +373,10 @@ def compile(
     reading it (`convir.warm_cache`).
     """
     from convir import warm_cache
+    from passes.workspace_budget import budget_argument
 
     target = target or Target.host()
-    budget = _workspace_budget(workspace_budget)
+    budget = budget_argument(workspace_budget)
     records = tuning_records(tuning_db, target, threads, nearest_target)
     file_key = None
     if isinstance(model, str | os.PathLike) and records is None:

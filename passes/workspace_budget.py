@@ -34,6 +34,21 @@ def parse_bytes(text: str) -> int:
     return int(match.group(1)) * _SUFFIXES[match.group(2)]
 
 
+def budget_argument(budget: int | str | None) -> int | None:
+    """A `workspace_budget` argument of `convir.compile`/`lower` (bytes, or text such as "64KiB")
+    in bytes; None stays None; ValueError naming the argument when it is not a byte count."""
+    if budget is None:
+        return None
+    if isinstance(budget, str):
+        try:
+            return parse_bytes(budget)
+        except ValueError as error:
+            raise ValueError(f"workspace_budget: {error}") from None
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"workspace_budget: expected a byte count >= 0, got {budget!r}")
+    return budget
+
+
 def format_bytes(size: int) -> str:
     """A byte count for messages: `98304 bytes (96 KiB)`."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
