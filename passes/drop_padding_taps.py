@@ -76,8 +76,8 @@ def drop_padding_taps(op: conv.Conv2DOp, ctx: Context, rewriter: PatternRewriter
     weight = constant_value(ctx, op.weight)
     if weight is None or len(tensor_shape(op.input)) != 4 or op.algorithm is not None:
         return False
-    _, _, height, width = tensor_shape(op.input)
-    _, _, out_h, out_w = tensor_shape(op.output)
+    height, width = tensor_shape(op.input)[2:4]
+    out_h, out_w = tensor_shape(op.output)[2:4]  # NCHW or NCHWc: rows and columns are dims 2, 3
     _, _, kernel_h, kernel_w = weight.shape
     strides = [int(s) for s in op.strides.iter_values()]
     dilations = [int(d) for d in op.dilations.iter_values()]

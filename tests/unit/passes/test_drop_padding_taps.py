@@ -105,3 +105,26 @@ def test_atrous_conv_compiles_as_a_1x1_and_matches_onnxruntime(tmp_path) -> None
     (expected,) = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
     compiled = convir.compile(model, cache_dir=tmp_path)
     np.testing.assert_allclose(compiled.run({"x": x})["y"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_stem_conv_in_nchwc_is_cut_like_its_nchw_form() -> None:
+    """After layout conversion a stem conv reads NCHW and writes NCHWc (a 5-D output): the pass
+    takes rows and columns from dims 2 and 3 of either (it once unpacked 4 and crashed there,
+    which broke `bench layers` and the tuner on every NCHW-input stem)."""
+    from passes.convert_layout import ConvertLayoutPass
+
+    (x_shape, w_shape), attributes = CASES["strided"]
+    ctx = make_context()
+    module = import_onnx(conv_model(x_shape, w_shape, **attributes), ctx=ctx)
+    x = np.random.default_rng(1).standard_normal(x_shape).astype(np.float32)
+    expected = reference.run(module, [x], ctx=ctx)
+    ConvertLayoutPass().apply(ctx, module)
+    (stem,) = [op for op in module.walk() if isinstance(op, conv.Conv2DOp)]
+    assert len(tensor_shape(stem.input)) == 4 and len(tensor_shape(stem.output)) == 5
+    DropPaddingTapsPass().apply(ctx, module)
+    module.verify()
+    (cut,) = [op for op in module.walk() if isinstance(op, conv.Conv2DOp)]
+    assert tensor_shape(cut.weight)[2:] == (5, 7)  # 3 rows of input: taps 0 and 6 never land
+    actual = reference.run(module, [x], ctx=ctx)
+    for key, value in expected.items():
+        np.testing.assert_allclose(actual[key], value, rtol=1e-6, atol=1e-6)
