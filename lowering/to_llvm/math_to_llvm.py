@@ -3,13 +3,13 @@ approximation.
 
 `math.tanh` has no LLVM intrinsic. On scalars it calls libm's `tanhf` (`tanh` for f64). On
 `vector<Nxf32>` it evaluates, lane-wise and without calls, the rational approximation Eigen and
-MLIR's polynomial approximation use: x is clamped to ±7.90531 (beyond which tanh rounds to ±1
-in f32) with `llvm.minimum`/`maximum` (so NaN stays NaN), tanh(x) = x·P(x²)/Q(x²) with P of
-degree 6 and Q of degree 3 in x², and |x| < 0.0004 returns x itself. Its error is a few ulp
-over the whole f32 range (checked against numpy in the unit tests). Vector f32 `math.exp` and
-`math.erf` are first expanded into call-free arith (`lowering.to_llvm.math_approximations`);
-scalar `erf` calls libm's `erff`/`erf`.
-"""
+MLIR's polynomial approximation use: x is clamped to ±7.90531 (beyond which tanh rounds to ±1 in
+f32) with `llvm.minimum`/`maximum` (so NaN stays NaN), tanh(x) = x·P(x²)/Q(x²) with P of degree 6
+and Q of degree 3 in x², |x| < 0.0004 returns x itself and |x| > 9.02 (where tanh rounds to ±1 in
+f32, ±inf included) returns ±1 exactly; the clamp alone left 0.99999976 there. Its error is a few
+ulp over the whole f32 range (checked against numpy in the unit tests). Vector f32 `math.exp` and
+`math.erf` are first expanded into call-free arith (`lowering.to_llvm.math_approximations`); scalar
+`erf` calls libm's `erff`/`erf`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ _LIBM: dict[type[Operation], dict[Attribute, str]] = {
 
 _TANH_CLAMP = 7.90531110763549805
 _TANH_TINY = 0.0004
+_TANH_ONE = 9.02
+"""Above it 1 - tanh(x) ≈ 2e^-2x is below half an ulp of 1 in f32: tanh rounds to ±1."""
 _TANH_NUMERATOR = (
     -2.76076847742355e-16,
     2.00018790482477e-13,
@@ -176,7 +178,12 @@ class VectorTanhLowering(RewritePattern):
         magnitude = rewriter.insert(llvm.FAbsOp(x, type_)).result
         tiny = constant(rewriter, _TANH_TINY, type_)
         is_tiny = rewriter.insert(VectorFCmpOp(magnitude, tiny, llvm.FCmpPredicateFlag.OLT)).res
-        replace_op(rewriter, op, [select(rewriter, is_tiny, x, ratio)])
+        small_or_ratio = select(rewriter, is_tiny, x, ratio)
+        one_bound = constant(rewriter, _TANH_ONE, type_)
+        is_one = rewriter.insert(VectorFCmpOp(magnitude, one_bound, llvm.FCmpPredicateFlag.OGT)).res
+        one = constant(rewriter, 1.0, type_)
+        signed_one = call_overloaded(rewriter, "llvm.copysign", [one, x], type_)
+        replace_op(rewriter, op, [select(rewriter, is_one, signed_one, small_or_ratio)])
 
 
 def _horner(rewriter: PatternRewriter, x: SSAValue, coefficients: tuple[float, ...]) -> SSAValue:
