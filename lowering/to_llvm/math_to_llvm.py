@@ -3,13 +3,13 @@ approximation.
 
 `math.tanh` has no LLVM intrinsic. On scalars it calls libm's `tanhf` (`tanh` for f64). On
 `vector<Nxf32>` it evaluates, lane-wise and without calls, the rational approximation Eigen and
-MLIR's polynomial approximation use: x is clamped to ±7.90531 (beyond which tanh rounds to ±1 in
-f32) with `llvm.minimum`/`maximum` (so NaN stays NaN), tanh(x) = x·P(x²)/Q(x²) with P of degree 6
-and Q of degree 3 in x², |x| < 0.0004 returns x itself and |x| > 9.02 (where tanh rounds to ±1 in
-f32, ±inf included) returns ±1 exactly; the clamp alone left 0.99999976 there. Its error is a few
-ulp over the whole f32 range (checked against numpy in the unit tests). Vector f32 `math.exp` and
-`math.erf` are first expanded into call-free arith (`lowering.to_llvm.math_approximations`); scalar
-`erf` calls libm's `erff`/`erf`."""
+MLIR's polynomial approximation use: x is clamped to ±7.90531 (the range the approximation was
+fitted on) with `llvm.minimum`/`maximum` (so NaN stays NaN), tanh(x) = x·P(x²)/Q(x²) with P of
+degree 6 and Q of degree 3 in x², |x| < 0.0004 returns x itself and |x| > 9.02 (where tanh rounds to
+±1 in f32, ±inf included) returns ±1 exactly; the clamp alone left 0.99999976 there. Its error is a
+few ulp over the whole f32 range (checked against numpy in the unit tests). Vector f32 `math.exp`
+and `math.erf` are first expanded into call-free arith (`lowering.to_llvm.math_approximations`);
+scalar `erf` calls libm's `erff`/`erf`."""
 
 from __future__ import annotations
 
