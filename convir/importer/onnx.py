@@ -180,6 +180,7 @@ def import_onnx(
     static, else 1). Weights go into `ctx`'s resource store (default: `default_context()`).
     Raises `OnnxImportError` naming the node, op type and reason for anything unsupported.
     """
+    from convir.importer import onnx_math_ops  # noqa: F401  (registers its handlers)
     from convir.importer.onnx_ops import HANDLERS
     from convir.importer.patterns import fuse_decomposed
 
