@@ -111,7 +111,9 @@ class CandidateResult:
 class Record:
     """The tuned choice for one workload: the winner, its runner-up (another algorithm or
     schedule, when one was measured), the heuristic's time, and whose target it was tuned on
-    (`nearest`: a compatible target's, used only when asked)."""
+    (`nearest`: a compatible target's, used only when asked). `ranked`: every candidate that
+    measured ok, fastest first (the winner among them), for a reader that cannot run the winner
+    any more (its algorithm no longer applies, or its schedule changed shape)."""
 
     algorithm: str
     schedule: dict[str, int]
@@ -121,6 +123,7 @@ class Record:
     complete: bool
     nearest: bool
     target_cpu: str
+    ranked: tuple[CandidateResult, ...] = ()
 
 
 def default_path() -> Path:
@@ -319,30 +322,30 @@ class TuningDatabase:
         if row is None:
             return None
         workload_id, algorithm, schedule, median_s, heuristic_s, complete, description, fp = row
+        ranked = self._ranked(workload_id)
+        winner = (algorithm, json.loads(schedule))
+        others = [c for c in ranked if (c.algorithm, c.schedule) != winner]
         return Record(
             algorithm=algorithm,
-            schedule=json.loads(schedule),
+            schedule=winner[1],
             median_s=median_s,
             heuristic_median_s=heuristic_s,
-            runner_up=self._runner_up(workload_id, algorithm, json.loads(schedule)),
+            runner_up=others[0] if others else None,
             complete=bool(complete),
             nearest=fp != target.fingerprint(),
             target_cpu=json.loads(description)["cpu"],
+            ranked=tuple(ranked),
         )
 
-    def _runner_up(
-        self, workload_id: int, algorithm: str, schedule: dict
-    ) -> CandidateResult | None:
-        for row in self._db.execute(
+    def _ranked(self, workload_id: int) -> list[CandidateResult]:
+        """The candidates of a workload that measured ok, fastest first."""
+        rows = self._db.execute(
             "SELECT algorithm, schedule, median_s, spread, samples, max_rel_error, tolerance, "
             "workspace_bytes FROM candidates WHERE workload_id = ? AND status = 'ok' "
             "ORDER BY median_s",
             (workload_id,),
-        ):
-            other = json.loads(row[1])
-            if (row[0], other) != (algorithm, schedule):
-                return CandidateResult(row[0], other, "ok", *row[2:])
-        return None
+        )
+        return [CandidateResult(row[0], json.loads(row[1]), "ok", *row[2:]) for row in rows]
 
     def candidates(self, target: Target, threads: int, workload_key: str) -> list[CandidateResult]:
         """Every stored candidate result of one workload (for reports and tests)."""

@@ -3,9 +3,10 @@
 `TuningRecords(database, target, threads, nearest)` answers `choice(op)` for a conv on NCHWc:
 the recorded winner for the op's workload (`workloads.workload_of`) on this target at `threads`
 threads with this convir version, or, with `nearest`, one of a compatible target (same ISA
-class: `database.isa_class`), whose choice's source is then "tuned-nearest (<cpu>)". A record
-whose algorithm no longer exists or applies, or whose schedule this convir cannot read, is
-ignored (the heuristic stands). Every conv a record served is noted in `used`, so a caller can
+class: `database.isa_class`), whose choice's source is then "tuned-nearest (<cpu>)". When this
+convir cannot run the winner any more (its algorithm no longer exists or applies, or its schedule
+has another shape now), the fastest measured candidate it can run serves instead; when none can,
+the heuristic stands. Every conv a record served is noted in `used`, so a caller can
 report that records of another target were used.
 
 The passes import this module only when given a `tuning-db` (the dependency rule of DESIGN §2
@@ -47,26 +48,38 @@ class TuningRecords:
 
     def choice(self, op: conv.Conv2DOp) -> TunedChoice | None:
         """The tuned choice for `op`, or None (module doc)."""
-        from lowering.algorithms import ALGORITHMS
-
         workload = workload_of(op)
         if workload is None:
             return None
         record = self.database.lookup(self.target, self.threads, workload.key, nearest=self.nearest)
-        if record is None or record.algorithm not in ALGORITHMS:
+        if record is None:
             return None
-        algorithm = ALGORITHMS[record.algorithm]
-        if not algorithm.applicable(op):
-            return None
-        attr = DictionaryAttr({k: IntegerAttr(v, i64) for k, v in record.schedule.items()})
-        try:
-            schedule = algorithm.SCHEDULE.from_attr(attr).to_attr()
-        except (ValueError, TypeError):
-            return None
-        source = f"tuned-nearest ({record.target_cpu})" if record.nearest else "tuned"
-        name = op.attributes.get("convir.name")
-        self.used.append((name.data if name is not None else "?", source))
-        return TunedChoice(record.algorithm, schedule, source, record)
+        ranked = [(record.algorithm, record.schedule)]
+        ranked += [(c.algorithm, c.schedule) for c in record.ranked]
+        for name, knobs in ranked:
+            schedule = _runnable(op, name, knobs)
+            if schedule is not None:
+                source = f"tuned-nearest ({record.target_cpu})" if record.nearest else "tuned"
+                conv_name = op.attributes.get("convir.name")
+                self.used.append((conv_name.data if conv_name is not None else "?", source))
+                return TunedChoice(name, schedule, source, record)
+        return None
+
+
+def _runnable(op: conv.Conv2DOp, name: str, knobs: dict[str, int]) -> DictionaryAttr | None:
+    """The schedule attribute of a measured candidate, if this convir can run it on `op`."""
+    from lowering.algorithms import ALGORITHMS
+
+    algorithm = ALGORITHMS.get(name)
+    if algorithm is None or not algorithm.applicable(op):
+        return None
+    attr = DictionaryAttr({k: IntegerAttr(v, i64) for k, v in knobs.items()})
+    try:
+        schedule = algorithm.SCHEDULE.from_attr(attr).to_attr()
+    except (ValueError, TypeError):
+        return None
+    # A knob added or dropped since the tune: what was measured is not what would run.
+    return schedule if set(schedule.data) == set(knobs) else None
 
 
 def open_records(

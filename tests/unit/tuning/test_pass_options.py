@@ -10,7 +10,7 @@ from xdsl.utils.exceptions import PassFailedException
 from convir.compiler import lower
 from convir.dialects import conv, make_context
 from convir.target import Target
-from convir.tuning.database import TuningDatabase
+from convir.tuning.database import CandidateResult, TuningDatabase
 from convir.tuning.workloads import model_workloads
 from lowering.kernels import kernel_identity
 from passes.select_algorithm import SelectAlgorithmPass
@@ -80,3 +80,29 @@ def test_a_missing_database_is_a_pass_error(tmp_path) -> None:
     ctx, module, _ = _convs()
     with pytest.raises(PassFailedException, match="option tuning-db: no tuning database"):
         SelectAlgorithmPass(tuning_db=str(tmp_path / "none.sqlite")).apply(ctx, module)
+
+
+def test_a_winner_this_convir_cannot_run_gives_way_to_the_fastest_it_can(tmp_path) -> None:
+    """Records outlive code changes: the winner's algorithm may be gone or no longer apply, or its
+    schedule may have another shape now. The fastest measured candidate that still runs serves
+    (not the heuristic, which the tune measured slower)."""
+    host = Target.host()
+    path = tmp_path / "t.sqlite"
+    results = [
+        CandidateResult("retired", {"knob": 1}, "ok", median_s=1e-3, spread=0.01, samples=7),
+        CandidateResult("im2col", {"mr": 3}, "ok", median_s=2e-3, spread=0.01, samples=7),
+        CandidateResult("im2col", IM2COL, "ok", median_s=3e-3, spread=0.01, samples=7),
+        CandidateResult("direct", {}, "ok", median_s=4e-3, spread=0.01, samples=7),
+    ]
+    with TuningDatabase(path) as database:
+        for entry in model_workloads(tiny_model(), host):
+            database.record(
+                host, 1, entry.workload.key, {}, results, heuristic=None, complete=True, seconds=1
+            )
+    ctx, module, convs = _convs()
+    SelectAlgorithmPass(tuning_db=str(path), threads=1).apply(ctx, module)
+    TilePass(tuning_db=str(path), threads=1).apply(ctx, module)
+    for op in convs:
+        assert op.algorithm.data == "im2col"
+        assert {k: v.value.data for k, v in op.schedule.data.items()} == IM2COL
+        assert op.attributes["convir.choice"].data == "tuned"
