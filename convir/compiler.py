@@ -12,7 +12,7 @@
     conv-tile                   every conv's schedule knobs filled for the target -> "scheduled"
     conv-plan-memory            arena offsets of intermediates and workspaces    -> "planned"
     convert-conv-to-loops       @forward + one kernel per distinct op            -> "loops"
-    convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel  -> "threaded"
+    convert-parallel-to-gomp    scf.parallel -> outlined chunk bodies + pool call -> "threaded"
     lower_to_llvm               scf/arith/math/vector/memref/func/cf -> llvm     -> "llvm"
     translate_to_llvm_ir        llvmlite IR text                                  -> "llvm-ir"
                                 (to reach "llvm-ir", each kernel goes from loops to LLVM IR
