@@ -23,7 +23,8 @@ import convir
 from convir.bench.busy import BusyCore
 
 
-def median_ms(compiled, feed: dict, threads: int, runs: int) -> list[float]:
+def samples_ms(compiled, feed: dict, threads: int, runs: int) -> list[float]:
+    """`runs` timed runs at `threads` threads after one warm-up, in ms."""
     compiled.threads = threads
     compiled.run(feed)
     samples = []
@@ -52,7 +53,7 @@ def main() -> None:
             samples: dict[int, list[float]] = {1: [], 2: []}
             for _ in range(args.rounds):
                 for threads in (1, 2):
-                    samples[threads] += median_ms(compiled, feed, threads, args.runs)
+                    samples[threads] += samples_ms(compiled, feed, threads, args.runs)
             one, two = (statistics.median(samples[t]) for t in (1, 2))
             print(f"{name:<22}{one:>9.2f}{two:>9.2f}{two / one:>7.2f}", flush=True)
 
