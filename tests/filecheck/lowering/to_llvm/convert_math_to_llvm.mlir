@@ -56,7 +56,7 @@ func.func @expanded(%x: vector<16xf32>, %s: f32) -> (vector<16xf32>, vector<16xf
 // -----
 
 // Scalar tanh calls libm's tanhf (declared once); vector tanh is a clamped rational
-// approximation without calls.
+// approximation without calls, x itself for tiny |x| and ±1 (copysign) beyond 9.02.
 
 func.func @tanh(%x: vector<8xf32>, %s: f32, %t: f32) -> (vector<8xf32>, f32) {
   %v = math.tanh %x : vector<8xf32>
@@ -80,7 +80,12 @@ func.func @tanh(%x: vector<8xf32>, %s: f32, %t: f32) -> (vector<8xf32>, f32) {
 // CHECK-NEXT:    %[[ABS:.*]] = llvm.intr.fabs(%[[X]])
 // CHECK-NEXT:    %[[TINY:.*]] = llvm.mlir.constant(dense<4.000000e-04> : vector<8xf32>)
 // CHECK-NEXT:    %[[SMALL:.*]] = llvm.fcmp "olt" %[[ABS]], %[[TINY]] : vector<8xf32>
-// CHECK-NEXT:    %[[V:.*]] = llvm.select %[[SMALL]], %[[X]], %[[RATIO]] : vector<8xi1>, vector<8xf32>
+// CHECK-NEXT:    %[[SMALLV:.*]] = llvm.select %[[SMALL]], %[[X]], %[[RATIO]] : vector<8xi1>, vector<8xf32>
+// CHECK-NEXT:    %[[BOUND:.*]] = llvm.mlir.constant(dense<9.020000e+00> : vector<8xf32>)
+// CHECK-NEXT:    %[[LARGE:.*]] = llvm.fcmp "ogt" %[[ABS]], %[[BOUND]] : vector<8xf32>
+// CHECK-NEXT:    %[[ONE:.*]] = llvm.mlir.constant(dense<1.000000e+00> : vector<8xf32>)
+// CHECK-NEXT:    %[[SIGNED:.*]] = llvm.call_intrinsic "llvm.copysign.v8f32"(%[[ONE]], %[[X]])
+// CHECK-NEXT:    %[[V:.*]] = llvm.select %[[LARGE]], %[[SIGNED]], %[[SMALLV]] : vector<8xi1>, vector<8xf32>
 // CHECK-NEXT:    %[[A:.*]] = llvm.call @tanhf(%[[S]]) : (f32) -> f32
 // CHECK-NEXT:    %[[B:.*]] = llvm.call @tanhf(%[[T]]) : (f32) -> f32
 // CHECK-NOT:     tanh
