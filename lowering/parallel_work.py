@@ -1,4 +1,4 @@
-"""The work of an `scf.parallel`, estimated at compile time, for convert-parallel-to-gomp.
+"""The work of an `scf.parallel`, estimated at compile time, for convert-parallel-to-pool.
 
 Two decisions rest on it: whether a loop is worth forking threads at all, and how many
 iterations a thread claims at a time (a *chunk*).

@@ -183,15 +183,15 @@ func.func @scale(%x: memref<4096xf32>, %y: memref<4096xf32>, %alpha: f32) {
 """
 
 
-def test_the_output_of_convert_parallel_to_gomp_runs_on_the_thread_pool() -> None:
-    gomp = pytest.importorskip("lowering.parallel_to_gomp")
+def test_the_output_of_convert_parallel_to_pool_runs_on_the_thread_pool() -> None:
+    gomp = pytest.importorskip("lowering.parallel_to_pool")
     library = ctypes.util.find_library("gomp")
     if library is None:
         pytest.skip("libgomp is not installed")
     llvm.load_library_permanently(library)
     jit._load_pool()  # this test's engine resolves symbols in the process, not through jit
     module = parse(PARALLEL_SCALE)
-    gomp.ConvertParallelToGompPass(min_work=0).apply(Context(), module)
+    gomp.ConvertParallelToPoolPass(min_work=0).apply(Context(), module)
     lowered = str(module)
     kernels = compile_kernels(lowered)
     assert "convir_parallel_for" in kernels.ir

@@ -1,6 +1,6 @@
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-gomp{min-work=0}" | filecheck %s
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-gomp{threads=2 min-work=0}" | filecheck %s --check-prefix=TWO
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p convert-parallel-to-gomp | filecheck %s --check-prefix=SERIAL
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-pool{min-work=0}" | filecheck %s
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-pool{threads=2 min-work=0}" | filecheck %s --check-prefix=TWO
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p convert-parallel-to-pool | filecheck %s --check-prefix=SERIAL
 
 // xDSL 0.74 has no custom assembly format for scf.parallel: the loops are written generically.
 
@@ -209,5 +209,5 @@ func.func @sum(%x: memref<8xf32>, %init: f32) -> f32 {
   func.return %total : f32
 }
 
-// CHECK: 'scf.parallel' has 1 reduction(s) (scf.reduce operands); convert-parallel-to-gomp only threads loops without reductions
+// CHECK: 'scf.parallel' has 1 reduction(s) (scf.reduce operands); convert-parallel-to-pool only threads loops without reductions
 // TWO: 'scf.parallel' has 1 reduction(s)

@@ -1,4 +1,4 @@
-"""convert-parallel-to-gomp: the outlined IR, its errors, the chunks threads claim, and which
+"""convert-parallel-to-pool: the outlined IR, its errors, the chunks threads claim, and which
 loops are not forked at all.
 
 The xDSL interpreter cannot call native code, so `_SequentialPool` stands in for convir's thread
@@ -41,7 +41,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from lowering import LOWERING_PASSES
 from lowering.jit import compile_ir
-from lowering.parallel_to_gomp import ConvertParallelToGompPass, outline_parallel
+from lowering.parallel_to_pool import ConvertParallelToPoolPass, outline_parallel
 from lowering.parallel_work import MIN_CHUNKS, chunk_iterations, parallel_work
 from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
 
@@ -223,7 +223,7 @@ def _array(shape: tuple[int, ...]) -> ShapedArray[float]:
 
 
 def test_pass_is_registered() -> None:
-    assert LOWERING_PASSES["convert-parallel-to-gomp"]() is ConvertParallelToGompPass
+    assert LOWERING_PASSES["convert-parallel-to-pool"]() is ConvertParallelToPoolPass
 
 
 def test_outline_parallel_produces_the_documented_ir() -> None:
@@ -261,11 +261,11 @@ def test_outline_parallel_produces_the_documented_ir() -> None:
 def test_threads_option_and_runtime_argument() -> None:
     text = _grid_kernel("%c6", "%c5")
     module = _parse(text)
-    ConvertParallelToGompPass(threads=3, min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(threads=3, min_work=0).apply(_context(), module)
     assert _pool_call(module).operands[4].owner.value == IntegerAttr(3, 32)
 
     marked = _parse(_grid_kernel("%c6", "%c5", extra_args=", %t: i32 {convir.num_threads}"))
-    ConvertParallelToGompPass(threads=3, min_work=0).apply(_context(), marked)
+    ConvertParallelToPoolPass(threads=3, min_work=0).apply(_context(), marked)
     assert _pool_call(marked).operands[4] is _function(marked, "grid").args[6]
 
 
@@ -282,7 +282,7 @@ func.func @k(%out: memref<4xf32>, %x: f32) {{
   func.return
 }}
 """)
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     module.verify()
     names = [op.sym_name.data for op in _ops(module, func.FuncOp)]
     assert names.count("k_par1") == names.count("k_par2") == names.count("convir_parallel_for") == 1
@@ -301,7 +301,7 @@ func.func @k(%out: memref<4xf32>, %x: f32) {{
   func.return
 }}
 """)
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     module.verify()
     assert not _ops(module, scf.ParallelOp)
     assert len(_ops(_function(module, "k_par0"), scf.ForOp)) == 2
@@ -355,15 +355,15 @@ def test_errors_name_the_problem_and_keep_the_ir(text: str, message: str) -> Non
     module = _parse(text)
     before = str(module)
     with pytest.raises(PassFailedException, match=re.escape(message)):
-        ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+        ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     assert str(module) == before
 
 
 def test_negative_options_are_rejected() -> None:
     with pytest.raises(ValueError, match="min-work must be >= 0 and chunk-work >= 1"):
-        ConvertParallelToGompPass(chunk_work=0)
+        ConvertParallelToPoolPass(chunk_work=0)
     with pytest.raises(ValueError, match="option threads must be >= 0"):
-        ConvertParallelToGompPass(threads=-1)
+        ConvertParallelToPoolPass(threads=-1)
     (loop,) = _ops(_parse(_grid_kernel("%c6", "%c5")), scf.ParallelOp)
     with pytest.raises(ValueError, match="option threads must be >= 0"):
         outline_parallel(loop, threads=-1)
@@ -382,7 +382,7 @@ def test_team_covers_the_iteration_space_once(
     team: int, rows: int, cols: int, lo: int, row_step: int
 ) -> None:
     module = _parse(_grid_kernel("%rows", "%cols", row_step="%c2" if row_step == 2 else "%c1"))
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     out, count = _array((6, 5)), _array((6, 5))
     claims = _run(module, "grid", (out, count, 0.5, rows, cols, lo), default_team=team)
 
@@ -435,7 +435,7 @@ func.func @k(%out: memref<64xf32>, %x: f32) {{
 """)
     (parallel,) = _ops(module, scf.ParallelOp)
     assert parallel_work(parallel) == 1 + rows * 13
-    ConvertParallelToGompPass(min_work=0, chunk_work=chunk_work).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0, chunk_work=chunk_work).apply(_context(), module)
     out = _array((64,))
     claims = _run(module, "k", (out, 0.5), default_team=3)
     assert [(first, end) for _, first, end in claims] == [
@@ -472,7 +472,7 @@ func.func @grid(%out: memref<7x5xf32>, %owner: memref<7x5xi32>, %bias: f32,
   func.return
 }}
 """)
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     lower_to_llvm(module)
     library = compile_ir(translate_to_llvm_ir(module), use_cache=False)
     pointer = ctypes.c_void_p
@@ -532,7 +532,7 @@ def test_loops_below_min_work_run_on_the_calling_thread(trips: str, forked: bool
     # Unknown with a run-time bound.
     expected = {"%small": 1 + 8 * (1 + 10 * 4 + 1), "%large": 1 + 8 * (1 + 100000 * 4 + 1)}
     assert work == expected.get(trips)
-    ConvertParallelToGompPass().apply(_context(), module)
+    ConvertParallelToPoolPass().apply(_context(), module)
     module.verify()
     assert not _ops(module, scf.ParallelOp)
     calls = {op.callee.string_value() for op in _ops(module, func.CallOp)}

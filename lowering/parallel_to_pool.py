@@ -1,8 +1,8 @@
-"""convert-parallel-to-gomp: run each top-level `scf.parallel` on convir's thread pool (DESIGN §6).
+"""convert-parallel-to-pool: run each top-level `scf.parallel` on convir's thread pool (DESIGN §6).
 
-(The name is historical: threads came from libgomp's `GOMP_parallel` until its join, which waits
-for every thread of the team, made two threads 4-15x slower than one on a busy machine; see
-`lowering.thread_pool`. libgomp still holds the thread count, `omp_set_num_threads`.)
+(Threads came from libgomp's `GOMP_parallel` until its join, which waits for every thread of the
+team, made two threads 4-15x slower than one on a busy machine; see `lowering.thread_pool`.
+libgomp still holds the thread count, `omp_set_num_threads`.)
 
 A top-level `scf.parallel` (not nested in another) of `func.func @k` moves into a new
 `func.func private @k_par<i>(%data: !llvm.ptr, %first: i64, %end: i64)` that runs the body for
@@ -230,7 +230,7 @@ def _field_type(value: SSAValue, op: scf.ParallelOp) -> Attribute:
         return value_type
     raise PassFailedException(
         f"'{op.name}' uses a value of type {value_type} defined outside it; "
-        "convert-parallel-to-gomp passes only static identity-layout memrefs, index, integer, "
+        "convert-parallel-to-pool passes only static identity-layout memrefs, index, integer, "
         "float, vector and !llvm.ptr values to its threads"
     )
 
@@ -248,7 +248,7 @@ def _struct_alignment_bytes(field_types: list[Attribute]) -> int:
 def _check_threads(threads: int) -> None:
     if threads < 0:
         raise ValueError(
-            "convert-parallel-to-gomp option threads must be >= 0 (0: libgomp decides), "
+            "convert-parallel-to-pool option threads must be >= 0 (0: libgomp decides), "
             f"got {threads}"
         )
 
@@ -259,7 +259,7 @@ def _check_supported(op: scf.ParallelOp) -> None:
         if loop.initVals:
             raise PassFailedException(
                 f"'{loop.name}' has {len(loop.initVals)} reduction(s) (scf.reduce operands); "
-                "convert-parallel-to-gomp only threads loops without reductions"
+                "convert-parallel-to-pool only threads loops without reductions"
             )
     if any(isinstance(step := _static(value), int) and step <= 0 for value in op.step):
         raise PassFailedException(f"'{op.name}' has a constant step <= 0; steps must be positive")
@@ -527,7 +527,7 @@ def serialise_small(op: scf.ParallelOp, min_work: int = MIN_PARALLEL_WORK) -> bo
 
 
 @dataclass(frozen=True)
-class ConvertParallelToGompPass(ModulePass):
+class ConvertParallelToPoolPass(ModulePass):
     """Outlines every top-level `scf.parallel` and runs it on convir's thread pool.
 
     Option `threads`: the team size in functions without a `convir.num_threads` argument; 0 (the
@@ -538,7 +538,7 @@ class ConvertParallelToGompPass(ModulePass):
     each loop rather than going through a local rewrite pattern.
     """
 
-    name = "convert-parallel-to-gomp"
+    name = "convert-parallel-to-pool"
 
     threads: int = 0
     min_work: int = MIN_PARALLEL_WORK
@@ -548,7 +548,7 @@ class ConvertParallelToGompPass(ModulePass):
         _check_threads(self.threads)
         if self.min_work < 0 or self.chunk_work < 1:
             raise ValueError(
-                "convert-parallel-to-gomp options min-work must be >= 0 and chunk-work >= 1, "
+                "convert-parallel-to-pool options min-work must be >= 0 and chunk-work >= 1, "
                 f"got min-work={self.min_work}, chunk-work={self.chunk_work}"
             )
 
