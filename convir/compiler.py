@@ -12,7 +12,7 @@
     conv-tile                   every conv's schedule knobs filled for the target -> "scheduled"
     conv-plan-memory            arena offsets of intermediates and workspaces    -> "planned"
     convert-conv-to-loops       @forward + one kernel per distinct op            -> "loops"
-    convert-parallel-to-gomp    scf.parallel -> outlined bodies + GOMP_parallel  -> "threaded"
+    convert-parallel-to-pool    scf.parallel -> outlined chunk bodies + pool call -> "threaded"
     lower_to_llvm               scf/arith/math/vector/memref/func/cf -> llvm     -> "llvm"
     translate_to_llvm_ir        llvmlite IR text                                  -> "llvm-ir"
                                 (to reach "llvm-ir", each kernel goes from loops to LLVM IR
@@ -94,7 +94,7 @@ STAGE_AFTER_PASS = {
     "conv-tile": "scheduled",
     "conv-plan-memory": "planned",
     "convert-conv-to-loops": "loops",
-    "convert-parallel-to-gomp": "threaded",
+    "convert-parallel-to-pool": "threaded",
     "lower-to-llvm": "llvm",
 }
 
@@ -175,7 +175,7 @@ def lower(
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
     from lowering.conv_to_loops import convert_to_loops
-    from lowering.parallel_to_gomp import ConvertParallelToGompPass
+    from lowering.parallel_to_pool import ConvertParallelToPoolPass
     from lowering.to_llvm import lower_to_llvm
     from passes.convert_layout import convert_layout
     from passes.drop_padding_taps import DropPaddingTapsPass
@@ -221,7 +221,7 @@ def lower(
         ),
         ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
         ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
-        ("threaded", lambda: ConvertParallelToGompPass().apply(ctx, module)),
+        ("threaded", lambda: ConvertParallelToPoolPass().apply(ctx, module)),
         ("llvm", lambda: lower_to_llvm(module)),
     ]
     to_text = stop in ("llvm-ir", "asm")  # "asm" is compile_ir's business, from the LLVM IR
@@ -274,7 +274,7 @@ def lower_to_llvm_ir(
     `progress(done, total)` follows the ops whose kernels are emitted.
     """
     from lowering.conv_to_loops import convert_to_loops
-    from lowering.parallel_to_gomp import ConvertParallelToGompPass
+    from lowering.parallel_to_pool import ConvertParallelToPoolPass
     from lowering.to_llvm import lower_functions_to_llvm_ir
 
     if lowered.stage != "planned":
@@ -291,7 +291,7 @@ def lower_to_llvm_ir(
 
         def lowering() -> list[str]:
             with stage("lower to llvm dialect"):
-                ConvertParallelToGompPass().apply(ctx, function_module)
+                ConvertParallelToPoolPass().apply(ctx, function_module)
             return list(lower_functions_to_llvm_ir(function_module, target_triple=target.triple))
 
         if kernels is None:

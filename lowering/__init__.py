@@ -23,7 +23,7 @@ def _lazy(module: str, name: str) -> Callable[[], type[ModulePass]]:
 
 LOWERING_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "convert-conv-to-loops": _lazy("lowering.conv_to_loops", "ConvertConvToLoopsPass"),
-    "convert-parallel-to-gomp": _lazy("lowering.parallel_to_gomp", "ConvertParallelToGompPass"),
+    "convert-parallel-to-pool": _lazy("lowering.parallel_to_pool", "ConvertParallelToPoolPass"),
     "convert-arith-to-llvm": _lazy("lowering.to_llvm", "ConvertArithToLLVMPass"),
     "convert-math-to-llvm": _lazy("lowering.to_llvm", "ConvertMathToLLVMPass"),
     "convert-vector-to-llvm": _lazy("lowering.to_llvm", "ConvertVectorToLLVMPass"),

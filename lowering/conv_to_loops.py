@@ -9,7 +9,8 @@ Expects the output of `conv-select-algorithm` and `conv-plan-memory`: a module w
 
 plus one private kernel function per distinct op (`lowering.kernels`), called from `@forward` on
 `memref.view`s of those byte buffers. `@forward` first calls `omp_set_num_threads(%threads)`:
-libgomp keeps that setting per calling thread, and every kernel's parallel region uses it.
+libgomp keeps that setting per calling thread, and every kernel's parallel loop reads it
+(`omp_get_max_threads`) to size its share of convir's pool (`lowering.thread_pool`).
 
 Constants are repacked for their kernels at compile time and concatenated into one weights blob,
 stored in the context's resource store as `dense_resource<__weights>` and named by the module
@@ -164,7 +165,7 @@ def convert_to_loops(
     output_args = io_args[len(inputs) :]
     module.body.block.add_op(func.FuncOp("omp_set_num_threads", ([i32], []), Region(), "private"))
     with ImplicitBuilder(forward_block):
-        # Kernels fork with GOMP_parallel(num_threads=0), which uses this thread's setting.
+        # Every parallel loop asks omp_get_max_threads how many of the pool's threads to use.
         func.CallOp("omp_set_num_threads", [threads], [])
         try:
             for op in ops:

@@ -17,8 +17,10 @@ killed before its rename left behind are swept by later writers. Entries record 
 external symbols, checked before loading so that a missing runtime library is named rather than
 reported by the loader.
 
-Runtime symbols come from libm (expf, tanhf) and libgomp (GOMP_parallel, omp_get_thread_num),
-loaded once per process into the global namespace; libraries are loaded local, with their own
+Runtime symbols come from libm (expf, tanhf), libgomp (omp_set_num_threads,
+omp_get_max_threads) and convir's thread pool (`convir_parallel_for`, `lowering.thread_pool`:
+LLVM IR built and cached here like any kernel, the first time a library imports it), loaded
+once per process into the global namespace; other libraries are loaded local, with their own
 references bound to their own definitions. Calling compiled functions from several threads
 needs no lock (ctypes releases the GIL during the call).
 """
@@ -58,6 +60,8 @@ import llvmlite
 import convir
 from convir.target import Target
 from lowering import stage_times
+from lowering.thread_pool import ENTRY_POINT as POOL_ENTRY_POINT
+from lowering.thread_pool import pool_ir
 
 #: Bump when the entry format or the code-generation options change, to orphan old entries.
 CACHE_FORMAT = "2"
@@ -76,6 +80,7 @@ _LOCK = threading.RLock()
 _runtime_loaded = False
 _libgomp_path: str | None = None
 _libgomp_tried: list[str] = []
+_pool: CompiledLibrary | None = None
 
 
 class JitError(RuntimeError):
@@ -142,9 +147,21 @@ def libgomp_path() -> str | None:
     return _libgomp_path
 
 
+def _load_pool() -> None:
+    """Build (or find in the cache) and load convir's thread pool globally, once per process.
+    It is never unloaded: its worker threads run its code until the process ends."""
+    global _pool
+    with _LOCK:
+        if _pool is None:
+            _pool = compile_ir(pool_ir(), isolated=True, global_symbols=True)
+
+
 def _check_imports(imports: Iterable[str]) -> None:
     """Raise a JitError naming every import that no loaded library provides."""
     _load_runtime()
+    imports = list(imports)
+    if POOL_ENTRY_POINT in imports:
+        _load_pool()
     process = ctypes.CDLL(None)
     missing = [name for name in imports if not hasattr(process, name)]
     openmp = [name for name in missing if name.startswith(_OPENMP_PREFIXES)]
@@ -310,6 +327,7 @@ class CompiledLibrary:
         *,
         from_cache: bool = False,
         cache_path: Path | None = None,
+        global_symbols: bool = False,
     ) -> None:
         self.target = target
         self.exports = code.exports
@@ -320,11 +338,13 @@ class CompiledLibrary:
         #: Peak resident bytes of the worker process that built the code, if one did.
         self.builder_peak_rss = code.builder_peak_rss
         _check_imports(code.imports)
+        mode = ctypes.RTLD_GLOBAL if global_symbols else ctypes.RTLD_LOCAL
         try:
-            self._library = ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
+            self._library = ctypes.CDLL(str(path), mode=mode)
         except OSError as error:
             raise JitError(f"the dynamic loader refused the compiled code: {error}") from error
-        weakref.finalize(self, _ctypes.dlclose, self._library._handle)
+        if not global_symbols:  # a global library's symbols may be bound anywhere: it stays
+            weakref.finalize(self, _ctypes.dlclose, self._library._handle)
 
     def address(self, name: str) -> int:
         """The address of the symbol `name` (a function or global) in this library."""
@@ -350,6 +370,7 @@ def compile_ir(
     use_cache: bool = True,
     isolated: bool = False,
     key: str | None = None,
+    global_symbols: bool = False,
 ) -> CompiledLibrary:
     """Compile LLVM IR for `target` (default: the host) into a loaded, callable library.
 
@@ -362,7 +383,8 @@ def compile_ir(
     entry is deleted and rebuilt; an unusable cache directory only warns. A caller that knows
     what the IR is made from may key the entry itself (`key`, a hex sha256; see
     `convir.compiler.model_cache_key`) and look it up with `cached_library` before making the IR
-    at all.
+    at all. With `global_symbols`, the library's exports resolve the imports of libraries loaded
+    later, and it is never unloaded.
     """
     target = target or Target.host()
     host_arch = _arch(Target.host().triple)
@@ -375,12 +397,12 @@ def compile_ir(
     exported = None if exported is None else sorted(exported)
     key = key or cache_key(parts, target, exported)
     cache = _ObjectCache.open(cache_dir) if use_cache else None
-    if cache is not None and (library := _load_cached(cache, key, target)) is not None:
+    if cache is not None and (library := _load_cached(cache, key, target, global_symbols)):
         return library
     code = (
         _build_in_worker(parts, exported, target) if isolated else _build(parts, exported, target)
     )
-    return _store_and_load(code, target, key, cache)
+    return _store_and_load(code, target, key, cache, global_symbols)
 
 
 def load_code(
@@ -397,17 +419,23 @@ def load_code(
 
 
 def _store_and_load(
-    code: SharedObject, target: Target, key: str, cache: _ObjectCache | None
+    code: SharedObject,
+    target: Target,
+    key: str,
+    cache: _ObjectCache | None,
+    global_symbols: bool = False,
 ) -> CompiledLibrary:
     _check_imports(code.imports)  # before caching: code that cannot load is not kept
     cache_path = cache.save(key, code) if cache is not None else None
     if cache_path is not None:
-        return CompiledLibrary(cache_path, code, target, cache_path=cache_path)
+        return CompiledLibrary(
+            cache_path, code, target, cache_path=cache_path, global_symbols=global_symbols
+        )
     with tempfile.TemporaryDirectory(prefix="convir-") as scratch:
         # A fresh name: the loader takes a path it has loaded before for that library.
         path = Path(scratch, f"{uuid.uuid4().hex}.so")
         path.write_bytes(code.data)
-        return CompiledLibrary(path, code, target)
+        return CompiledLibrary(path, code, target, global_symbols=global_symbols)
 
 
 def cached_library(
@@ -418,12 +446,16 @@ def cached_library(
     return None if cache is None else _load_cached(cache, key, target)
 
 
-def _load_cached(cache: _ObjectCache, key: str, target: Target) -> CompiledLibrary | None:
+def _load_cached(
+    cache: _ObjectCache, key: str, target: Target, global_symbols: bool = False
+) -> CompiledLibrary | None:
     code = cache.load(key)
     if code is None:
         return None
     path = cache.path(key)
-    return CompiledLibrary(path, code, target, from_cache=True, cache_path=path)
+    return CompiledLibrary(
+        path, code, target, from_cache=True, cache_path=path, global_symbols=global_symbols
+    )
 
 
 def _build(parts: Sequence[str], exported: Sequence[str] | None, target: Target) -> SharedObject:

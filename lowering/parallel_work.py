@@ -1,4 +1,4 @@
-"""The work of an `scf.parallel`, estimated at compile time, for convert-parallel-to-gomp.
+"""The work of an `scf.parallel`, estimated at compile time, for convert-parallel-to-pool.
 
 Two decisions rest on it: whether a loop is worth forking threads at all, and how many
 iterations a thread claims at a time (a *chunk*).
@@ -14,7 +14,7 @@ n))`: 8, `for i in [s, 64)`: 64, for index values >= 0); one with no such bound 
 
 **Threshold.** Forking pays when the time a second thread saves, at most half the kernel,
 exceeds what the fork/join costs. Measured on the development machine (2-core Zen 4, shared):
-`GOMP_parallel` with this pass's dynamic loop over a trivial body costs 0.5 µs from call to
+libgomp's `GOMP_parallel` with a dynamic loop over a trivial body cost 0.5 µs from call to
 return on one thread and ~0.6 µs on two when the machine is quiet (DESIGN §6), but 40–370 µs on
 two while the machine ran ~14 runnable processes: the join waits until the worker thread is
 scheduled. The kernels of the built-in models run OP_NS per counted op at one thread
@@ -24,23 +24,18 @@ MIN_PARALLEL_NS, ~16 quiet fork/joins, so that on a quiet machine serialising it
 MobileNetV2's 70 parallel loops on one thread (2.5 % of its work) and none of ResNet-18's 22.
 
 **Chunks.** A thread claims `chunk` iterations at a time from libgomp's shared counter
-(`GOMP_loop_dynamic_next`: an atomic add on one shared cache line). The chunk is the larger of
+(`lowering.thread_pool`: a compare-and-swap on one shared cache line). The chunk is the larger of
 one iteration and CHUNK_WORK ops (~3 µs, so that claiming is a small part of a chunk), but at
 most 1/MIN_CHUNKS of the loop, so that work always splits into at least MIN_CHUNKS pieces when
 it has the iterations: a thread that is descheduled holds back at most one of them, and the
 others take the rest.
 
-**What dynamic chunks do not fix: libgomp's spinning.** Between regions libgomp's idle workers,
-and at the join its master, spin (GOMP_SPINCOUNT, 300,000 pauses by default) before they sleep.
-On a busy machine a spinning thread burns the CPU share of the thread it waits for, and the
-scheduler then keeps the late thread off longer. MobileNetV2 at 112×112, 2 threads, one CPU kept
-busy (`convir bench models --busy-core`), this machine shared with other jobs: 432 ms with the
-default spin count, 45 ms with GOMP_SPINCOUNT=1000, 7–30 ms with GOMP_SPINCOUNT=0, against
-14–34 ms at one thread. libgomp reads the count only from its environment when it is loaded, so
-convir leaves it to the user; with GOMP_SPINCOUNT=0 (OMP_WAIT_POLICY=passive) every fork pays a
-futex wake-up (DESIGN §10). The lasting fix is to stop waiting at a join for threads that
-claimed nothing: one parallel region per model run, or a pool whose caller never waits for a
-worker that has not started.
+**Why not libgomp.** With libgomp's team, dynamic chunks were not enough: its join waits for
+every thread of the team, and its waiters spin (GOMP_SPINCOUNT) on the CPU the late thread needs.
+MobileNetV2 at 112×112, 2 threads, one CPU kept busy (`convir bench models --busy-core`), this
+machine shared with other jobs: 432 ms with the default spin count, 45 ms with GOMP_SPINCOUNT=1000,
+7–30 ms with GOMP_SPINCOUNT=0, against 14–34 ms at one thread. convir's own pool
+(`lowering.thread_pool`) never waits for a thread that has not claimed a chunk.
 """
 
 from __future__ import annotations

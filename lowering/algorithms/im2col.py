@@ -34,10 +34,13 @@ spread the pixels most evenly over `slots` workers (`balanced_task_size`), and `
 offers the menu block_pixels × {1/4, 1/2, 1, 2} (and other register tiles) as the search space.
 
 **Threads and workspace.** The thread count is a run-time value, but the workspace must be
-sized at compile time, so the schedule has `slots` (default: the target's cores): the kernel's
-`scf.parallel` runs over `slots` workers, worker s handles blocks s, s + slots, ... (over all
-images) with its own panel at workspace offset s·panel_bytes. Threads split blocks, never the
-rows of one block. workspace_bytes = slots · panel_bytes, which `memory_report()` shows.
+sized at compile time, so the schedule has `slots` (default: SLOTS_PER_CORE per core of the
+target, at most one per block): the kernel's `scf.parallel` runs over `slots` workers, worker s
+handles blocks s, s + slots, ... (over all images) with its own panel at workspace offset
+s·panel_bytes. Threads claim slots one at a time (`lowering.thread_pool`), so with several slots
+per core a thread that another process keeps off its CPU holds back at most one slot's blocks:
+the others take the rest. Threads split blocks, never the rows of one block. workspace_bytes =
+slots · panel_bytes, which `memory_report()` shows.
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ L2_FRACTION = 0.5
 #: The fewest output pixels per block, whatever the panel's size (module doc).
 MIN_BLOCK_PIXELS = 32
 
+#: Worker slots per core: a late thread holds back 1/(SLOTS_PER_CORE · cores) of the blocks.
+SLOTS_PER_CORE = 4
+
 #: Block-size multipliers offered to the search (MegEngine's "menu").
 BLOCK_MENU = (0.25, 0.5, 1.0, 2.0)
 
@@ -126,7 +132,9 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Im2colSchedule:
     budget = int(target.l2_bytes * L2_FRACTION)
     most = max(budget // (_pixel_bytes(gemm) * gemm.mr), -(-MIN_BLOCK_PIXELS // gemm.mr))
     tiles_per_block = balanced_task_size(tiles, most, g.n, target.cores, interleaved=True)
-    return Im2colSchedule(gemm.mr, gemm.nr, tiles_per_block * gemm.mr, target.cores)
+    blocks = g.n * -(-tiles // tiles_per_block)
+    slots = max(1, min(SLOTS_PER_CORE * target.cores, blocks))
+    return Im2colSchedule(gemm.mr, gemm.nr, tiles_per_block * gemm.mr, slots)
 
 
 def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2colSchedule]:

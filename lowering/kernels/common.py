@@ -40,12 +40,13 @@ Width = int | None
 """Lane width of a value: None for a scalar f32, w for a vector<w x f32>."""
 
 PARALLEL_MIN_WORK = 1 << 16
-"""Scalar operations below which a kernel runs on one thread: a libgomp fork/join costs ~0.6 µs
-(DESIGN §9), the time one core needs for a few ten thousand vectorised flops."""
+"""Scalar operations below which a kernel runs on one thread: a fork/join costs about a
+microsecond (`lowering.thread_pool`), the time one core needs for a few ten thousand vectorised
+flops."""
 
 PARALLEL_MIN_ITERATIONS = 64
-"""Threaded loops collapse leading axes until they have this many iterations, so the static split
-of libgomp's team stays balanced for any core count that matters."""
+"""Threaded loops collapse leading axes until they have this many iterations, so that they split
+into enough chunks to stay balanced for any core count that matters."""
 
 
 # ---------------------------------------------------------------------------------------------

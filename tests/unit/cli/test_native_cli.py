@@ -27,7 +27,7 @@ def _cache(tmp_path_factory, monkeypatch) -> None:
         ("scheduled", 'algorithm = "direct", schedule = {vector_width'),
         ("planned", "convir.arena_offset"),
         ("loops", "func.func @forward"),
-        ("threaded", "@GOMP_parallel"),
+        ("threaded", "@convir_parallel_for"),
         ("llvm", "llvm.func @forward"),
         ("llvm-ir", "define void @forward"),
         ("asm", "forward:"),

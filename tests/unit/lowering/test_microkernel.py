@@ -23,7 +23,7 @@ from lowering.microkernel import (
     pack_b,
     register_tile,
 )
-from lowering.parallel_to_gomp import ConvertParallelToGompPass
+from lowering.parallel_to_pool import ConvertParallelToPoolPass
 from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
 
 
@@ -32,7 +32,7 @@ def compiled_gemm(sizes, tile, width: int, packed_a: bool, threads: int):
     module = ModuleOp([])
     emit_gemm(module, "gemm", sizes, tile, width, packed_a)
     module.verify()
-    ConvertParallelToGompPass(threads=threads, min_work=0).apply(Context(), module)
+    ConvertParallelToPoolPass(threads=threads, min_work=0).apply(Context(), module)
     lower_to_llvm(module)
     library = compile_ir(translate_to_llvm_ir(module), Target.host(), use_cache=False)
     function = library.function("gemm", None, [ctypes.c_void_p] * 3)

@@ -24,7 +24,7 @@ from lowering.jit import compile_ir
 from lowering.kernels import kernel_symbol
 from lowering.kernels.elementwise import apply_activation, copy_key, emit_copy
 from lowering.kernels.registry import EMITTERS
-from lowering.parallel_to_gomp import ConvertParallelToGompPass
+from lowering.parallel_to_pool import ConvertParallelToPoolPass
 from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
 
 RNG = np.random.default_rng(7)
@@ -203,7 +203,7 @@ def call_kernel(module: ModuleOp, name: str, buffers: Sequence[np.ndarray]) -> N
     with kernel_function(module, "entry", kernel.function_type.inputs, private=False) as args:
         func.CallOp(name, list(args), [])
     module.verify()
-    ConvertParallelToGompPass().apply(Context(), module)
+    ConvertParallelToPoolPass().apply(Context(), module)
     lower_to_llvm(module)
     library = compile_ir(translate_to_llvm_ir(module), use_cache=False)
     entry = library.function("entry", None, [ctypes.c_void_p] * len(buffers))

@@ -28,7 +28,7 @@ from lowering.emit import kernel_function
 from lowering.jit import CompiledLibrary, compile_ir
 from lowering.kernels import kernel_symbol
 from lowering.kernels.registry import EMITTERS
-from lowering.parallel_to_gomp import ConvertParallelToGompPass
+from lowering.parallel_to_pool import ConvertParallelToPoolPass
 from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
 from tests.unit.lowering.kernels.test_kernels import Build, Case, act, binary, pool
 
@@ -145,7 +145,7 @@ def library(block: int) -> CompiledLibrary:
         with kernel_function(module, entry_name(case), arguments, private=False) as args:
             func.CallOp(name, list(args), [])
     module.verify()
-    ConvertParallelToGompPass().apply(Context(), module)
+    ConvertParallelToPoolPass().apply(Context(), module)
     lower_to_llvm(module)
     return compile_ir(translate_to_llvm_ir(module), use_cache=False)
 

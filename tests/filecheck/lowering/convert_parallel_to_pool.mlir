@@ -1,6 +1,6 @@
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-gomp{min-work=0}" | filecheck %s
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-gomp{threads=2 min-work=0}" | filecheck %s --check-prefix=TWO
-// RUN: convir-opt %s --split-input-file --verify-diagnostics -p convert-parallel-to-gomp | filecheck %s --check-prefix=SERIAL
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-pool{min-work=0}" | filecheck %s
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p "convert-parallel-to-pool{threads=2 min-work=0}" | filecheck %s --check-prefix=TWO
+// RUN: convir-opt %s --split-input-file --verify-diagnostics -p convert-parallel-to-pool | filecheck %s --check-prefix=SERIAL
 
 // xDSL 0.74 has no custom assembly format for scf.parallel: the loops are written generically.
 
@@ -40,14 +40,16 @@ func.func @scale(%x: memref<64xf32>, %y: memref<64xf32>, %alpha: f32) {
 // CHECK-NEXT:    llvm.store %[[S3]], %[[DATA]]
 // CHECK-NEXT:    %[[FN:.*]] = llvm.mlir.addressof @scale_par0 : !llvm.ptr
 // CHECK-NEXT:    %[[THREADS:.*]] = arith.constant 0 : i32
-// CHECK-NEXT:    %[[FLAGS:.*]] = arith.constant 0 : i32
-// CHECK-NEXT:    func.call @GOMP_parallel(%[[FN]], %[[DATA]], %[[THREADS]], %[[FLAGS]]) : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
+// 64 cheap iterations: chunks of 64 / 8 = 8 (at least 8 chunks), claimed from the pool.
+// CHECK-NEXT:    %[[TOTAL:.*]] = arith.constant 64 : i64
+// CHECK-NEXT:    %[[CHUNK:.*]] = arith.constant 8 : i64
+// CHECK-NEXT:    func.call @convir_parallel_for(%[[FN]], %[[DATA]], %[[TOTAL]], %[[CHUNK]], %[[THREADS]]) : (!llvm.ptr, !llvm.ptr, i64, i64, i32) -> ()
 // CHECK-NEXT:    func.return
 
+// The outlined body runs one chunk [first, end) of the iteration space.
 // CHECK-LABEL: func.func private @scale_par0(
-// CHECK-SAME:      %[[ARG:.*]]: !llvm.ptr) {
-// CHECK:         llvm.alloca %{{.*}} x i64 {alignment = 8 : i64}
-// CHECK-NEXT:    llvm.alloca %{{.*}} x i64 {alignment = 8 : i64}
+// CHECK-SAME:      %[[ARG:.*]]: !llvm.ptr, %[[FIRST64:.*]]: i64, %[[END64:.*]]: i64) {
+// CHECK-NOT:     llvm.alloca
 // CHECK:         %[[STRUCT:.*]] = llvm.load %[[ARG]] : !llvm.ptr -> !llvm.struct<(!llvm.ptr, f32, vector<8xf32>, !llvm.ptr)>
 // CHECK-NEXT:    %[[XF:.*]] = llvm.extractvalue %[[STRUCT]][0]
 // CHECK-NEXT:    %[[XM:.*]] = builtin.unrealized_conversion_cast %[[XF]] : !llvm.ptr to memref<64xf32>
@@ -55,18 +57,7 @@ func.func @scale(%x: memref<64xf32>, %y: memref<64xf32>, %alpha: f32) {
 // CHECK-NEXT:    %[[VF:.*]] = llvm.extractvalue %[[STRUCT]][2]
 // CHECK-NEXT:    %[[YF:.*]] = llvm.extractvalue %[[STRUCT]][3]
 // CHECK-NEXT:    %[[YM:.*]] = builtin.unrealized_conversion_cast %[[YF]] : !llvm.ptr to memref<64xf32>
-// 64 cheap iterations: chunks of 64 / 8 = 8 (at least 8 chunks), claimed from libgomp.
-// CHECK-NEXT:    %[[ZERO:.*]] = arith.constant 0 : i64
-// CHECK-NEXT:    %[[TOTAL:.*]] = arith.constant 64 : i64
-// CHECK-NEXT:    %[[ONE:.*]] = arith.constant 1 : i64
-// CHECK-NEXT:    %[[CHUNK:.*]] = arith.constant 8 : i64
-// CHECK-NEXT:    %[[MORE:.*]] = func.call @GOMP_loop_dynamic_start(%[[ZERO]], %[[TOTAL]], %[[ONE]], %[[CHUNK]], %[[FIRSTP:.*]], %[[ENDP:.*]]) : (i64, i64, i64, i64, !llvm.ptr, !llvm.ptr) -> i8
-// CHECK:         %[[CLAIMED:.*]] = arith.cmpi ne, %[[MORE]], %{{.*}} : i8
-// CHECK-NEXT:    cf.cond_br %[[CLAIMED]], ^[[CHUNKBB:.*]], ^[[DONE:.*]]
-// CHECK-NEXT:  ^[[CHUNKBB]]:
-// CHECK-NEXT:    %[[FIRST64:.*]] = llvm.load %[[FIRSTP]] : !llvm.ptr -> i64
 // CHECK-NEXT:    %[[BEGIN:.*]] = arith.index_cast %[[FIRST64]] : i64 to index
-// CHECK-NEXT:    %[[END64:.*]] = llvm.load %[[ENDP]] : !llvm.ptr -> i64
 // CHECK-NEXT:    %[[END:.*]] = arith.index_cast %[[END64]] : i64 to index
 // CHECK-NEXT:    scf.for %[[I:.*]] = %[[BEGIN]] to %[[END]] step %{{.*}} {
 // CHECK-NEXT:      %[[V:.*]] = memref.load %[[XM]][%[[I]]] : memref<64xf32>
@@ -74,23 +65,16 @@ func.func @scale(%x: memref<64xf32>, %y: memref<64xf32>, %alpha: f32) {
 // CHECK-NEXT:      %{{.*}} = vector.extract %[[VF]][0]
 // CHECK:           memref.store %{{.*}}, %[[YM]][%[[I]]] : memref<64xf32>
 // CHECK-NEXT:    }
-// CHECK-NEXT:    %[[NEXT:.*]] = func.call @GOMP_loop_dynamic_next(%[[FIRSTP]], %[[ENDP]]) : (!llvm.ptr, !llvm.ptr) -> i8
-// CHECK:         cf.cond_br %{{.*}}, ^[[CHUNKBB]], ^[[DONE]]
-// CHECK-NEXT:  ^[[DONE]]:
-// CHECK-NEXT:    func.call @GOMP_loop_end_nowait() : () -> ()
 // CHECK-NEXT:    func.return
 
-// CHECK:       func.func private @GOMP_parallel(!llvm.ptr, !llvm.ptr, i32, i32) -> ()
-// CHECK-NEXT:  func.func private @GOMP_loop_dynamic_start(i64, i64, i64, i64, !llvm.ptr, !llvm.ptr) -> i8
-// CHECK-NEXT:  func.func private @GOMP_loop_dynamic_next(!llvm.ptr, !llvm.ptr) -> i8
-// CHECK-NEXT:  func.func private @GOMP_loop_end_nowait() -> ()
+// CHECK:       func.func private @convir_parallel_for(!llvm.ptr, !llvm.ptr, i64, i64, i32) -> ()
 
 // With the default min-work, a loop this small is not forked: it runs on the calling thread.
 // SERIAL-LABEL: func.func @scale(
 // SERIAL-NOT:     llvm.alloca
 // SERIAL:         scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // SERIAL-NEXT:      memref.load %{{.*}}[%[[I]]] : memref<64xf32>
-// SERIAL-NOT:     GOMP
+// SERIAL-NOT:     convir_parallel_for
 // SERIAL:         func.return
 // SERIAL-NEXT:  }
 // SERIAL-NEXT: }
@@ -100,8 +84,7 @@ func.func @scale(%x: memref<64xf32>, %y: memref<64xf32>, %alpha: f32) {
 // TWO-LABEL:   func.func @scale(
 // TWO:           %[[FN:.*]] = llvm.mlir.addressof @scale_par0 : !llvm.ptr
 // TWO-NEXT:      %[[THREADS:.*]] = arith.constant 2 : i32
-// TWO-NEXT:      %[[FLAGS:.*]] = arith.constant 0 : i32
-// TWO-NEXT:      func.call @GOMP_parallel(%[[FN]], %{{.*}}, %[[THREADS]], %[[FLAGS]])
+// TWO:           func.call @convir_parallel_for(%[[FN]], %{{.*}}, %{{.*}}, %{{.*}}, %[[THREADS]])
 
 // -----
 
@@ -132,29 +115,32 @@ func.func @grid(%out: memref<4x16xf32>, %n: index, %threads: i32 {convir.num_thr
 // CHECK:         llvm.alloca %{{.*}} x !llvm.struct<(i64, !llvm.ptr)> {alignment = 8 : i64}
 // CHECK:         %[[N64:.*]] = arith.index_cast %[[N]] : index to i64
 // CHECK:         %[[FN:.*]] = llvm.mlir.addressof @grid_par0 : !llvm.ptr
-// CHECK-NEXT:    %[[FLAGS:.*]] = arith.constant 0 : i32
-// CHECK-NEXT:    func.call @GOMP_parallel(%[[FN]], %{{.*}}, %[[THREADS]], %[[FLAGS]])
+// The dynamic trip count of dimension 1: n > 0 ? (n + 1) / 2 : 0, times 4 rows.
+// CHECK-NEXT:    %[[SPAN:.*]] = arith.addi %[[N]], %{{.*}} : index
+// CHECK-NEXT:    %[[COUNT:.*]] = arith.divui %[[SPAN]], %{{.*}} : index
+// CHECK-NEXT:    %[[POSITIVE:.*]] = arith.cmpi sgt, %[[N]], %{{.*}} : index
+// CHECK-NEXT:    %[[TRIP:.*]] = arith.select %[[POSITIVE]], %[[COUNT]], %{{.*}} : index
+// CHECK-NEXT:    %[[TOTAL:.*]] = arith.muli %[[TRIP]], %{{.*}} : index
+// The chunk, at run time: max(1, min(ceil(total / 8), chunk by work)).
+// CHECK-NEXT:    %[[SPAN8:.*]] = arith.addi %[[TOTAL]], %{{.*}} : index
+// CHECK-NEXT:    %[[SHARE:.*]] = arith.divui %[[SPAN8]], %{{.*}} : index
+// CHECK:         %[[ABOVE1:.*]] = arith.cmpi ugt, %{{.*}}, %{{.*}} : index
+// CHECK-NEXT:    %[[CHUNK:.*]] = arith.select %[[ABOVE1]], %{{.*}}, %{{.*}} : index
+// CHECK-NEXT:    %[[TOTAL64:.*]] = arith.index_cast %[[TOTAL]] : index to i64
+// CHECK-NEXT:    %[[CHUNK64:.*]] = arith.index_cast %[[CHUNK]] : index to i64
+// CHECK-NEXT:    func.call @convir_parallel_for(%[[FN]], %{{.*}}, %[[TOTAL64]], %[[CHUNK64]], %[[THREADS]])
 
 // CHECK-LABEL: func.func private @grid_par0(
 // CHECK-DAG:     %[[C0:.*]] = arith.constant 0 : index
 // CHECK-DAG:     %[[C1:.*]] = arith.constant 1 : index
 // CHECK-DAG:     %[[C2:.*]] = arith.constant 2 : index
-// CHECK-DAG:     %[[C4:.*]] = arith.constant 4 : index
 // CHECK:         %[[NF:.*]] = llvm.extractvalue %{{.*}}[0] : !llvm.struct<(i64, !llvm.ptr)>
 // CHECK-NEXT:    %[[NI:.*]] = arith.index_cast %[[NF]] : i64 to index
-// The dynamic trip count of dimension 1: n > 0 ? (n + 1) / 2 : 0.
 // CHECK:         %[[SPAN:.*]] = arith.addi %[[NI]], %[[C1]] : index
 // CHECK-NEXT:    %[[COUNT:.*]] = arith.divui %[[SPAN]], %[[C2]] : index
 // CHECK-NEXT:    %[[POSITIVE:.*]] = arith.cmpi sgt, %[[NI]], %[[C0]] : index
 // CHECK-NEXT:    %[[TRIP:.*]] = arith.select %[[POSITIVE]], %[[COUNT]], %[[C0]] : index
-// CHECK-NEXT:    %[[TOTAL:.*]] = arith.muli %[[TRIP]], %[[C4]] : index
-// The chunk, at run time: max(1, min(ceil(total / 8), chunk by work)).
-// CHECK-NEXT:    %[[SPAN8:.*]] = arith.addi %[[TOTAL]], %{{.*}} : index
-// CHECK-NEXT:    %[[SHARE:.*]] = arith.divui %[[SPAN8]], %{{.*}} : index
-// CHECK:         %[[CHUNK:.*]] = arith.select %{{.*}}, %{{.*}}, %[[C1]] : index
-// CHECK:         %[[TOTAL64:.*]] = arith.index_cast %[[TOTAL]] : index to i64
-// CHECK:         %[[CHUNK64:.*]] = arith.index_cast %[[CHUNK]] : index to i64
-// CHECK-NEXT:    func.call @GOMP_loop_dynamic_start(%{{.*}}, %[[TOTAL64]], %{{.*}}, %[[CHUNK64]], %{{.*}}, %{{.*}})
+// CHECK-NOT:     arith.muli
 // CHECK:         scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step %[[C1]] {
 // CHECK-NEXT:      %[[JPOS:.*]] = arith.remui %[[K]], %[[TRIP]] : index
 // CHECK-NEXT:      %[[I:.*]] = arith.divui %[[K]], %[[TRIP]] : index
@@ -169,7 +155,7 @@ func.func @grid(%out: memref<4x16xf32>, %n: index, %threads: i32 {convir.num_thr
 // The runtime argument wins over the option.
 // TWO-LABEL:   func.func @grid(
 // TWO-SAME:        %[[THREADS:[a-z0-9_]+]]: i32 {convir.num_threads})
-// TWO:           func.call @GOMP_parallel(%{{.*}}, %{{.*}}, %[[THREADS]], %{{.*}})
+// TWO:           func.call @convir_parallel_for(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[THREADS]])
 
 // -----
 
@@ -196,7 +182,7 @@ func.func @fill(%out: memref<8xf32>) {
 // CHECK:         %[[GLOBAL:.*]] = memref.get_global @table
 // CHECK:         %[[NULL:.*]] = llvm.mlir.zero : !llvm.ptr
 // CHECK-NEXT:    %[[FN:.*]] = llvm.mlir.addressof @fill_par0 : !llvm.ptr
-// CHECK:         func.call @GOMP_parallel(%[[FN]], %[[NULL]], %{{.*}}, %{{.*}})
+// CHECK:         func.call @convir_parallel_for(%[[FN]], %[[NULL]], %{{.*}}, %{{.*}}, %{{.*}})
 
 // CHECK-LABEL: func.func private @fill_par0(
 // CHECK-DAG:     %[[FILL:.*]] = arith.constant 2.500000e+00 : f32
@@ -223,5 +209,5 @@ func.func @sum(%x: memref<8xf32>, %init: f32) -> f32 {
   func.return %total : f32
 }
 
-// CHECK: 'scf.parallel' has 1 reduction(s) (scf.reduce operands); convert-parallel-to-gomp only threads loops without reductions
+// CHECK: 'scf.parallel' has 1 reduction(s) (scf.reduce operands); convert-parallel-to-pool only threads loops without reductions
 // TWO: 'scf.parallel' has 1 reduction(s)

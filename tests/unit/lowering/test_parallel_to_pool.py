@@ -1,17 +1,18 @@
-"""convert-parallel-to-gomp: the outlined IR, its errors, the chunks threads claim, and which
+"""convert-parallel-to-pool: the outlined IR, its errors, the chunks threads claim, and which
 loops are not forked at all.
 
-The xDSL interpreter cannot call libgomp, so `_SequentialGomp` stands in for it: GOMP_parallel runs
-the outlined function once per thread of the team, one after the other, its dynamic loop hands out
-chunks from one counter, and the llvm ops that carry the captured values are interpreted on Python
-tuples. That checks the chunk arithmetic on any bounds. The tests at the end run the real thing
-(lowering to LLVM, JIT, libgomp, 1, 2 and 3 threads).
+The xDSL interpreter cannot call native code, so `_SequentialPool` stands in for convir's thread
+pool: `convir_parallel_for` runs the outlined function on each chunk, one after the other, and
+the llvm ops that carry the captured values are interpreted on Python tuples. That checks the chunk
+arithmetic on any bounds. The tests at the end run the real thing (lowering to LLVM, JIT, the pool
+of `lowering.thread_pool`, 1, 2 and 3 threads).
 """
 
 from __future__ import annotations
 
 import ctypes
 import re
+import threading
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from lowering import LOWERING_PASSES
 from lowering.jit import compile_ir
-from lowering.parallel_to_gomp import ConvertParallelToGompPass, outline_parallel
+from lowering.parallel_to_pool import ConvertParallelToPoolPass, outline_parallel
 from lowering.parallel_work import MIN_CHUNKS, chunk_iterations, parallel_work
 from lowering.to_llvm import lower_to_llvm, translate_to_llvm_ir
 
@@ -61,9 +62,9 @@ def _ops(module: ModuleOp, kind: type) -> list[Any]:
     return [op for op in module.walk() if isinstance(op, kind)]
 
 
-def _gomp_call(module: ModuleOp) -> func.CallOp:
+def _pool_call(module: ModuleOp) -> func.CallOp:
     (call,) = [
-        op for op in _ops(module, func.CallOp) if op.callee.string_value() == "GOMP_parallel"
+        op for op in _ops(module, func.CallOp) if op.callee.string_value() == "convir_parallel_for"
     ]
     return call
 
@@ -116,55 +117,24 @@ func.func @grid(%out: memref<6x5xf32>, %count: memref<6x5xf32>, %bias: f32, %row
 
 
 @register_impls
-class _SequentialGomp(InterpreterFunctions):
-    """libgomp and the struct-passing llvm ops, run sequentially in the xDSL interpreter."""
+class _SequentialPool(InterpreterFunctions):
+    """convir's thread pool and the struct-passing llvm ops, run sequentially in the xDSL
+    interpreter: `convir_parallel_for` hands the chunks out in order, round-robin over the team."""
 
     def __init__(self, default_team: int) -> None:
         self.default_team = default_team
-        self.thread = self.team = 0
         self.claims: list[tuple[int, int, int]] = []  # (thread, first, end) of every chunk
-        self._work_share: list[int] | None = None  # [next, end, chunk] of the current region
 
-    @impl_external("GOMP_parallel")
-    def run_gomp_parallel(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
-        function, data, num_threads, _flags = args
-        self.team = num_threads or self.default_team
-        self._work_share = None
-        for thread in range(self.team):
-            self.thread = thread
-            interpreter.call_op(function, (data,))
+    @impl_external("convir_parallel_for")
+    def run_parallel_for(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
+        function, data, total, chunk, num_threads = args
+        assert chunk >= 1
+        team = num_threads or self.default_team
+        for number, first in enumerate(range(0, total, chunk)):
+            end = min(first + chunk, total)
+            self.claims.append((number % team, first, end))
+            interpreter.call_op(function, (data, first, end))
         return ()
-
-    @impl_external("GOMP_loop_dynamic_start")
-    def run_loop_start(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
-        start, end, increment, chunk, first, last = args
-        assert increment == 1 and chunk >= 1
-        if self._work_share is None:  # the first thread to arrive sets the work share up
-            self._work_share = [start, end, chunk]
-        return self.run_loop_next(interpreter, op, (first, last))
-
-    @impl_external("GOMP_loop_dynamic_next")
-    def run_loop_next(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
-        assert self._work_share is not None
-        position, end, chunk = self._work_share
-        if position >= end:
-            return (0,)
-        args[0][0], args[1][0] = position, min(position + chunk, end)
-        self._work_share[0] = args[1][0]
-        self.claims.append((self.thread, args[0][0], args[1][0]))
-        return (1,)
-
-    @impl_external("GOMP_loop_end_nowait")
-    def run_loop_end(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
-        return ()
-
-    @impl_external("omp_get_thread_num")
-    def run_thread_num(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
-        return (self.thread,)
-
-    @impl_external("omp_get_num_threads")
-    def run_num_threads(self, interpreter: Interpreter, op: Any, args: tuple[Any, ...]):
-        return (self.team,)
 
     # xDSL's arith interpreter lacks these; the split only divides values >= 0.
     @impl(arith.SIToFPOp)
@@ -229,7 +199,7 @@ def _run(
 ) -> list[tuple[int, int, int]]:
     """Runs `name`; the chunks claimed, as (thread, first, end)."""
     interpreter = Interpreter(module)
-    gomp = _SequentialGomp(default_team)
+    pool = _SequentialPool(default_team)
     for functions in (
         arith_impls.ArithFunctions(),
         builtin_impls.BuiltinFunctions(),
@@ -237,11 +207,11 @@ def _run(
         func_impls.FuncFunctions(),
         memref_impls.MemRefFunctions(),
         scf_impls.ScfFunctions(),
-        gomp,
+        pool,
     ):
         interpreter.register_implementations(functions)
     interpreter.call_op(name, args)
-    return gomp.claims
+    return pool.claims
 
 
 def _array(shape: tuple[int, ...]) -> ShapedArray[float]:
@@ -253,7 +223,7 @@ def _array(shape: tuple[int, ...]) -> ShapedArray[float]:
 
 
 def test_pass_is_registered() -> None:
-    assert LOWERING_PASSES["convert-parallel-to-gomp"]() is ConvertParallelToGompPass
+    assert LOWERING_PASSES["convert-parallel-to-pool"]() is ConvertParallelToPoolPass
 
 
 def test_outline_parallel_produces_the_documented_ir() -> None:
@@ -264,7 +234,7 @@ def test_outline_parallel_produces_the_documented_ir() -> None:
 
     assert outlined.sym_name.data == "grid_par0"
     assert outlined.sym_visibility is not None and outlined.sym_visibility.data == "private"
-    assert list(outlined.function_type.inputs) == [llvm.LLVMPointerType()]
+    assert [str(t) for t in outlined.function_type.inputs] == ["!llvm.ptr", "i64", "i64"]
     assert not _ops(module, scf.ParallelOp)
     (alloca,) = _ops(_function(module, "grid"), llvm.AllocaOp)
     # Dynamic bounds first (index as i64), then the body's captures in order of first use.
@@ -273,33 +243,30 @@ def test_outline_parallel_produces_the_documented_ir() -> None:
     ]  # fmt: skip
     grid = _function(module, "grid")
     assert alloca.parent is grid.body.blocks[0]
-    call = _gomp_call(module)
+    call = _pool_call(module)
     pointer = call.operands[0].owner
     assert isinstance(pointer, llvm.AddressOfOp)
     assert pointer.global_name.string_value() == "grid_par0"
-    threads = call.operands[2].owner
+    threads = call.operands[4].owner
     assert isinstance(threads, arith.ConstantOp) and threads.value == IntegerAttr(0, 32)
-    # The chunk bounds libgomp writes: two i64 slots on the outlined function's stack.
-    slots = _ops(outlined, llvm.AllocaOp)
-    assert [str(slot.elem_type) for slot in slots] == ["i64", "i64"]
-    assert all(slot.parent is outlined.body.blocks[0] for slot in slots)
-    calls = [op.callee.string_value() for op in _ops(outlined, func.CallOp)]
-    assert calls == ["GOMP_loop_dynamic_start", "GOMP_loop_dynamic_next", "GOMP_loop_end_nowait"]
-    assert len(outlined.body.blocks) == 3  # entry (first claim), claimed chunk, done
-    runtime = ("GOMP_parallel", "GOMP_loop_dynamic_start", "GOMP_loop_dynamic_next")
-    for name in (*runtime, "GOMP_loop_end_nowait"):
-        assert _function(module, name).is_declaration
+    # The outlined function runs one chunk: one block, one loop over [first, end), no calls.
+    assert not _ops(outlined, func.CallOp) and not _ops(outlined, llvm.AllocaOp)
+    assert len(outlined.body.blocks) == 1
+    (chunk_loop,) = [loop for loop in _ops(outlined, scf.ForOp) if loop.parent_op() is outlined]
+    bounds = (chunk_loop.lb.owner, chunk_loop.ub.owner)
+    assert [cast.input for cast in bounds] == list(outlined.args[1:])
+    assert _function(module, "convir_parallel_for").is_declaration
 
 
 def test_threads_option_and_runtime_argument() -> None:
     text = _grid_kernel("%c6", "%c5")
     module = _parse(text)
-    ConvertParallelToGompPass(threads=3, min_work=0).apply(_context(), module)
-    assert _gomp_call(module).operands[2].owner.value == IntegerAttr(3, 32)
+    ConvertParallelToPoolPass(threads=3, min_work=0).apply(_context(), module)
+    assert _pool_call(module).operands[4].owner.value == IntegerAttr(3, 32)
 
     marked = _parse(_grid_kernel("%c6", "%c5", extra_args=", %t: i32 {convir.num_threads}"))
-    ConvertParallelToGompPass(threads=3, min_work=0).apply(_context(), marked)
-    assert _gomp_call(marked).operands[2] is _function(marked, "grid").args[6]
+    ConvertParallelToPoolPass(threads=3, min_work=0).apply(_context(), marked)
+    assert _pool_call(marked).operands[4] is _function(marked, "grid").args[6]
 
 
 def test_names_are_unique_and_declarations_shared() -> None:
@@ -315,10 +282,10 @@ func.func @k(%out: memref<4xf32>, %x: f32) {{
   func.return
 }}
 """)
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     module.verify()
     names = [op.sym_name.data for op in _ops(module, func.FuncOp)]
-    assert names.count("k_par1") == names.count("k_par2") == names.count("GOMP_parallel") == 1
+    assert names.count("k_par1") == names.count("k_par2") == names.count("convir_parallel_for") == 1
     assert len(_ops(_function(module, "k"), llvm.AllocaOp)) == 2
 
 
@@ -334,7 +301,7 @@ func.func @k(%out: memref<4xf32>, %x: f32) {{
   func.return
 }}
 """)
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     module.verify()
     assert not _ops(module, scf.ParallelOp)
     assert len(_ops(_function(module, "k_par0"), scf.ForOp)) == 2
@@ -388,15 +355,15 @@ def test_errors_name_the_problem_and_keep_the_ir(text: str, message: str) -> Non
     module = _parse(text)
     before = str(module)
     with pytest.raises(PassFailedException, match=re.escape(message)):
-        ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+        ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     assert str(module) == before
 
 
 def test_negative_options_are_rejected() -> None:
     with pytest.raises(ValueError, match="min-work must be >= 0 and chunk-work >= 1"):
-        ConvertParallelToGompPass(chunk_work=0)
+        ConvertParallelToPoolPass(chunk_work=0)
     with pytest.raises(ValueError, match="option threads must be >= 0"):
-        ConvertParallelToGompPass(threads=-1)
+        ConvertParallelToPoolPass(threads=-1)
     (loop,) = _ops(_parse(_grid_kernel("%c6", "%c5")), scf.ParallelOp)
     with pytest.raises(ValueError, match="option threads must be >= 0"):
         outline_parallel(loop, threads=-1)
@@ -415,7 +382,7 @@ def test_team_covers_the_iteration_space_once(
     team: int, rows: int, cols: int, lo: int, row_step: int
 ) -> None:
     module = _parse(_grid_kernel("%rows", "%cols", row_step="%c2" if row_step == 2 else "%c1"))
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     out, count = _array((6, 5)), _array((6, 5))
     claims = _run(module, "grid", (out, count, 0.5, rows, cols, lo), default_team=team)
 
@@ -468,7 +435,7 @@ func.func @k(%out: memref<64xf32>, %x: f32) {{
 """)
     (parallel,) = _ops(module, scf.ParallelOp)
     assert parallel_work(parallel) == 1 + rows * 13
-    ConvertParallelToGompPass(min_work=0, chunk_work=chunk_work).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0, chunk_work=chunk_work).apply(_context(), module)
     out = _array((64,))
     claims = _run(module, "k", (out, 0.5), default_team=3)
     assert [(first, end) for _, first, end in claims] == [
@@ -477,7 +444,7 @@ func.func @k(%out: memref<64xf32>, %x: f32) {{
 
 
 # ---------------------------------------------------------------------------------------------
-# End to end: lowered to LLVM, compiled, run by libgomp on 1 and 2 threads
+# End to end: lowered to LLVM, compiled, run by the thread pool on 1, 2 and 3 threads
 
 
 def test_compiled_kernel_gives_the_same_result_on_1_2_3_threads() -> None:
@@ -490,13 +457,12 @@ def test_compiled_kernel_gives_the_same_result_on_1_2_3_threads() -> None:
   %f = arith.sitofp %s : i32 to f32
   %v = arith.addf %f, %bias : f32
   memref.store %v, %out[%i0, %i1] : memref<7x5xf32>
-  %t = func.call @omp_get_thread_num() : () -> i32
-  %tf = arith.sitofp %t : i32 to f32
-  memref.store %tf, %owner[%i0, %i1] : memref<7x5xf32>"""
+  %t = func.call @gettid() : () -> i32
+  memref.store %t, %owner[%i0, %i1] : memref<7x5xi32>"""
     loop = _parallel([("%c0", "%c7", "%c1"), ("%c0", "%c5", "%c1")], body)
     module = _parse(f"""
-func.func private @omp_get_thread_num() -> i32
-func.func @grid(%out: memref<7x5xf32>, %owner: memref<7x5xf32>, %bias: f32,
+func.func private @gettid() -> i32
+func.func @grid(%out: memref<7x5xf32>, %owner: memref<7x5xi32>, %bias: f32,
                 %threads: i32 {{convir.num_threads}}) {{
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -506,7 +472,7 @@ func.func @grid(%out: memref<7x5xf32>, %owner: memref<7x5xf32>, %bias: f32,
   func.return
 }}
 """)
-    ConvertParallelToGompPass(min_work=0).apply(_context(), module)
+    ConvertParallelToPoolPass(min_work=0).apply(_context(), module)
     lower_to_llvm(module)
     library = compile_ir(translate_to_llvm_ir(module), use_cache=False)
     pointer = ctypes.c_void_p
@@ -514,15 +480,18 @@ func.func @grid(%out: memref<7x5xf32>, %owner: memref<7x5xf32>, %bias: f32,
 
     expected = np.add.outer(np.arange(7) * 100, np.arange(5)).astype(np.float32) + 0.25
     chunk = chunk_iterations(35, 35)  # 5: the cap of 1/MIN_CHUNKS decides for a cheap body
-    for threads in (1, 2, 3, 2, 3):
+    for threads in (1, 2, 3, 2, 3, 1):
         out = np.zeros((7, 5), np.float32)
-        owner = np.full((7, 5), -1, np.float32)
+        owner = np.full((7, 5), -1, np.int32)
         grid(out.ctypes.data, owner.ctypes.data, 0.25, threads)
         assert np.array_equal(out, expected)
-        # Whichever threads claimed them, every chunk ran on exactly one thread of the team.
+        # Whichever threads claimed them, every chunk ran on one thread, and no more threads
+        # than asked for took part; one thread is the caller itself.
         chunks = owner.reshape(-1, chunk)
-        assert np.all((chunks >= 0) & (chunks < threads))
         assert np.all(chunks == chunks[:, :1])
+        assert len(np.unique(chunks)) <= threads
+        if threads == 1:
+            assert np.all(owner == threading.get_native_id())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,11 +532,11 @@ def test_loops_below_min_work_run_on_the_calling_thread(trips: str, forked: bool
     # Unknown with a run-time bound.
     expected = {"%small": 1 + 8 * (1 + 10 * 4 + 1), "%large": 1 + 8 * (1 + 100000 * 4 + 1)}
     assert work == expected.get(trips)
-    ConvertParallelToGompPass().apply(_context(), module)
+    ConvertParallelToPoolPass().apply(_context(), module)
     module.verify()
     assert not _ops(module, scf.ParallelOp)
     calls = {op.callee.string_value() for op in _ops(module, func.CallOp)}
-    assert ("GOMP_parallel" in calls) is forked
+    assert ("convir_parallel_for" in calls) is forked
     if not forked:
         assert len(_ops(module, func.FuncOp)) == 1  # no outlined body, no runtime declared
         out = _array((8,))

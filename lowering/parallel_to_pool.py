@@ -1,27 +1,25 @@
-"""convert-parallel-to-gomp: run each top-level `scf.parallel` on libgomp threads (DESIGN §6).
+"""convert-parallel-to-pool: run each top-level `scf.parallel` on convir's thread pool (DESIGN §6).
+
+(Threads came from libgomp's `GOMP_parallel` until its join, which waits for every thread of the
+team, made two threads 4-15x slower than one on a busy machine; see `lowering.thread_pool`.
+libgomp still holds the thread count, `omp_set_num_threads`.)
 
 A top-level `scf.parallel` (not nested in another) of `func.func @k` moves into a new
-`func.func private @k_par<i>(%data: !llvm.ptr)`; where it stood, the values it captures are packed
-into a stack struct (or `%data = llvm.mlir.zero` when there are none), and
+`func.func private @k_par<i>(%data: !llvm.ptr, %first: i64, %end: i64)` that runs the body for
+the iterations [first, end) of the collapsed iteration space (the product of the trip counts),
+delinearised row-major (last dimension fastest, so a chunk's iterations stay adjacent in memory).
+Where the loop stood, the values it captures are packed into a stack struct (or
+`%data = llvm.mlir.zero` when there are none), and
 
     %fn = llvm.mlir.addressof @k_par<i> : !llvm.ptr
-    func.call @GOMP_parallel(%fn, %data, %num_threads, %c0_i32)
-        : (!llvm.ptr, !llvm.ptr, i32, i32) -> ()
+    func.call @convir_parallel_for(%fn, %data, %total, %chunk, %num_threads)
+        : (!llvm.ptr, !llvm.ptr, i64, i64, i32) -> ()
 
-runs it on every thread of the team. There it unpacks the captured values and claims chunks of
-the collapsed iteration space (the product of the trip counts) from libgomp's work share until
-none is left, running the body in an `scf.for` over each chunk and delinearising row-major (last
-dimension fastest, so a chunk's iterations stay adjacent in memory):
-
-    more = GOMP_loop_dynamic_start(0, total, 1, chunk, &first, &end)   // cf.cond_br
-    ^claimed: scf.for over [first, end); more = GOMP_loop_dynamic_next(&first, &end)
-    ^done:    GOMP_loop_end_nowait(); return
-
-A thread that starts late (descheduled by another process) finds the chunks taken by the threads
-that were running, so none waits for its share; only a chunk it claimed and has not finished
-holds back the join, and `lowering.parallel_work` sizes chunks so that there are at least a few
-of them. The chunk size is a compile-time constant where the trip counts are. `GOMP_parallel`'s
-join still waits until every thread of the team has arrived (see `lowering.parallel_work`).
+hands the pool the iteration count and the chunk size (a compile-time constant where the trip
+counts are; `lowering.parallel_work`). Threads claim chunks from one counter; a thread that starts
+late (descheduled by another process) finds them taken and the caller does not wait for it; only
+a chunk claimed and not finished holds back the return, so chunks are small enough that there
+are at least a few of them.
 
 A top-level loop whose estimated work (`lowering.parallel_work`) is below the pass option
 `min-work` ops is not forked at all: it becomes an `scf.for` nest on the calling thread.
@@ -44,13 +42,13 @@ it. `llvm.mlir.addressof` of a function works once `@k_par<i>` is an `llvm.func`
 
 The team size is the enclosing function's `i32` argument marked with the unit attribute
 `convir.num_threads` (one compiled model runs with 1 or N threads), else the pass option
-`threads`; 0 lets libgomp decide (OMP_NUM_THREADS, else one thread per core). An `scf.parallel`
+`threads`; 0 takes libgomp's setting (`omp_set_num_threads`, OMP_NUM_THREADS, else one thread
+per core). An `scf.parallel`
 nested in a threaded body runs serially, as an `scf.for` nest. Loops with reductions (`scf.reduce`
 operands) are rejected with an error naming the op.
 
-Expects func/scf/arith/math/vector/memref IR. Produces func/scf/cf/arith/memref/vector/llvm IR
-without `scf.parallel`, declaring `@GOMP_parallel`, `@GOMP_loop_dynamic_start`,
-`@GOMP_loop_dynamic_next` and `@GOMP_loop_end_nowait`.
+Expects func/scf/arith/math/vector/memref IR. Produces func/scf/arith/memref/vector/llvm IR
+without `scf.parallel`, declaring `@convir_parallel_for`.
 Invariant: what each iteration computes; functions without `scf.parallel` stay as they are.
 """
 
@@ -60,7 +58,7 @@ from dataclasses import dataclass
 
 from xdsl.builder import Builder
 from xdsl.context import Context
-from xdsl.dialects import arith, cf, func, llvm, memref, scf
+from xdsl.dialects import arith, func, llvm, memref, scf
 from xdsl.dialects.builtin import (
     AnyFloat,
     DenseArrayBase,
@@ -72,7 +70,6 @@ from xdsl.dialects.builtin import (
     NoneAttr,
     UnrealizedConversionCastOp,
     VectorType,
-    i8,
     i32,
     i64,
 )
@@ -91,18 +88,15 @@ from lowering.parallel_work import (
     iteration_work,
     worth_forking,
 )
+from lowering.thread_pool import ENTRY_POINT
 
 NUM_THREADS_ATTR = "convir.num_threads"
 """Unit attribute marking the `i32` argument that gives the number of threads at run time."""
 
 _PTR = llvm.LLVMPointerType()
 _RUNTIME_DECLARATIONS: dict[str, tuple[list[Attribute], list[Attribute]]] = {
-    "GOMP_parallel": ([_PTR, _PTR, i32, i32], []),
-    # bool GOMP_loop_dynamic_start(long start, long end, long incr, long chunk, long *istart,
-    # long *iend), bool GOMP_loop_dynamic_next(long *istart, long *iend): C's bool is one byte.
-    "GOMP_loop_dynamic_start": ([i64, i64, i64, i64, _PTR, _PTR], [i8]),
-    "GOMP_loop_dynamic_next": ([_PTR, _PTR], [i8]),
-    "GOMP_loop_end_nowait": ([], []),
+    # body(data, first, end), data, total, chunk, threads (`lowering.thread_pool`)
+    ENTRY_POINT: ([_PTR, _PTR, i64, i64, i32], []),
 }
 
 Index = int | SSAValue
@@ -236,7 +230,7 @@ def _field_type(value: SSAValue, op: scf.ParallelOp) -> Attribute:
         return value_type
     raise PassFailedException(
         f"'{op.name}' uses a value of type {value_type} defined outside it; "
-        "convert-parallel-to-gomp passes only static identity-layout memrefs, index, integer, "
+        "convert-parallel-to-pool passes only static identity-layout memrefs, index, integer, "
         "float, vector and !llvm.ptr values to its threads"
     )
 
@@ -254,7 +248,7 @@ def _struct_alignment_bytes(field_types: list[Attribute]) -> int:
 def _check_threads(threads: int) -> None:
     if threads < 0:
         raise ValueError(
-            "convert-parallel-to-gomp option threads must be >= 0 (0: libgomp decides), "
+            "convert-parallel-to-pool option threads must be >= 0 (0: libgomp decides), "
             f"got {threads}"
         )
 
@@ -265,7 +259,7 @@ def _check_supported(op: scf.ParallelOp) -> None:
         if loop.initVals:
             raise PassFailedException(
                 f"'{loop.name}' has {len(loop.initVals)} reduction(s) (scf.reduce operands); "
-                "convert-parallel-to-gomp only threads loops without reductions"
+                "convert-parallel-to-pool only threads loops without reductions"
             )
     if any(isinstance(step := _static(value), int) and step <= 0 for value in op.step):
         raise PassFailedException(f"'{op.name}' has a constant step <= 0; steps must be positive")
@@ -296,7 +290,7 @@ def _runtime_threads(function: func.FuncOp) -> SSAValue | None:
 
 
 def _declare_runtime(module: ModuleOp) -> None:
-    """Declares the libgomp entry points missing from `module`; checks the others' types."""
+    """Declares the thread pool's entry point if `module` lacks it; checks its type if not."""
     missing: list[func.FuncOp] = []
     for name, (inputs, outputs) in _RUNTIME_DECLARATIONS.items():
         existing = SymbolTable.lookup_symbol(module, name)
@@ -307,7 +301,7 @@ def _declare_runtime(module: ModuleOp) -> None:
             and list(existing.function_type.inputs) == inputs
             and list(existing.function_type.outputs) == outputs
         ):
-            raise PassFailedException(f"symbol @{name} exists but is not the libgomp function")
+            raise PassFailedException(f"symbol @{name} exists but is not the thread pool's")
     module.body.block.add_ops(missing)
 
 
@@ -388,6 +382,13 @@ def _pack(builder: Builder, packed: list[SSAValue], field_types: list[Attribute]
     return alloca.res
 
 
+def _as_i64(builder: Builder, value: Index) -> SSAValue:
+    """`value` as an `i64` at `builder`: a constant, or an index cast."""
+    if isinstance(value, int):
+        return builder.insert(arith.ConstantOp(IntegerAttr(value, i64))).result
+    return builder.insert(arith.IndexCastOp(value, i64)).result
+
+
 def _chunk(index_arith: _IndexArith, total: Index, by_work: int) -> Index:
     """`chunk_iterations(total, by_work)`, emitted when `total` is known only at run time."""
     if isinstance(total, int):
@@ -397,67 +398,40 @@ def _chunk(index_arith: _IndexArith, total: Index, by_work: int) -> Index:
     return index_arith.select(index_arith.compare("ugt", chunk, 1), chunk, 1)
 
 
-def _claim_loop(
-    index_arith: _IndexArith,
-    entry: Block,
-    bounds: tuple[list[Index], list[Index], list[Index]],
-    by_work: int,
-) -> tuple[Block, list[SSAValue], Block, Block]:
-    """Emits, from `index_arith.builder` in `entry` on, the loop that claims chunks of the
-    collapsed iteration space until none is left:
+def _trip_counts(
+    index_arith: _IndexArith, bounds: tuple[list[Index], list[Index], list[Index]]
+) -> list[Index]:
+    """The trip count of each dimension."""
+    return [index_arith.trip_count(*bound) for bound in zip(*bounds, strict=True)]
 
-        more = GOMP_loop_dynamic_start(0, total, 1, chunk, &first, &end)
-        ^claimed: for i in [first, end): body;  more = GOMP_loop_dynamic_next(&first, &end)
-        ^done:    GOMP_loop_end_nowait()
 
-    Returns the `scf.for` body block, in it the induction variables of the original loop, and
-    the blocks `^claimed` and `^done` (not yet in a region; `^done` does not return yet).
-    """
-    builder = index_arith.builder
-    lowers, uppers, steps = bounds
-    trips = [index_arith.trip_count(*bound) for bound in zip(lowers, uppers, steps, strict=True)]
+def _total_iterations(
+    index_arith: _IndexArith, bounds: tuple[list[Index], list[Index], list[Index]]
+) -> Index:
+    """The product of the trip counts: the collapsed iteration count."""
     total: Index = 1
-    for trip in trips:
+    for trip in _trip_counts(index_arith, bounds):
         total = index_arith.mul(total, trip)
-    chunk = _chunk(index_arith, total, by_work)
-    one = arith.ConstantOp(IntegerAttr(1, i64))
-    first_slot, end_slot = llvm.AllocaOp(one, i64, 8), llvm.AllocaOp(one, i64, 8)
-    Rewriter.insert_op([one, first_slot, end_slot], InsertPoint.at_start(entry))
-    slots = [first_slot.res, end_slot.res]
+    return total
 
-    def as_i64(value: Index) -> SSAValue:
-        if isinstance(value, int):
-            return builder.insert(arith.ConstantOp(IntegerAttr(value, i64))).result
-        return builder.insert(arith.IndexCastOp(value, i64)).result
 
-    def claimed(call: func.CallOp) -> SSAValue:
-        zero = builder.insert(arith.ConstantOp(IntegerAttr(0, i8))).result
-        return builder.insert(arith.CmpiOp(call.res[0], zero, "ne")).result
-
-    claim, done = Block(), Block()
-    start = func.CallOp(
-        "GOMP_loop_dynamic_start",
-        [as_i64(0), as_i64(total), as_i64(1), as_i64(chunk), *slots],
-        [i8],
-    )
-    builder.insert(start)
-    builder.insert(cf.ConditionalBranchOp(claimed(start), claim, [], done, []))
-
-    builder.insertion_point = InsertPoint.at_end(claim)
-    first, end = (
-        builder.insert(
-            arith.IndexCastOp(
-                builder.insert(llvm.LoadOp(slot, i64)).dereferenced_value, IndexType()
-            )
-        ).result
-        for slot in slots
+def _chunk_loop(
+    index_arith: _IndexArith,
+    first: SSAValue,
+    end: SSAValue,
+    bounds: tuple[list[Index], list[Index], list[Index]],
+) -> tuple[Block, list[SSAValue]]:
+    """Emits at `index_arith.builder` the loop over one chunk [first, end) (i64 values) of the
+    collapsed iteration space; returns its body block and, in it, the induction variables of the
+    original loop, delinearised row-major."""
+    builder = index_arith.builder
+    lowers, _, steps = bounds
+    trips = _trip_counts(index_arith, bounds)
+    first_index, end_index = (
+        builder.insert(arith.IndexCastOp(value, IndexType())).result for value in (first, end)
     )
     body = Block(arg_types=[IndexType()])
-    builder.insert(scf.ForOp(first, end, index_arith.value(1), [], body))
-    following = builder.insert(func.CallOp("GOMP_loop_dynamic_next", slots, [i8]))
-    builder.insert(cf.ConditionalBranchOp(claimed(following), claim, [], done, []))
-    builder.insertion_point = InsertPoint.at_end(done)
-    builder.insert(func.CallOp("GOMP_loop_end_nowait", [], []))
+    builder.insert(scf.ForOp(first_index, end_index, index_arith.value(1), [], body))
 
     builder.insertion_point = InsertPoint.at_end(body)
     collapsed: Index = body.args[0]
@@ -469,16 +443,16 @@ def _claim_loop(
             collapsed = index_arith.div(collapsed, trips[dim])
         offset = index_arith.mul(position, steps[dim])
         induction_values.insert(0, index_arith.value(index_arith.add(lowers[dim], offset)))
-    return body, induction_values, claim, done
+    return body, induction_values
 
 
 def outline_parallel(
     op: scf.ParallelOp, threads: int = 0, *, chunk_work: int = CHUNK_WORK
 ) -> func.FuncOp:
-    """Outlines a top-level `op` into a function run by `GOMP_parallel`; returns that function.
+    """Outlines a top-level `op` into a function run by `convir_parallel_for`; returns it.
 
     `threads` (>= 0) is the team size when the enclosing function has no `convir.num_threads`
-    argument (0: libgomp decides); `chunk_work` the ops a claimed chunk should hold at least
+    argument (0: libgomp's setting); `chunk_work` the ops a claimed chunk should hold at least
     (`lowering.parallel_work`). The module docstring gives the IR produced. Raises
     `PassFailedException`, leaving the IR unchanged, on reductions (in `op` or a loop nested in
     it), a constant step <= 0, or a captured value it cannot pass.
@@ -496,25 +470,24 @@ def outline_parallel(
     _declare_runtime(module)
     by_work = chunk_by_work(iteration_work(op), chunk_work)
 
-    entry = Block(arg_types=[_PTR])
+    entry = Block(arg_types=[_PTR, i64, i64])
     outlined = func.FuncOp(
         _unique_name(module, function.sym_name.data),
-        ([_PTR], []),
+        ([_PTR, i64, i64], []),
         Region(entry),
         visibility="private",
     )
     Rewriter.insert_op(outlined, InsertPoint.after(function))
     builder = Builder(InsertPoint.at_end(entry))
-    mapping = _unpack(builder, entry.args[0], captured, field_types)
+    data, first, end = entry.args
+    mapping = _unpack(builder, data, captured, field_types)
     index_arith = _IndexArith(builder, Builder(InsertPoint.at_start(entry)), mapping.values())
     bounds = tuple(
         [_static(mapping.get(value, value)) for value in values]
         for values in (op.lowerBound, op.upperBound, op.step)
     )
-    body, induction_values, claim, done = _claim_loop(index_arith, entry, bounds, by_work)
-    outlined.body.add_block(claim)
-    outlined.body.add_block(done)
-    done.add_op(func.ReturnOp())
+    body, induction_values = _chunk_loop(index_arith, first, end, bounds)
+    entry.add_op(func.ReturnOp())
     _move_body(op, body, induction_values)
     for value, replacement in mapping.items():
         for use in list(value.uses):
@@ -526,11 +499,17 @@ def outline_parallel(
     builder = Builder(InsertPoint.before(op))
     data = _pack(builder, packed, field_types, function.body.blocks[0])
     function_pointer = builder.insert(llvm.AddressOfOp(outlined.sym_name.data, _PTR)).result
+    caller_arith = _IndexArith(builder, Builder(InsertPoint.at_start(function.body.blocks[0])), [])
+    caller_bounds = tuple(
+        [_static(value) for value in values] for values in (op.lowerBound, op.upperBound, op.step)
+    )
+    total = _total_iterations(caller_arith, caller_bounds)
+    chunk = _chunk(caller_arith, total, by_work)
     num_threads = runtime_threads
     if num_threads is None:
         num_threads = builder.insert(arith.ConstantOp(IntegerAttr(threads, i32))).result
-    flags = builder.insert(arith.ConstantOp(IntegerAttr(0, i32))).result
-    builder.insert(func.CallOp("GOMP_parallel", [function_pointer, data, num_threads, flags], []))
+    sizes = [_as_i64(builder, value) for value in (total, chunk)]
+    builder.insert(func.CallOp(ENTRY_POINT, [function_pointer, data, *sizes, num_threads], []))
     Rewriter.erase_op(op)
     return outlined
 
@@ -548,18 +527,18 @@ def serialise_small(op: scf.ParallelOp, min_work: int = MIN_PARALLEL_WORK) -> bo
 
 
 @dataclass(frozen=True)
-class ConvertParallelToGompPass(ModulePass):
-    """Outlines every top-level `scf.parallel` and runs it with libgomp's `GOMP_parallel`.
+class ConvertParallelToPoolPass(ModulePass):
+    """Outlines every top-level `scf.parallel` and runs it on convir's thread pool.
 
     Option `threads`: the team size in functions without a `convir.num_threads` argument; 0 (the
-    default) lets libgomp decide. `min-work`: loops estimated below this many ops run on the
+    default) takes libgomp's setting. `min-work`: loops estimated below this many ops run on the
     calling thread (0: fork every loop); `chunk-work`: the ops a claimed chunk should hold at
     least (`lowering.parallel_work`). The module docstring gives the IR contract. Outlining creates
     module-level symbols and reads the enclosing function, so `apply` calls `outline_parallel` on
     each loop rather than going through a local rewrite pattern.
     """
 
-    name = "convert-parallel-to-gomp"
+    name = "convert-parallel-to-pool"
 
     threads: int = 0
     min_work: int = MIN_PARALLEL_WORK
@@ -569,7 +548,7 @@ class ConvertParallelToGompPass(ModulePass):
         _check_threads(self.threads)
         if self.min_work < 0 or self.chunk_work < 1:
             raise ValueError(
-                "convert-parallel-to-gomp options min-work must be >= 0 and chunk-work >= 1, "
+                "convert-parallel-to-pool options min-work must be >= 0 and chunk-work >= 1, "
                 f"got min-work={self.min_work}, chunk-work={self.chunk_work}"
             )
 
