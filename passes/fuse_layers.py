@@ -23,8 +23,11 @@ Options:
 the first conv and read back by the second: 2 · I bytes (I = its size). When I fits in half of
 L2 the separate convs find it in L2 anyway, and the saving is counted at L2 speed; else at
 memory speed. Against that: the rows of the first conv a tile recomputes (the halo of a second
-3×3: (KH2 - 1) / tile_rows of the first conv's FLOPs; none for a 1×1), and lost parallelism
-(fewer tiles than workers leaves cores idle: the idle share of both convs' FLOPs). Time is
+3×3: (KH2 - 1) / tile_rows of the first conv's FLOPs; none for a 1×1); lost parallelism (fewer
+tiles than workers leaves cores idle: the idle share of both convs' FLOPs); and what tiles read
+again: every tile streams all of the second conv's weights (once per image apart), and the
+input rows two row tiles share (KH1 - stride1 per tile boundary), each at L2 or memory speed by
+its size as above. Time is
 counted in cycles of one core from the target's vector width — peak FLOP/cycle = 2 FMA pipes ×
 2 × vector width (32 on AVX2, the measured ~98 GFLOP/s of `convir bench peak` at ~3 GHz) — and
 the constants `MEMORY_BYTES_PER_CYCLE` and `L2_BYTES_PER_CYCLE`, rough figures for current x86
@@ -143,17 +146,26 @@ def fusion_pays(first: conv.Conv2DOp, second: conv.Conv2DOp, target: Target) -> 
     if kind not in EMITTED_TYPES:
         return False
     intermediate = 4 * volume(tensor_shape(first.output))
-    speed = L2_BYTES_PER_CYCLE if intermediate <= target.l2_bytes // 2 else MEMORY_BYTES_PER_CYCLE
-    saved = 2 * intermediate / speed
+    saved = 2 * intermediate / _bytes_per_cycle(intermediate, target)
     peak = 4.0 * target.vector_width
     flops = [_flops(first), _flops(second)]
     n, _, oh, _, _ = tensor_shape(second.output)
-    rows = tile_rows(ConvGeometry.of(first), ConvGeometry.of(second), target)
+    g1 = ConvGeometry.of(first)
+    rows = tile_rows(g1, ConvGeometry.of(second), target)
     halo = tensor_shape(second.weight)[2] - 1
     recomputed = flops[0] * halo / rows / peak
     tiles = n * -(-oh // rows)
     idle = max(0.0, 1.0 - tiles / target.cores) * sum(flops) / peak
-    return saved > recomputed + idle
+    weights = 4 * volume(tensor_shape(second.weight))
+    reread = (tiles - n) * weights / _bytes_per_cycle(weights, target)
+    overlap = max(0, g1.kh - g1.strides[0]) * 4 * g1.input_blocks * g1.w * (g1.block or 1)
+    reread += (tiles - n) * overlap / _bytes_per_cycle(4 * volume(g1.input_shape()), target)
+    return saved > recomputed + idle + reread
+
+
+def _bytes_per_cycle(size: int, target: Target) -> float:
+    """The speed data of `size` bytes is read at: from L2 when it fits half of it, else memory."""
+    return L2_BYTES_PER_CYCLE if size <= target.l2_bytes // 2 else MEMORY_BYTES_PER_CYCLE
 
 
 def _flops(op: conv.Conv2DOp) -> float:

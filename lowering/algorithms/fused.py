@@ -117,9 +117,10 @@ def slice_bytes(g1: ConvGeometry, tile_rows: int) -> int:
 
 def tile_rows(g1: ConvGeometry, g2: ConvGeometry, target: Target) -> int:
     """The heuristic's rows per tile: as many as keep one slice within half of L2, at most
-    enough to give every core two tiles of a one-image batch (balanced, `RowTiling`)."""
+    enough to give every core one tile of a one-image batch (balanced, `RowTiling`). Every
+    tile streams all of the 1×1's weights, so tiles are as few as that allows."""
     fit = max(1, target.l2_bytes // 2 // slice_bytes(g1, 1))
-    spread = max(1, -(-g2.oh // (2 * target.cores)) if g2.n == 1 else g2.oh)
+    spread = max(1, -(-g2.oh // target.cores) if g2.n == 1 else g2.oh)
     return RowTiling.of(g2.oh, min(fit, spread, g2.oh)).largest
 
 
