@@ -8,6 +8,7 @@
     conv-fuse-epilogue          bias, residual add, activation into the conv      -> "fused"
     conv-convert-layout         NCHWc (block = the target's vector width)
     dce                         dead ops (unused constants) removed               -> "nchwc"
+    conv-fuse-layers            conv chains into conv.fused (option `fusion`)
     conv-select-algorithm       every conv gets an algorithm (and a convir.name)  -> "selected"
     conv-tile                   every conv's schedule knobs filled for the target -> "scheduled"
     conv-plan-memory            arena offsets of intermediates and workspaces    -> "planned"
@@ -33,7 +34,8 @@ largest expected relative error of a Winograd m that selection and tiling may ch
 (`lowering.algorithms.winograd_error`; default 1e-4); `workspace_budget`, the most workspace
 one conv may take; and `tuning_db`, a tuning database (`convir tune`) whose records for this
 target and thread count replace the heuristic where no override or pinned choice says otherwise
-(`nearest_target`: records of a compatible target too).
+(`nearest_target`: records of a compatible target too); `fusion`, the `mode` of
+conv-fuse-layers (`auto`, `all`, `none`; `passes.fuse_layers`).
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ def lower(
     tuning_db: str | os.PathLike[str] | TuningRecords | None = None,
     threads: int | None = None,
     nearest_target: bool = False,
+    fusion: str = "auto",
 ) -> Lowered:
     """Run the pipeline on `model` up to and including stage `stop` (one of STAGES).
 
@@ -149,13 +152,18 @@ def lower(
     finite number >= 0.
     `tuning_db`: a tuning database path (or open `TuningRecords`) whose records for `threads`
     threads (default: the target's cores) choose algorithms and schedules.
+    `fusion`: the mode of conv-fuse-layers, run just before selection (`passes.fuse_layers`);
+    ValueError if it is not one of auto, all, none.
     """
     from convir.importer.onnx import import_onnx
     from lowering.algorithms.winograd_error import DEFAULT_TOLERANCE, parse_tolerance
+    from passes.fuse_layers import MODES
     from passes.workspace_budget import budget_argument
 
     if stop not in STAGES:
         raise ValueError(f"unknown stage '{stop}'; expected one of {', '.join(STAGES)}")
+    if fusion not in MODES:
+        raise ValueError(f"fusion: unknown mode '{fusion}'; expected one of {', '.join(MODES)}")
     budget = budget_argument(workspace_budget)
     try:
         tolerance = parse_tolerance(
@@ -182,6 +190,7 @@ def lower(
     from passes.fold_batchnorm import FoldBatchNormPass
     from passes.fold_constants import FoldConstantsPass
     from passes.fuse_epilogue import FuseEpiloguePass
+    from passes.fuse_layers import fuse_layers
     from passes.lower_conv_transpose import LowerConvTransposePass
     from passes.plan_memory import PlanMemoryPass
     from passes.select_algorithm import select_algorithms
@@ -197,22 +206,23 @@ def lower(
         convert_layout(ctx, module, block or target.vector_width)
         DeadCodeElimination().apply(ctx, module)
 
+    def select() -> None:
+        fuse_layers(module, target, fusion)
+        select_algorithms(
+            module,
+            target,
+            algorithms,
+            workspace_budget=budget,
+            winograd_tolerance=tolerance,
+            records=records,
+        )
+
     steps = [
         ("conv", lambda: None),
         ("folded", fold),
         ("fused", lambda: FuseEpiloguePass().apply(ctx, module)),
         ("nchwc", to_nchwc),
-        (
-            "selected",
-            lambda: select_algorithms(
-                module,
-                target,
-                algorithms,
-                workspace_budget=budget,
-                winograd_tolerance=tolerance,
-                records=records,
-            ),
-        ),
+        ("selected", select),
         (
             "scheduled",
             lambda: tile_convs(
@@ -349,6 +359,7 @@ def compile(
     tuning_db: str | os.PathLike[str] | TuningRecords | None = None,
     nearest_target: bool = False,
     progress: bool = False,
+    fusion: str = "auto",
 ) -> CompiledModel:
     """Compile an ONNX model (or a path to one) to a native `CompiledModel`.
 
@@ -363,6 +374,7 @@ def compile(
     served by the model-file cache (the database may have changed since), only by the model
     cache, which is keyed by the chosen schedules.
     `progress`: a progress bar on stderr while kernels are compiled, when it is a terminal.
+    `fusion`: the mode of layer fusion, as for `lower`.
 
     The machine code is cached under `model_cache_key` of the planned module: on a hit no
     kernel is emitted or lowered (the weights are only packed) and no code generator runs.
@@ -383,7 +395,7 @@ def compile(
         options = {"target": target.fingerprint(), "block": block, "code": code_fingerprint()}
         options.update(algorithms=dict(algorithms or {}), tiles=dict(tiles or {}))
         options.update(workspace_budget=budget)
-        options.update(winograd_tolerance=winograd_tolerance)
+        options.update(winograd_tolerance=winograd_tolerance, fusion=fusion)
         with stage("load"):
             file_key = warm_cache.file_key(model, options)
             warm = None if file_key is None else warm_cache.load(file_key, cache_dir, threads)
@@ -399,6 +411,7 @@ def compile(
         workspace_budget=budget,
         winograd_tolerance=winograd_tolerance,
         tuning_db=records,
+        fusion=fusion,
     )
     compiled, key, weights = _compile_planned(planned, threads, cache_dir, progress)
     if file_key is not None:

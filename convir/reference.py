@@ -708,6 +708,18 @@ def resize(
     return result.astype(np.float32)
 
 
+def _eval_fused(op: conv.FusedOp, args: list[np.ndarray]) -> np.ndarray:
+    """A `conv.fused` region executed op by op, its block arguments bound to `args`."""
+    block = op.body.block
+    values: dict[SSAValue, np.ndarray] = dict(zip(block.args, args, strict=True))
+    for inner in block.ops:
+        if isinstance(inner, conv.YieldOp):
+            return values[inner.values[0]]
+        values[inner.results[0]] = evaluate(inner, [values[v] for v in inner.operands])
+    raise ValueError("reference: conv.fused region has no conv.yield")
+
+
+_EVALUATORS[conv.FusedOp] = _eval_fused
 _EVALUATORS[conv.ReduceOp] = lambda op, a: reduce(
     a[0], op.kind.data, _ints(op.axes), op.keepdims is not None
 )

@@ -58,7 +58,7 @@ WEIGHT_ALIGNMENT = 64
 
 def emitter_for(op: Operation) -> KernelEmitter:
     """The kernel emitter of a conv-dialect op (conv: the one of its algorithm)."""
-    if isinstance(op, conv.Conv2DOp):
+    if isinstance(op, conv.Conv2DOp | conv.FusedOp):
         from lowering.algorithms import conv_emitter
 
         return conv_emitter(op)

@@ -38,6 +38,12 @@ def _fuse_epilogue() -> type[ModulePass]:
     return FuseEpiloguePass
 
 
+def _fuse_layers() -> type[ModulePass]:
+    from passes.fuse_layers import FuseLayersPass
+
+    return FuseLayersPass
+
+
 def _lower_conv_transpose() -> type[ModulePass]:
     from passes.lower_conv_transpose import LowerConvTransposePass
 
@@ -68,6 +74,7 @@ CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "conv-fold-batchnorm": _fold_batchnorm,
     "conv-fold-constants": _fold_constants,
     "conv-fuse-epilogue": _fuse_epilogue,
+    "conv-fuse-layers": _fuse_layers,
     "conv-lower-conv-transpose": _lower_conv_transpose,
     "conv-plan-memory": _plan_memory,
     "conv-select-algorithm": _select_algorithm,

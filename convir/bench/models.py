@@ -118,15 +118,16 @@ def bench_model(
     size: int = IMAGE_SIZE,
     seed: int = 0,
     tuning_db: str | None = None,
+    fusion: str = "auto",
 ) -> list[ModelResult]:
-    """Compile `name` once (and once per thread count with `tuning_db`); check it against
-    onnxruntime at each thread count, then time every (thread count, engine) pair interleaved
-    (module doc)."""
+    """Compile `name` once (and once per thread count with `tuning_db`), with layer fusion mode
+    `fusion`; check it against onnxruntime at each thread count, then time every (thread
+    count, engine) pair interleaved (module doc)."""
     import convir
 
     model = _model(name, size, seed)
     start = time.perf_counter()
-    compiled = convir.compile(name if is_model_file(name) else model)
+    compiled = convir.compile(name if is_model_file(name) else model, fusion=fusion)
     compile_s = time.perf_counter() - start
     rng = np.random.default_rng(seed)
     feed = {spec.name: rng.standard_normal(spec.shape, np.float32) for spec in compiled.inputs}
@@ -248,6 +249,7 @@ def run_models(
     busy_cpu: int | None = None,
     on_result: Callable[[ModelResult], None] = lambda result: None,
     tuning_db: str | None = None,
+    fusion: str = "auto",
 ) -> ModelsReport:
     """Benchmark every model of `names` at every thread count (calling `on_result` after each),
     with CPU `busy_cpu` kept busy by another process if given, and tuned by `tuning_db` too
@@ -269,7 +271,9 @@ def run_models(
     results = []
     with BusyCore(busy_cpu) if busy_cpu is not None else nullcontext():
         for name in names:
-            timed = bench_model(name, thread_counts, repeat, size=size, tuning_db=tuning_db)
+            timed = bench_model(
+                name, thread_counts, repeat, size=size, tuning_db=tuning_db, fusion=fusion
+            )
             for result in timed:
                 results.append(result)
                 on_result(result)

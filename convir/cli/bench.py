@@ -136,6 +136,12 @@ def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
         "count and time it in the same rounds: columns 'tuned ms', 'heur/tuned' (heuristic "
         "time / tuned time) and 'tuned convs' (convs a record served), then the geometric mean",
     )
+    models.add_argument(
+        "--fusion",
+        choices=["auto", "all", "none"],
+        default="auto",
+        help="layer fusion of dw3x3+1x1 conv chains (conv-fuse-layers mode; default auto)",
+    )
     models.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     models.add_argument("--plot", metavar="FILE.png", help="plot ms per model")
     models.set_defaults(run=_run_models)
@@ -312,6 +318,7 @@ def _run_models(args: argparse.Namespace) -> None:
         busy_cpu=default_busy_cpu() if args.busy_core == -1 else args.busy_core,
         on_result=lambda result: report.print_model_row(result, out),
         tuning_db=args.tuning_db,
+        fusion=args.fusion,
     )
     report.print_thread_scaling(results, out)
     if args.tuning_db:

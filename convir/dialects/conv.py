@@ -1154,6 +1154,9 @@ class InterleaveOp(IRDLOperation):
                 )
 
 
+# conv.fused holds conv.conv2d ops: it lives in its own module, imported once Conv2DOp exists.
+from convir.dialects.fused import FusedOp, YieldOp  # noqa: E402
+
 Conv = Dialect(
     "conv",
     [
@@ -1179,6 +1182,8 @@ Conv = Dialect(
         ResizeOp,
         ConvTransposeOp,
         InterleaveOp,
+        FusedOp,
+        YieldOp,
     ],
     [],
 )

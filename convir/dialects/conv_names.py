@@ -22,8 +22,15 @@ ONNX_NAME = "onnx.name"
 
 
 def conv_ops(module: ModuleOp) -> list[Conv2DOp]:
-    """The convs of `module`, in module order."""
-    return [op for op in module.walk() if isinstance(op, Conv2DOp)]
+    """The convs of `module`, in module order; not those inside a `conv.fused` region, which
+    that op's own algorithm and schedule run."""
+    from convir.dialects.fused import FusedOp
+
+    return [
+        op
+        for op in module.walk()
+        if isinstance(op, Conv2DOp) and not isinstance(op.parent_op(), FusedOp)
+    ]
 
 
 def conv_name(op: Conv2DOp) -> str | None:

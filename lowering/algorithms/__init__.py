@@ -14,7 +14,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from convir.dialects import conv
-from lowering.algorithms import depthwise, direct, gemm1x1, im2col, im2win, winograd
+from lowering.algorithms import depthwise, direct, fused, gemm1x1, im2col, im2win, winograd
 from lowering.kernels import KernelEmitter
 
 #: In order of preference: selection takes the first applicable one (direct applies to every
@@ -35,10 +35,12 @@ _EMITTERS: dict[str, KernelEmitter] = {
     im2col.NAME: im2col.Im2colEmitter(),
     winograd.NAME: winograd.WinogradEmitter(),
     im2win.NAME: im2win.Im2winEmitter(),
+    # Not in ALGORITHMS: it runs `conv.fused` chains (`passes.fuse_layers`), never one conv.
+    fused.NAME: fused.FusedEmitter(),
 }
 
 
-def conv_emitter(op: conv.Conv2DOp) -> KernelEmitter:
+def conv_emitter(op: conv.Conv2DOp | conv.FusedOp) -> KernelEmitter:
     """The emitter of the algorithm `op` is scheduled with (its `algorithm` attribute)."""
     if op.algorithm is None:
         raise ValueError(
@@ -46,8 +48,9 @@ def conv_emitter(op: conv.Conv2DOp) -> KernelEmitter:
             f"(or set algorithm to one of {', '.join(ALGORITHMS)})"
         )
     name = op.algorithm.data
-    if name not in _EMITTERS:
+    known = [fused.NAME] if isinstance(op, conv.FusedOp) else list(ALGORITHMS)
+    if name not in known:
         raise ValueError(
-            f"'{op.name}' algorithm '{name}' is unknown; expected one of {', '.join(ALGORITHMS)}"
+            f"'{op.name}' algorithm '{name}' is unknown; expected one of {', '.join(known)}"
         )
     return _EMITTERS[name]

@@ -37,6 +37,7 @@ from lowering.algorithms.common import (
 )
 from lowering.algorithms.direct import column_inside, guarded_width_tiles, input_column, tap_rows
 from lowering.emit import (
+    Index,
     add,
     affine,
     index,
@@ -141,7 +142,7 @@ class DepthwiseEmitter:
             guarded_width_tiles(
                 g,
                 s.ow_block,
-                lambda ow0, width, guarded: _emit_tile(
+                lambda ow0, width, guarded: emit_depthwise_tile(
                     g, op, buffers, (n, cb, oh, ow0, rows, guarded), width
                 ),
             )
@@ -154,12 +155,21 @@ def _geometry(op: conv.Conv2DOp) -> ConvGeometry:
     return g
 
 
-def _emit_tile(g: ConvGeometry, op, buffers, position, ow_block: int) -> None:
+def emit_depthwise_tile(
+    g: ConvGeometry,
+    op,
+    buffers,
+    position,
+    ow_block: int,
+    output_at: tuple[Index, Index] | None = None,
+) -> None:
     """`ow_block` output vectors of channel block `cb`: accumulate over the kernel rows `rows`
     inside the input and every kernel column (masked outside the input when `guarded`), then
-    store."""
+    store, at (image, row) `output_at` of `buffers.y` (default: (n, oh); layer fusion stores
+    into a slice of rows)."""
     x, weight, bias, residual, y, _ = buffers
     n, cb, oh, ow0, rows, guarded = position
+    out_n, out_row = output_at or (n, oh)
     block = g.block
     initial = [
         load_vector(bias, [cb, 0], block) if bias is not None else splat(0.0, block)
@@ -182,4 +192,4 @@ def _emit_tile(g: ConvGeometry, op, buffers, position, ow_block: int) -> None:
             kw_loop.yield_(*accs)
         kh_loop.yield_(*kw_loop.results)
     for r in range(ow_block):
-        store_blocked(op, kh_loop.results[r], residual, y, [n, cb, oh, add(ow0, r)])
+        store_blocked(op, kh_loop.results[r], residual, y, [out_n, cb, out_row, add(ow0, r)])
