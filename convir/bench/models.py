@@ -118,7 +118,7 @@ def bench_model(
     size: int = IMAGE_SIZE,
     seed: int = 0,
     tuning_db: str | None = None,
-    fusion: str = "auto",
+    fusion: str = "none",
 ) -> list[ModelResult]:
     """Compile `name` once (and once per thread count with `tuning_db`), with layer fusion mode
     `fusion`; check it against onnxruntime at each thread count, then time every (thread
@@ -249,7 +249,7 @@ def run_models(
     busy_cpu: int | None = None,
     on_result: Callable[[ModelResult], None] = lambda result: None,
     tuning_db: str | None = None,
-    fusion: str = "auto",
+    fusion: str = "none",
 ) -> ModelsReport:
     """Benchmark every model of `names` at every thread count (calling `on_result` after each),
     with CPU `busy_cpu` kept busy by another process if given, and tuned by `tuning_db` too

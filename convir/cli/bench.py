@@ -139,8 +139,9 @@ def _add_models(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
     models.add_argument(
         "--fusion",
         choices=["auto", "all", "none"],
-        default="auto",
-        help="layer fusion of dw3x3+1x1 conv chains (conv-fuse-layers mode; default auto)",
+        default="none",
+        help="layer fusion of dw3x3+1x1 conv chains (conv-fuse-layers mode; default none, "
+        "as convir.compile)",
     )
     models.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     models.add_argument("--plot", metavar="FILE.png", help="plot ms per model")
