@@ -21,13 +21,8 @@ from xdsl.dialects.func import FuncOp, ReturnOp
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from convir.dialects import conv, default_context, onnx_names
-from convir.dialects.conv import (
-    COORDINATE_MODES,
-    NEAREST_MODES,
-    POOL_KINDS,
-    REDUCE_KINDS,
-    RESIZE_MODES,
-)
+from convir.dialects.conv import POOL_KINDS
+from convir.dialects.resampling import COORDINATE_MODES, NEAREST_MODES, REDUCE_KINDS, RESIZE_MODES
 from convir.dialects.resources import constant_array
 from convir.dialects.shapes import is_blocked, tensor_shape, window_output_size
 

@@ -9,7 +9,6 @@ semantics. Pads are always ONNX-ordered: [top, left, bottom, right] for 2-D wind
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
@@ -18,7 +17,6 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     DenseResourceAttr,
     DictionaryAttr,
-    Float32Type,
     FloatAttr,
     IntegerAttr,
     StringAttr,
@@ -27,7 +25,7 @@ from xdsl.dialects.builtin import (
     f32,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -44,13 +42,28 @@ from xdsl.irdl import (
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.traits import ConstantLike, Pure
-from xdsl.utils.exceptions import VerifyException
 
+from convir.dialects.base import (
+    UnaryOp,
+    blocked_channels,
+    check_activation_rank,
+    check_count,
+    check_kind,
+    check_rank,
+    check_tensors,
+    fail,
+    ints,
+)
+from convir.dialects.resampling import (
+    ConvTransposeOp,
+    InterleaveOp,
+    ReduceOp,
+    ResizeOp,
+)
 from convir.dialects.shapes import (
     blocked_shape,
     broadcast_shapes,
     conv2d_output_shape,
-    conv_transpose_output_shape,
     f32_tensor,
     i64_array,
     is_blocked,
@@ -83,85 +96,7 @@ ACTIVATION_KINDS = (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Helpers shared by the verifiers and builders
-
-
-def _ints(attr: DenseArrayBase) -> tuple[int, ...]:
-    return tuple(int(v) for v in attr.iter_values())
-
-
-def _fail(op: Operation, message: str) -> None:
-    raise VerifyException(f"'{op.name}' {message}")
-
-
-def _check_tensors(op: Operation, values: Sequence[SSAValue], names: Sequence[str]) -> None:
-    """Static shapes and f32 elements for every data operand and result."""
-    for value, name in zip(values, names, strict=True):
-        tensor_type = value.type
-        if not isinstance(tensor_type, TensorType) or not isinstance(
-            tensor_type.get_element_type(), Float32Type
-        ):
-            _fail(op, f"{name} must be a tensor of f32, got {tensor_type}")
-        assert isinstance(tensor_type, TensorType)
-        if any(d < 0 for d in tensor_type.get_shape()):
-            _fail(op, f"{name} must have a static shape, got {tensor_type}")
-
-
-def _check_rank(op: Operation, value: SSAValue, name: str, rank: int) -> tuple[int, ...]:
-    shape = tensor_shape(value)
-    if len(shape) != rank:
-        _fail(op, f"{name} must have rank {rank}, got shape {list(shape)}")
-    return shape
-
-
-def _check_activation_rank(op: Operation, value: SSAValue) -> tuple[int, ...]:
-    """An activation tensor: NCHW (rank 4) or NCHWc (rank 5)."""
-    shape = tensor_shape(value)
-    if len(shape) not in (4, 5):
-        _fail(op, f"input must be NCHW (rank 4) or NCHWc (rank 5), got shape {list(shape)}")
-    return shape
-
-
-def _blocked_channels(op: Operation, shape: Sequence[int], channels: int) -> int:
-    """Check that `channels` logical channels fill the NCHWc `shape`'s blocks; return them."""
-    blocks, block = shape[1], shape[4]
-    if block < 1 or not (blocks - 1) * block < channels <= blocks * block:
-        _fail(op, f"NCHWc input {list(shape)} cannot hold {channels} channels")
-    return channels
-
-
-def _check_count(op: Operation, name: str, values: Sequence[int], count: int, low: int) -> None:
-    if len(values) != count:
-        _fail(op, f"{name} must have {count} values, got {list(values)}")
-    if any(v < low for v in values):
-        _fail(op, f"{name} must all be >= {low}, got {list(values)}")
-
-
-def _check_kind(op: Operation, kind: str, known: Sequence[str]) -> None:
-    if kind not in known:
-        _fail(op, f"kind '{kind}' is unknown; expected one of {', '.join(known)}")
-
-
-# ---------------------------------------------------------------------------------------------
 # Ops
-
-
-class UnaryOp(IRDLOperation, ABC):
-    """Base of the ops with one tensor operand and one tensor result."""
-
-    input = operand_def(TensorType)
-    output = result_def(TensorType)
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
-
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.output], ["input", "output"])
-        self.verify_shapes()
-
-    def verify_shapes(self) -> None:
-        """Op-specific checks, run after operand and result types are known to be f32 tensors."""
 
 
 @irdl_op_definition
@@ -193,7 +128,7 @@ class ConstantOp(IRDLOperation):
 
     def verify_(self) -> None:
         if self.output.type != self.value.type:
-            _fail(self, f"result type {self.output.type} differs from value type")
+            fail(self, f"result type {self.output.type} differs from value type")
 
 
 @irdl_op_definition
@@ -263,37 +198,37 @@ class Conv2DOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.weight, self.output], ["input", "weight", "output"])
-        input_shape = _check_activation_rank(self, self.input)
-        o, cg, kh, kw = _check_rank(self, self.weight, "weight", 4)
+        check_tensors(self, [self.input, self.weight, self.output], ["input", "weight", "output"])
+        input_shape = check_activation_rank(self, self.input)
+        o, cg, kh, kw = check_rank(self, self.weight, "weight", 4)
         c, h, w = input_shape[1:4]
         if is_blocked(input_shape):
-            c = _blocked_channels(self, input_shape, cg * self.group.value.data)
-        strides, pads, dilations = _ints(self.strides), _ints(self.pads), _ints(self.dilations)
-        _check_count(self, "strides", strides, 2, 1)
-        _check_count(self, "dilations", dilations, 2, 1)
-        _check_count(self, "pads", pads, 4, 0)
+            c = blocked_channels(self, input_shape, cg * self.group.value.data)
+        strides, pads, dilations = ints(self.strides), ints(self.pads), ints(self.dilations)
+        check_count(self, "strides", strides, 2, 1)
+        check_count(self, "dilations", dilations, 2, 1)
+        check_count(self, "pads", pads, 4, 0)
         group = self.group.value.data
         if group < 1 or c % group or o % group:
-            _fail(self, f"group {group} must divide input channels {c} and output channels {o}")
+            fail(self, f"group {group} must divide input channels {c} and output channels {o}")
         if cg * group != c:
-            _fail(self, f"weight has {cg} input channels per group, input needs {c // group}")
+            fail(self, f"weight has {cg} input channels per group, input needs {c // group}")
         if self.bias is not None:
-            _check_tensors(self, [self.bias], ["bias"])
+            check_tensors(self, [self.bias], ["bias"])
             if tensor_shape(self.bias) != (o,):
-                _fail(self, f"bias must have shape [{o}], got {list(tensor_shape(self.bias))}")
+                fail(self, f"bias must have shape [{o}], got {list(tensor_shape(self.bias))}")
         expected = conv2d_output_shape(input_shape, (o, cg, kh, kw), strides, pads, dilations)
         if min(expected[2:4]) < 1:
-            _fail(self, f"kernel {kh}x{kw} does not fit the padded input {h}x{w}")
+            fail(self, f"kernel {kh}x{kw} does not fit the padded input {h}x{w}")
         output_shape = tensor_shape(self.output)
         if not is_blocked(input_shape) and is_blocked(output_shape) and output_shape[4] >= 1:
             expected = blocked_shape(expected, output_shape[4])
         if tensor_shape(self.output) != expected:
-            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+            fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
         if self.residual is not None and self.residual.type != self.output.type:
-            _fail(self, f"residual type {self.residual.type} differs from output type")
+            fail(self, f"residual type {self.residual.type} differs from output type")
         if self.activation is not None:
-            _check_kind(self, self.activation.data, ACTIVATION_KINDS)
+            check_kind(self, self.activation.data, ACTIVATION_KINDS)
 
 
 @irdl_op_definition
@@ -341,24 +276,22 @@ class PoolOp(UnaryOp):
         super().__init__(operands=[input], result_types=[f32_tensor(shape)], properties=properties)
 
     def verify_shapes(self) -> None:
-        shape = _check_activation_rank(self, self.input)
-        _check_kind(self, self.kind.data, POOL_KINDS)
-        kernel, strides = _ints(self.kernel), _ints(self.strides)
-        pads, dilations = _ints(self.pads), _ints(self.dilations)
-        _check_count(self, "kernel", kernel, 2, 1)
-        _check_count(self, "strides", strides, 2, 1)
-        _check_count(self, "dilations", dilations, 2, 1)
-        _check_count(self, "pads", pads, 4, 0)
+        shape = check_activation_rank(self, self.input)
+        check_kind(self, self.kind.data, POOL_KINDS)
+        kernel, strides = ints(self.kernel), ints(self.strides)
+        pads, dilations = ints(self.pads), ints(self.dilations)
+        check_count(self, "kernel", kernel, 2, 1)
+        check_count(self, "strides", strides, 2, 1)
+        check_count(self, "dilations", dilations, 2, 1)
+        check_count(self, "pads", pads, 4, 0)
         if any(pads[i] >= kernel[i % 2] * dilations[i % 2] for i in range(4)):
-            _fail(self, f"pads {list(pads)} must be smaller than the kernel {list(kernel)}")
+            fail(self, f"pads {list(pads)} must be smaller than the kernel {list(kernel)}")
         ceil = self.ceil_mode is not None
         expected = pool2d_output_shape(shape, kernel, strides, pads, dilations, ceil)
         if min(expected[2:4]) < 1:
-            _fail(
-                self, f"window {list(kernel)} does not fit the padded input {shape[2]}x{shape[3]}"
-            )
+            fail(self, f"window {list(kernel)} does not fit the padded input {shape[2]}x{shape[3]}")
         if tensor_shape(self.output) != expected:
-            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+            fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
 @irdl_op_definition
@@ -377,11 +310,11 @@ class GlobalPoolOp(UnaryOp):
         )
 
     def verify_shapes(self) -> None:
-        n, c, _, _, *block = _check_activation_rank(self, self.input)
-        _check_kind(self, self.kind.data, POOL_KINDS)
+        n, c, _, _, *block = check_activation_rank(self, self.input)
+        check_kind(self, self.kind.data, POOL_KINDS)
         expected = (n, c, 1, 1, *block)
         if tensor_shape(self.output) != expected:
-            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+            fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
 @irdl_op_definition
@@ -416,19 +349,19 @@ class BinaryOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        _check_tensors(self, [self.lhs, self.rhs, self.output], ["lhs", "rhs", "output"])
-        _check_kind(self, self.kind.data, BINARY_KINDS)
+        check_tensors(self, [self.lhs, self.rhs, self.output], ["lhs", "rhs", "output"])
+        check_kind(self, self.kind.data, BINARY_KINDS)
         shape = broadcast_shapes(tensor_shape(self.lhs), tensor_shape(self.rhs))
         if shape is None:
-            _fail(
+            fail(
                 self,
                 f"operand shapes {list(tensor_shape(self.lhs))} and "
                 f"{list(tensor_shape(self.rhs))} do not broadcast",
             )
         if tensor_shape(self.output) != shape:
-            _fail(self, f"output must have shape {list(shape or ())}, got {self.output.type}")
+            fail(self, f"output must have shape {list(shape or ())}, got {self.output.type}")
         if self.kind.data == "prelu" and shape != tensor_shape(self.lhs):
-            _fail(
+            fail(
                 self,
                 f"prelu slope of shape {list(tensor_shape(self.rhs))} must broadcast to the input "
                 f"shape {list(tensor_shape(self.lhs))}",
@@ -460,9 +393,9 @@ class ActivationOp(UnaryOp):
         super().__init__(operands=[input], result_types=[input.type], properties=properties)
 
     def verify_shapes(self) -> None:
-        _check_kind(self, self.kind.data, ACTIVATION_KINDS)
+        check_kind(self, self.kind.data, ACTIVATION_KINDS)
         if self.output.type != self.input.type:
-            _fail(self, f"output type {self.output.type} differs from input type")
+            fail(self, f"output type {self.output.type} differs from input type")
 
 
 @irdl_op_definition
@@ -506,15 +439,15 @@ class BatchNormOp(IRDLOperation):
     def verify_(self) -> None:
         params = [self.scale, self.bias, self.mean, self.var]
         names = ["input", "scale", "bias", "mean", "var", "output"]
-        _check_tensors(self, [self.input, *params, self.output], names)
+        check_tensors(self, [self.input, *params, self.output], names)
         shape = tensor_shape(self.input)
         if len(shape) < 2:
-            _fail(self, f"input must have rank >= 2, got shape {list(shape)}")
+            fail(self, f"input must have rank >= 2, got shape {list(shape)}")
         for value, name in zip(params, names[1:5], strict=True):
             if tensor_shape(value) != (shape[1],):
-                _fail(self, f"{name} must have shape [{shape[1]}], got {value.type}")
+                fail(self, f"{name} must have shape [{shape[1]}], got {value.type}")
         if self.output.type != self.input.type:
-            _fail(self, f"output type {self.output.type} differs from input type")
+            fail(self, f"output type {self.output.type} differs from input type")
 
 
 @irdl_op_definition
@@ -569,19 +502,19 @@ class GemmOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        _check_tensors(self, [self.a, self.b, self.output], ["a", "b", "output"])
-        a0, a1 = _check_rank(self, self.a, "a", 2)
-        b0, b1 = _check_rank(self, self.b, "b", 2)
+        check_tensors(self, [self.a, self.b, self.output], ["a", "b", "output"])
+        a0, a1 = check_rank(self, self.a, "a", 2)
+        b0, b1 = check_rank(self, self.b, "b", 2)
         m, ka = (a1, a0) if self.trans_a is not None else (a0, a1)
         kb, n = (b1, b0) if self.trans_b is not None else (b0, b1)
         if ka != kb:
-            _fail(self, f"inner dimensions differ: a gives K={ka}, b gives K={kb}")
+            fail(self, f"inner dimensions differ: a gives K={ka}, b gives K={kb}")
         if tensor_shape(self.output) != (m, n):
-            _fail(self, f"output must have shape {[m, n]}, got {self.output.type}")
+            fail(self, f"output must have shape {[m, n]}, got {self.output.type}")
         if self.c is not None:
-            _check_tensors(self, [self.c], ["c"])
+            check_tensors(self, [self.c], ["c"])
             if broadcast_shapes(tensor_shape(self.c), (m, n)) != (m, n):
-                _fail(
+                fail(
                     self, f"c of shape {list(tensor_shape(self.c))} does not broadcast to {[m, n]}"
                 )
 
@@ -620,15 +553,15 @@ class LayerNormOp(IRDLOperation):
 
     def verify_(self) -> None:
         names = ["input", "scale", "bias", "output"]
-        _check_tensors(self, [self.input, self.scale, self.bias, self.output], names)
+        check_tensors(self, [self.input, self.scale, self.bias, self.output], names)
         shape, axis = tensor_shape(self.input), self.axis.value.data
         if not 0 <= axis < len(shape):
-            _fail(self, f"axis {axis} is out of range for rank {len(shape)}")
+            fail(self, f"axis {axis} is out of range for rank {len(shape)}")
         for value, name in ((self.scale, "scale"), (self.bias, "bias")):
             if tensor_shape(value) != shape[axis:]:
-                _fail(self, f"{name} must have shape {list(shape[axis:])}, got {value.type}")
+                fail(self, f"{name} must have shape {list(shape[axis:])}, got {value.type}")
         if self.output.type != self.input.type:
-            _fail(self, f"output type {self.output.type} differs from input type")
+            fail(self, f"output type {self.output.type} differs from input type")
 
 
 @irdl_op_definition
@@ -656,22 +589,22 @@ class ConcatOp(IRDLOperation):
 
     def verify_(self) -> None:
         if not self.inputs:
-            _fail(self, "needs at least one input")
-        _check_tensors(self, [*self.inputs, self.output], [*("input",) * len(self.inputs), "out"])
+            fail(self, "needs at least one input")
+        check_tensors(self, [*self.inputs, self.output], [*("input",) * len(self.inputs), "out"])
         shapes = [tensor_shape(v) for v in self.inputs]
         axis = self.axis.value.data
         rank = len(shapes[0])
         if not 0 <= axis < rank:
-            _fail(self, f"axis {axis} is out of range for rank {rank}")
+            fail(self, f"axis {axis} is out of range for rank {rank}")
         for shape in shapes:
             if len(shape) != rank or any(
                 a != b for i, (a, b) in enumerate(zip(shape, shapes[0], strict=True)) if i != axis
             ):
-                _fail(self, f"input shapes {[list(s) for s in shapes]} differ off axis {axis}")
+                fail(self, f"input shapes {[list(s) for s in shapes]} differ off axis {axis}")
         expected = list(shapes[0])
         expected[axis] = sum(s[axis] for s in shapes)
         if list(tensor_shape(self.output)) != expected:
-            _fail(self, f"output must have shape {expected}, got {self.output.type}")
+            fail(self, f"output must have shape {expected}, got {self.output.type}")
 
 
 @irdl_op_definition
@@ -686,7 +619,7 @@ class ReshapeOp(UnaryOp):
     def verify_shapes(self) -> None:
         before, after = tensor_shape(self.input), tensor_shape(self.output)
         if volume(before) != volume(after):
-            _fail(
+            fail(
                 self,
                 f"cannot reshape {list(before)} ({volume(before)} elements) to "
                 f"{list(after)} ({volume(after)} elements)",
@@ -709,12 +642,12 @@ class TransposeOp(UnaryOp):
         )
 
     def verify_shapes(self) -> None:
-        shape, perm = tensor_shape(self.input), _ints(self.perm)
+        shape, perm = tensor_shape(self.input), ints(self.perm)
         if sorted(perm) != list(range(len(shape))):
-            _fail(self, f"perm {list(perm)} is not a permutation of the {len(shape)} axes")
+            fail(self, f"perm {list(perm)} is not a permutation of the {len(shape)} axes")
         expected = [shape[p] for p in perm]
         if list(tensor_shape(self.output)) != expected:
-            _fail(self, f"output must have shape {expected}, got {self.output.type}")
+            fail(self, f"output must have shape {expected}, got {self.output.type}")
 
 
 @irdl_op_definition
@@ -732,9 +665,9 @@ class SoftmaxOp(UnaryOp):
     def verify_shapes(self) -> None:
         rank = len(tensor_shape(self.input))
         if not 0 <= self.axis.value.data < rank:
-            _fail(self, f"axis {self.axis.value.data} is out of range for rank {rank}")
+            fail(self, f"axis {self.axis.value.data} is out of range for rank {rank}")
         if self.output.type != self.input.type:
-            _fail(self, f"output type {self.output.type} differs from input type")
+            fail(self, f"output type {self.output.type} differs from input type")
 
 
 @irdl_op_definition
@@ -760,11 +693,11 @@ class LRNOp(UnaryOp):
         )
 
     def verify_shapes(self) -> None:
-        _check_rank(self, self.input, "input", 4)
+        check_rank(self, self.input, "input", 4)
         if self.size.value.data < 1:
-            _fail(self, f"size must be >= 1, got {self.size.value.data}")
+            fail(self, f"size must be >= 1, got {self.size.value.data}")
         if self.output.type != self.input.type:
-            _fail(self, f"output type {self.output.type} differs from input type")
+            fail(self, f"output type {self.output.type} differs from input type")
 
 
 @irdl_op_definition
@@ -783,12 +716,12 @@ class PadOp(UnaryOp):
         )
 
     def verify_shapes(self) -> None:
-        shape, pads = tensor_shape(self.input), _ints(self.pads)
+        shape, pads = tensor_shape(self.input), ints(self.pads)
         if len(pads) != 2 * len(shape):
-            _fail(self, f"pads must have {2 * len(shape)} values, got {list(pads)}")
+            fail(self, f"pads must have {2 * len(shape)} values, got {list(pads)}")
         expected = padded_shape(shape, pads)
         if min(expected, default=1) < 1 or tensor_shape(self.output) != expected:
-            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+            fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
 @irdl_op_definition
@@ -817,12 +750,12 @@ class SliceOp(UnaryOp):
         shape = list(tensor_shape(self.input))
         axis, start, end = self.axis.value.data, self.start.value.data, self.end.value.data
         if not 0 <= axis < len(shape):
-            _fail(self, f"axis {axis} is out of range for rank {len(shape)}")
+            fail(self, f"axis {axis} is out of range for rank {len(shape)}")
         if not 0 <= start < end <= shape[axis]:
-            _fail(self, f"range [{start}, {end}) is not inside axis {axis} of size {shape[axis]}")
+            fail(self, f"range [{start}, {end}) is not inside axis {axis} of size {shape[axis]}")
         shape[axis] = end - start
         if list(tensor_shape(self.output)) != shape:
-            _fail(self, f"output must have shape {shape}, got {self.output.type}")
+            fail(self, f"output must have shape {shape}, got {self.output.type}")
 
 
 @irdl_op_definition
@@ -841,13 +774,13 @@ class PackOp(UnaryOp):
         )
 
     def verify_shapes(self) -> None:
-        n, c, h, w = _check_rank(self, self.input, "input", 4)
+        n, c, h, w = check_rank(self, self.input, "input", 4)
         block = self.block.value.data
         if block < 1:
-            _fail(self, f"block must be >= 1, got {block}")
+            fail(self, f"block must be >= 1, got {block}")
         expected = (n, -(-c // block), h, w, block)
         if tensor_shape(self.output) != expected:
-            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
+            fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
 
 
 @irdl_op_definition
@@ -861,297 +794,14 @@ class UnpackOp(UnaryOp):
         super().__init__(operands=[input], result_types=[f32_tensor((n, channels, h, w))])
 
     def verify_shapes(self) -> None:
-        n, cb, h, w, block = _check_rank(self, self.input, "input", 5)
-        on, c, oh, ow = _check_rank(self, self.output, "output", 4)
+        n, cb, h, w, block = check_rank(self, self.input, "input", 5)
+        on, c, oh, ow = check_rank(self, self.output, "output", 4)
         if (on, oh, ow) != (n, h, w) or not (cb - 1) * block < c <= cb * block:
-            _fail(
+            fail(
                 self,
                 f"output {list(tensor_shape(self.output))} does not unpack input "
                 f"{list(tensor_shape(self.input))}",
             )
-
-
-# ---------------------------------------------------------------------------------------------
-# Reductions and resampling (ReduceMean/Max/Sum, Resize/Upsample)
-
-REDUCE_KINDS = ("mean", "max", "sum")
-RESIZE_MODES = ("nearest", "linear")
-COORDINATE_MODES = (
-    "half_pixel",
-    "half_pixel_symmetric",
-    "pytorch_half_pixel",
-    "align_corners",
-    "asymmetric",
-    "tf_half_pixel_for_nn",
-)
-NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
-
-
-def reduced_shape(shape: Sequence[int], axes: Sequence[int], keepdims: bool) -> tuple[int, ...]:
-    """The shape of a reduction of `shape` over `axes`: extent 1 there, or dropped."""
-    if keepdims:
-        return tuple(1 if i in axes else d for i, d in enumerate(shape))
-    return tuple(d for i, d in enumerate(shape) if i not in axes)
-
-
-@irdl_op_definition
-class ReduceOp(UnaryOp):
-    """Mean, max or sum over `axes` (ONNX `ReduceMean`/`ReduceMax`/`ReduceSum`).
-
-    input [d0, ..., dr] -> output with extent 1 at each of `axes` (`keepdims`) or those axes
-    dropped. `axes` are sorted, distinct and non-empty (the importer resolves ONNX's defaults).
-    On NCHWc ([N, C/X, H, W, X]) only axes that leave the channel axes alone, with `keepdims`,
-    keep the layout (see `conv-convert-layout`); the op itself reduces any rank.
-    """
-
-    name = "conv.reduce"
-    kind = prop_def(StringAttr)
-    axes = prop_def(DenseArrayBase[I64])
-    keepdims = opt_prop_def(UnitAttr)
-
-    def __init__(self, input: SSAValue, kind: str, axes: Sequence[int], keepdims: bool) -> None:
-        properties: dict[str, Attribute] = {"kind": StringAttr(kind), "axes": i64_array(axes)}
-        if keepdims:
-            properties["keepdims"] = UnitAttr()
-        shape = reduced_shape(tensor_shape(input), axes, keepdims)
-        super().__init__(operands=[input], result_types=[f32_tensor(shape)], properties=properties)
-
-    def verify_shapes(self) -> None:
-        _check_kind(self, self.kind.data, REDUCE_KINDS)
-        shape, axes = tensor_shape(self.input), _ints(self.axes)
-        if not axes or list(axes) != sorted(set(axes)) or not 0 <= axes[0] <= axes[-1] < len(shape):
-            _fail(
-                self,
-                f"axes {list(axes)} must be sorted, distinct, non-empty axes of rank {len(shape)}",
-            )
-        expected = reduced_shape(shape, axes, self.keepdims is not None)
-        if tensor_shape(self.output) != expected:
-            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
-
-
-# --- transposed convolution (ONNX ConvTranspose) and the phase interleave it lowers to ---------
-
-
-@irdl_op_definition
-class ConvTransposeOp(IRDLOperation):
-    """2-D transposed convolution, ONNX `ConvTranspose` semantics (the gradient of `conv.conv2d`).
-
-    input [N, C, H, W], weight [C, O/group, KH, KW], optional bias [O] -> output [N, O, OH, OW]
-    with OH = strides[0] * (H - 1) + output_padding[0] + dilations[0] * (KH - 1) + 1 - top -
-    bottom (likewise OW): input pixel (ih, iw) scatters weight tap (kh, kw) to output
-    (ih * stride + kh * dilation - top, ...). Pads [top, left, bottom, right] crop the full
-    output; `output_padding` extends it at the end. NCHW only: `conv-lower-conv-transpose`
-    rewrites it into `conv.conv2d`s and a `conv.interleave` before any layout change.
-    """
-
-    name = "conv.conv_transpose"
-    input = operand_def(TensorType)
-    weight = operand_def(TensorType)
-    bias = opt_operand_def(TensorType)
-    output = result_def(TensorType)
-
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-    dilations = prop_def(DenseArrayBase[I64])
-    output_padding = prop_def(DenseArrayBase[I64])
-    group = prop_def(IntegerAttr[I64])
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = (
-        "$input `,` $weight (`bias` $bias^)? attr-dict"
-        " `:` type($input) `,` type($weight) (`bias` type($bias)^)? `->` type($output)"
-    )
-
-    def __init__(
-        self,
-        input: SSAValue,
-        weight: SSAValue,
-        bias: SSAValue | None,
-        *,
-        strides: Sequence[int] = (1, 1),
-        pads: Sequence[int] = (0, 0, 0, 0),
-        dilations: Sequence[int] = (1, 1),
-        output_padding: Sequence[int] = (0, 0),
-        group: int = 1,
-    ) -> None:
-        super().__init__(
-            operands=[input, weight, [bias] if bias else []],
-            result_types=[
-                f32_tensor(
-                    conv_transpose_output_shape(
-                        tensor_shape(input),
-                        tensor_shape(weight),
-                        strides,
-                        pads,
-                        dilations,
-                        output_padding,
-                        group,
-                    )
-                )
-            ],
-            properties={
-                "strides": i64_array(strides),
-                "pads": i64_array(pads),
-                "dilations": i64_array(dilations),
-                "output_padding": i64_array(output_padding),
-                "group": IntegerAttr(group, i64),
-            },
-        )
-
-    def verify_(self) -> None:
-        _check_tensors(self, [self.input, self.weight, self.output], ["input", "weight", "output"])
-        input_shape = _check_rank(self, self.input, "input", 4)
-        weight_shape = _check_rank(self, self.weight, "weight", 4)
-        strides, pads, dilations = _ints(self.strides), _ints(self.pads), _ints(self.dilations)
-        output_padding = _ints(self.output_padding)
-        _check_count(self, "strides", strides, 2, 1)
-        _check_count(self, "dilations", dilations, 2, 1)
-        _check_count(self, "pads", pads, 4, 0)
-        _check_count(self, "output_padding", output_padding, 2, 0)
-        group = self.group.value.data
-        if group < 1 or input_shape[1] % group:
-            _fail(self, f"group {group} must divide input channels {input_shape[1]}")
-        if weight_shape[0] != input_shape[1]:
-            _fail(
-                self,
-                f"weight [C, O/group, KH, KW] = {list(weight_shape)} must have C = "
-                f"{input_shape[1]} input channels",
-            )
-        if self.bias is not None:
-            _check_tensors(self, [self.bias], ["bias"])
-            outputs = weight_shape[1] * group
-            if tensor_shape(self.bias) != (outputs,):
-                _fail(self, f"bias must have shape [{outputs}], got {self.bias.type}")
-        expected = conv_transpose_output_shape(
-            input_shape, weight_shape, strides, pads, dilations, output_padding, group
-        )
-        if min(expected[2:]) < 1:
-            _fail(self, f"pads {list(pads)} crop the whole output (extents {list(expected[2:])})")
-        if tensor_shape(self.output) != expected:
-            _fail(self, f"output must have shape {list(expected)}, got {self.output.type}")
-
-
-@irdl_op_definition
-class ResizeOp(UnaryOp):
-    """Spatial resampling, ONNX `Resize` (opsets 10-19) and `Upsample` semantics.
-
-    input [N, C, H, W] -> output [N, C, OH, OW] (NCHWc [N, C/X, H, W, X] -> [N, C/X, OH, OW, X]).
-    The output extents are the result type's; `scales` [sh, sw] enter only the map from an output
-    coordinate to an input one (`coordinate_transformation_mode`, one of COORDINATE_MODES, as in
-    ONNX). `mode` "nearest" picks one input pixel by `nearest_mode` (one of NEAREST_MODES, given
-    only then); "linear" interpolates bilinearly between the four neighbours, clamped to the edge.
-    """
-
-    name = "conv.resize"
-    mode = prop_def(StringAttr)
-    coordinate_transformation_mode = prop_def(StringAttr)
-    nearest_mode = opt_prop_def(StringAttr)
-    scales = prop_def(DenseArrayBase)
-
-    def __init__(
-        self,
-        input: SSAValue,
-        size: Sequence[int],
-        scales: Sequence[float],
-        mode: str,
-        coordinate_transformation_mode: str,
-        nearest_mode: str | None = None,
-    ) -> None:
-        properties: dict[str, Attribute] = {
-            "mode": StringAttr(mode),
-            "coordinate_transformation_mode": StringAttr(coordinate_transformation_mode),
-            "scales": DenseArrayBase.from_list(f32, [float(s) for s in scales]),
-        }
-        if nearest_mode is not None:
-            properties["nearest_mode"] = StringAttr(nearest_mode)
-        n, c, _, _, *block = tensor_shape(input)
-        super().__init__(
-            operands=[input],
-            result_types=[f32_tensor((n, c, *size, *block))],
-            properties=properties,
-        )
-
-    def verify_shapes(self) -> None:
-        n, c, _, _, *block = _check_activation_rank(self, self.input)
-        mode = self.mode.data
-        _check_kind(self, mode, RESIZE_MODES)
-        coordinate_mode = self.coordinate_transformation_mode.data
-        if coordinate_mode not in COORDINATE_MODES:
-            _fail(
-                self,
-                f"coordinate_transformation_mode '{coordinate_mode}' is unknown; expected one of "
-                f"{', '.join(COORDINATE_MODES)}",
-            )
-        nearest = self.nearest_mode.data if self.nearest_mode is not None else None
-        if mode == "nearest" and nearest not in NEAREST_MODES:
-            _fail(self, f"nearest_mode must be one of {', '.join(NEAREST_MODES)}, got {nearest}")
-        if mode != "nearest" and nearest is not None:
-            _fail(self, f"nearest_mode is given for mode '{mode}'; only nearest reads it")
-        if not isinstance(self.scales.elt_type, Float32Type):
-            _fail(self, f"scales must be an array of f32, got {self.scales}")
-        scales = [float(s) for s in self.scales.iter_values()]
-        if len(scales) != 2 or min(scales) <= 0:
-            _fail(self, f"scales must be 2 positive values [sh, sw], got {scales}")
-        output = tensor_shape(self.output)
-        if len(output) != 4 + len(block) or (*output[:2], *output[4:]) != (n, c, *block):
-            _fail(self, f"output {list(output)} must keep the input's batch and channels")
-        if min(output[2:4]) < 1:
-            _fail(self, f"output extents {list(output[2:4])} must be >= 1")
-
-
-@irdl_op_definition
-class InterleaveOp(IRDLOperation):
-    """Weave the phases of a strided output together (a pixel shuffle): phase (a, b) holds the
-    output rows a, a + strides[0], ... and columns b, b + strides[1], ....
-
-    inputs: one phase per (a, b), row-major, a < min(strides[0], OH), b < min(strides[1], OW),
-    each [N, C, ceil((OH - a) / strides[0]), ceil((OW - b) / strides[1])] (or NCHWc) ->
-    output [N, C, OH, OW]: output[.., a + strides[0] * i, b + strides[1] * j] = phase[.., i, j].
-    Every output element comes from exactly one phase. What `conv-lower-conv-transpose`
-    assembles a transposed convolution's output from.
-    """
-
-    name = "conv.interleave"
-    inputs = var_operand_def(TensorType)
-    output = result_def(TensorType)
-    strides = prop_def(DenseArrayBase[I64])
-
-    irdl_options = (ParsePropInAttrDict(),)
-    traits = traits_def(Pure())
-    assembly_format = "$inputs attr-dict `:` type($inputs) `->` type($output)"
-
-    def __init__(
-        self, inputs: Sequence[SSAValue], strides: Sequence[int], output_hw: Sequence[int]
-    ) -> None:
-        shape = list(tensor_shape(inputs[0]))
-        shape[2:4] = output_hw
-        super().__init__(
-            operands=[inputs],
-            result_types=[f32_tensor(shape)],
-            properties={"strides": i64_array(strides)},
-        )
-
-    def verify_(self) -> None:
-        strides = _ints(self.strides)
-        _check_count(self, "strides", strides, 2, 1)
-        _check_tensors(
-            self, [*self.inputs, self.output], [*("input",) * len(self.inputs), "output"]
-        )
-        output = _check_activation_rank(self, self.output)
-        phases_h, phases_w = min(strides[0], output[2]), min(strides[1], output[3])
-        if len(self.inputs) != phases_h * phases_w:
-            _fail(self, f"needs {phases_h * phases_w} phases, got {len(self.inputs)}")
-        for index, value in enumerate(self.inputs):
-            first_h, first_w = divmod(index, phases_w)
-            expected = list(output)
-            expected[2] = -(-(output[2] - first_h) // strides[0])
-            expected[3] = -(-(output[3] - first_w) // strides[1])
-            if list(tensor_shape(value)) != expected:
-                _fail(
-                    self,
-                    f"phase ({first_h}, {first_w}) must have shape {expected}, got {value.type}",
-                )
 
 
 # conv.fused holds conv.conv2d ops: it lives in its own module, imported once Conv2DOp exists.

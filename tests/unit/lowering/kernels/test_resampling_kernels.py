@@ -9,7 +9,7 @@ import pytest
 
 from convir import reference
 from convir.dialects import conv
-from convir.dialects.conv import COORDINATE_MODES, NEAREST_MODES
+from convir.dialects.resampling import COORDINATE_MODES, NEAREST_MODES
 from convir.dialects.shapes import blocked_shape
 from lowering.kernels.registry import EMITTERS
 from tests.unit.lowering.kernels.test_kernels import Build, Case, operand_arrays, run_kernel
