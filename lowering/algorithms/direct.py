@@ -9,9 +9,10 @@ broadcasts one input value and issues `oc_blocks` FMAs. Only logical input chann
 so padded NCHWc lanes never matter. Bias initialises the accumulators; residual and activation are
 applied to the tile in registers before it is stored (on NCHWc one vector store per pixel and
 block, on NCHW one scalar store per lane). Padding is never copied: each output row runs only
-the kernel rows that fall inside the input, and the width tiles whose taps all fall inside run
-unguarded in one loop, while the border tiles (left and right, and a remainder) share one loop
-whose loads are clamped and whose FMAs are masked outside the input: a padded tap forms no
+the kernel rows that fall inside the input (`tap_rows`), and the width tiles whose taps all fall
+inside run unguarded in one loop, while the border tiles (left and right, and a remainder) share
+one loop that runs only the kernel columns inside the input for some pixel of the tile
+(`tap_columns`) and whose loads are clamped and FMAs masked outside the input: a padded tap forms no
 product, so an Inf or NaN weight there gives what ONNX Runtime gives, not 0 · Inf = NaN.
 No workspace.
 
@@ -299,6 +300,31 @@ def tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
     return first, last
 
 
+def tap_columns(g: ConvGeometry, ow0: Index, width: int) -> tuple[Index, Index]:
+    """Kernel columns kw that fall inside the input for some output column of the tile
+    [ow0, ow0 + width): [max(0, ⌈(left - (ow0 + width - 1)·s)/d⌉), min(KW, ⌈(W + left -
+    ow0·s)/d⌉)) (every kw outside reads only padding for the whole tile, so a border tile
+    skips it; inside it a padded tap is still dropped per pixel). A dilated conv on a small
+    map (DeepLabV3's ASPP: 3×3, dilation 12, on 14×14) reads one or two of its three kernel
+    columns per tile."""
+    left, right = g.pads[1], g.pads[3]
+    if not left and not right:
+        return 0, g.kw
+    stride, dilation = g.strides[1], g.dilations[1]
+    if isinstance(ow0, int):  # a tile at a known column (the remainder tile): Python ints
+        before, after = left - (ow0 + width - 1) * stride, g.w + left - ow0 * stride
+        return max(0, -(-before // dilation)), min(g.kw, -(-after // dilation))
+    first: Index = 0
+    last: Index = g.kw
+    if left:
+        before = affine([(ow0, -stride)], left - (width - 1) * stride)
+        first = arith.MaxSIOp(index(0), _ceil_div(before, dilation)).result
+    if right:
+        after = affine([(ow0, -stride)], g.w + left)  # W + left - ow0·s
+        last = arith.MinSIOp(index(g.kw), _ceil_div(after, dilation)).result
+    return first, last
+
+
 def _ceil_div(value: SSAValue, divisor: int) -> SSAValue:
     if divisor == 1:
         return value
@@ -393,11 +419,12 @@ def _emit_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) -> None:
     g, s = t.g, t.s
     wb = s.vector_width
     blocks = _output_blocks(t, at.bg)
+    kernel_columns = tap_columns(g, at.ow0, ow_block) if at.guarded else (0, g.kw)
     with loop(0, g.cg, carry=_initial_tile(t, bias, grp, blocks, ow_block)) as c_loop:
         channel = affine([(grp, g.cg), (c_loop.iv, 1)])
         with loop(*at.rows, carry=c_loop.carried) as kh_loop:
             row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
-            with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
+            with loop(*kernel_columns, carry=kh_loop.carried) as kw_loop:
                 accs = list(kw_loop.carried)
                 weights = [
                     load_vector(weight, [grp, b, c_loop.iv, kh_loop.iv, kw_loop.iv, 0], wb)
@@ -437,6 +464,7 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) ->
     group_blocks = -(-g.cg // wb)
     full, partial = divmod(g.cg, wb)
     accs = _initial_tile(t, bias, grp, blocks, ow_block)
+    kernel_columns = tap_columns(g, at.ow0, ow_block) if at.guarded else (0, g.kw)
 
     def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
         in_block = affine([(grp, group_blocks), (block, 1)])
@@ -451,7 +479,7 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) ->
 
         with loop(*at.rows, carry=accs) as kh_loop:
             row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
-            with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
+            with loop(*kernel_columns, carry=kh_loop.carried) as kw_loop:
                 tile = list(kw_loop.carried)
                 cols = [input_column(g, at.ow0, kw_loop.iv, r) for r in range(ow_block)]
                 insides = [column_inside(g, col, at.guarded) for col in cols]
