@@ -157,6 +157,43 @@ def streams_weights_from_l2(op: conv.Conv2DOp, target: Target) -> bool:
     return 4 * g.cg * g.kh * g.kw * s.oc_blocks * s.vector_width <= target.l2_bytes // 2
 
 
+#: The share of a dilated conv's multiply-adds that fall on padding from which selection puts
+#: direct first (`skips_much_padding`).
+PADDED_SHARE_FOR_DIRECT = 0.15
+
+
+def padded_share(g: ConvGeometry) -> float:
+    """The share of the conv's (output pixel, tap) pairs whose tap falls in the padding."""
+    live = 1.0
+    for axis in (0, 1):
+        size, out = (g.h, g.w)[axis], (g.oh, g.ow)[axis]
+        taps, stride = (g.kh, g.kw)[axis], g.strides[axis]
+        dilation, before = g.dilations[axis], g.pads[axis]
+        inside = sum(
+            0 <= o * stride - before + k * dilation < size for o in range(out) for k in range(taps)
+        )
+        live *= inside / (out * taps)
+    return 1.0 - live
+
+
+def skips_much_padding(op: conv.Conv2DOp) -> bool:
+    """Whether selection should put direct before im2win and im2col: a dilated conv with at
+    least PADDED_SHARE_FOR_DIRECT of its multiply-adds on padding. Direct skips padded kernel
+    rows (`tap_rows`) and, in border tiles, columns (`tap_columns`); im2win's window and
+    im2col's panel hold the padding, and their FMAs run over it.
+
+    Measured on znver3 (AVX2), 1 thread, thread CPU time under load 8-9 (noisy, +-30 %;
+    `examples/benchmarks/conv_variants_cpu.py /work/tv/<model>.onnx conv2 im2win direct
+    im2col`, torchvision exports): DeepLabV3's ASPP 960×14×14→256, 3×3, dilation 12 (82 %
+    padding): direct 12-21 ms, im2win 20-35, im2col ~39; FCN-ResNet50's 512×28×28→512 dilation
+    4 (18 %): direct 73, im2win 112, im2col 108; its dilation-2 convs (10 %), where im2win
+    stays first: 256 channels 16 (im2win) vs 19 (direct), 512 channels 88 vs 91.
+    """
+    g = ConvGeometry.of(op)
+    dilated = g.dilations != (1, 1)
+    return dilated and padded_share(g) >= PADDED_SHARE_FOR_DIRECT and applicable(op)
+
+
 def _schedule(op: conv.Conv2DOp, g: ConvGeometry) -> DirectSchedule:
     schedule = DirectSchedule.from_attr(op.schedule)
     if g.block is not None and schedule.vector_width != g.block:
@@ -311,7 +348,7 @@ def tap_columns(g: ConvGeometry, ow0: Index, width: int) -> tuple[Index, Index]:
     if not left and not right:
         return 0, g.kw
     stride, dilation = g.strides[1], g.dilations[1]
-    if isinstance(ow0, int):  # a tile at a known column (the remainder tile): Python ints
+    if isinstance(ow0, int):  # a tile at a known column: Python ints
         before, after = left - (ow0 + width - 1) * stride, g.w + left - ow0 * stride
         return max(0, -(-before // dilation)), min(g.kw, -(-after // dilation))
     first: Index = 0
@@ -331,12 +368,19 @@ def _ceil_div(value: SSAValue, divisor: int) -> SSAValue:
     return arith.CeilDivSIOp(value, index(divisor)).result
 
 
+#: Border tiles emitted one by one (at constant columns) rather than in a loop, at most.
+STATIC_BORDER_TILES = 4
+
+
 def guarded_width_tiles(
     g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]
 ) -> None:
     """Cover output columns [0, OW) with tiles of `ow_block` and one narrower remainder tile:
     emit(first column, width, guarded). Tiles whose taps all fall inside the input run in one
-    unguarded loop; the others (the left and right borders) share one guarded loop body."""
+    unguarded loop; the others (the left and right borders) are emitted one by one at their
+    columns (a Python int) when there are at most STATIC_BORDER_TILES of them, so that each
+    runs a constant range of kernel columns (`tap_columns`: a loop with run-time bounds there
+    made DeepLabV3's atrous conv 1.6x slower), else they share one guarded loop body."""
     left = g.pads[1]
     stride, span = g.strides[1], (g.kw - 1) * g.dilations[1]
     # Output columns whose taps are all inside the input: [inside_first, inside_end).
@@ -346,7 +390,11 @@ def guarded_width_tiles(
     first = min(full, -(-inside_first // ow_block))
     end = max(first, min(full, (inside_end - ow_block) // ow_block + 1))
     border = first + full - end
-    if border:
+    if 0 < border <= STATIC_BORDER_TILES:
+        # Each at its known column: `tap_columns` then gives constant kernel-column bounds.
+        for number in (*range(first), *range(end, full)):
+            emit(number * ow_block, ow_block, True)
+    elif border:
         with loop(0, border) as tile:
             # Border tile i: tile i on the left, tile end + (i - first) on the right.
             right = arith.CmpiOp(tile.iv, index(first), "sge").result
