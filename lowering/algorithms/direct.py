@@ -3,18 +3,18 @@
 Works on NCHW or NCHWc tensors, with weights repacked at compile time to [G, OB, C/G, KH, KW, W]:
 for each group, the O/G output channels are cut into OB blocks of W lanes (W = vector width, the
 last block zero-padded; on NCHWc W is the block X, and a block never straddles two groups). The
-microkernel keeps an `ow_block` × `oc_blocks` tile of accumulators in vector registers: per
-(c, kh, kw) it loads `oc_blocks` weight vectors and, for each of `ow_block` output pixels,
-broadcasts one input value and issues `oc_blocks` FMAs. Only logical input channels are read,
-so padded NCHWc lanes never matter. Bias initialises the accumulators; residual and activation are
-applied to the tile in registers before it is stored (on NCHWc one vector store per pixel and
-block, on NCHW one scalar store per lane). Padding is never copied: each output row runs only
-the kernel rows that fall inside the input (`tap_rows`), and the width tiles whose taps all fall
-inside run unguarded in one loop, while the border tiles (left and right, and a remainder) share
-one loop that runs only the kernel columns inside the input for some pixel of the tile
-(`tap_columns`) and whose loads are clamped and FMAs masked outside the input: a padded tap forms no
-product, so an Inf or NaN weight there gives what ONNX Runtime gives, not 0 · Inf = NaN.
-No workspace.
+microkernel keeps an `ow_block` × `oc_blocks` tile of accumulators in vector registers: per (c, kh,
+kw) it loads `oc_blocks` weight vectors and, for each of `ow_block` output pixels, broadcasts one
+input value and issues `oc_blocks` FMAs. Only logical input channels are read, so padded NCHWc lanes
+never matter. Bias initialises the accumulators; residual and activation are applied to the tile in
+registers before it is stored (on NCHWc one vector store per pixel and block, on NCHW one scalar
+store per lane). Padding is never copied: each output row runs only the kernel rows that fall inside
+the input (`border_tiles.tap_rows`), and the width tiles whose taps all fall inside run unguarded in
+one loop, while the border tiles (left and right, and a remainder) run (one by one at known columns,
+or in one loop when there are many: `border_tiles.guarded_width_tiles`) only the kernel columns
+inside the input for some pixel of the tile (`border_tiles.tap_columns`) and whose loads are clamped
+and FMAs masked outside the input: a padded tap forms no product, so an Inf or NaN weight there
+gives what ONNX Runtime gives, not 0 · Inf = NaN. No workspace.
 
 An NCHW input with an NCHWc output (a stem conv on a 3-channel image, left unpacked by
 conv-convert-layout) is read plane by plane with the NCHWc loop order.
@@ -26,7 +26,6 @@ groups must hold whole blocks of output channels (depthwise convs have their own
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -37,6 +36,7 @@ from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
 from convir.target import Target
+from lowering.algorithms.border_tiles import guarded_width_tiles, tap_columns, tap_rows
 from lowering.algorithms.common import (
     ACCUMULATION_TOLERANCE,
     ConvGeometry,
@@ -177,10 +177,10 @@ def padded_share(g: ConvGeometry) -> float:
 
 
 def skips_much_padding(op: conv.Conv2DOp) -> bool:
-    """Whether selection should put direct before im2win and im2col: a dilated conv with at
-    least PADDED_SHARE_FOR_DIRECT of its multiply-adds on padding. Direct skips padded kernel
-    rows (`tap_rows`) and, in border tiles, columns (`tap_columns`); im2win's window and
-    im2col's panel hold the padding, and their FMAs run over it.
+    """Whether selection should put direct before im2win and im2col: a dilated conv with at least
+    PADDED_SHARE_FOR_DIRECT of its multiply-adds on padding. Direct skips padded kernel rows
+    (`border_tiles.tap_rows`) and, in border tiles, columns (`border_tiles.tap_columns`); im2win's
+    window and im2col's panel hold the padding, and their FMAs run over it.
 
     Measured on znver3 (AVX2), 1 thread, thread CPU time under load 8-9 (noisy, +-30 %;
     `examples/benchmarks/conv_variants_cpu.py /work/tv/<model>.onnx conv2 im2win direct
@@ -317,97 +317,6 @@ class _Position:
     ow0: Index
     rows: tuple[Index, Index]
     guarded: bool
-
-
-def tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
-    """Kernel rows kh with 0 <= oh·stride - top + kh·dilation < H: [max(0, ⌈(top - oh·s)/d⌉),
-    min(KH, ⌈(H + top - oh·s)/d⌉)). Rows of padding contribute nothing, so they are skipped."""
-    top, bottom = g.pads[0], g.pads[2]
-    if not top and not bottom:
-        return 0, g.kh
-    stride, dilation = g.strides[0], g.dilations[0]
-    first: Index = 0
-    last: Index = g.kh
-    if top:
-        before = affine([(oh, -stride)], top)  # top - oh·s
-        first = arith.MaxSIOp(index(0), _ceil_div(before, dilation)).result
-    if bottom:
-        after = affine([(oh, -stride)], g.h + top)  # H + top - oh·s
-        last = arith.MinSIOp(index(g.kh), _ceil_div(after, dilation)).result
-    return first, last
-
-
-def tap_columns(g: ConvGeometry, ow0: Index, width: int) -> tuple[Index, Index]:
-    """Kernel columns kw that fall inside the input for some output column of the tile
-    [ow0, ow0 + width): [max(0, ⌈(left - (ow0 + width - 1)·s)/d⌉), min(KW, ⌈(W + left -
-    ow0·s)/d⌉)) (every kw outside reads only padding for the whole tile, so a border tile
-    skips it; inside it a padded tap is still dropped per pixel). A dilated conv on a small
-    map (DeepLabV3's ASPP: 3×3, dilation 12, on 14×14) reads one or two of its three kernel
-    columns per tile."""
-    left, right = g.pads[1], g.pads[3]
-    if not left and not right:
-        return 0, g.kw
-    stride, dilation = g.strides[1], g.dilations[1]
-    if isinstance(ow0, int):  # a tile at a known column: Python ints
-        before, after = left - (ow0 + width - 1) * stride, g.w + left - ow0 * stride
-        return max(0, -(-before // dilation)), min(g.kw, -(-after // dilation))
-    first: Index = 0
-    last: Index = g.kw
-    if left:
-        before = affine([(ow0, -stride)], left - (width - 1) * stride)
-        first = arith.MaxSIOp(index(0), _ceil_div(before, dilation)).result
-    if right:
-        after = affine([(ow0, -stride)], g.w + left)  # W + left - ow0·s
-        last = arith.MinSIOp(index(g.kw), _ceil_div(after, dilation)).result
-    return first, last
-
-
-def _ceil_div(value: SSAValue, divisor: int) -> SSAValue:
-    if divisor == 1:
-        return value
-    return arith.CeilDivSIOp(value, index(divisor)).result
-
-
-#: Border tiles emitted one by one (at constant columns) rather than in a loop, at most.
-STATIC_BORDER_TILES = 4
-
-
-def guarded_width_tiles(
-    g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]
-) -> None:
-    """Cover output columns [0, OW) with tiles of `ow_block` and one narrower remainder tile:
-    emit(first column, width, guarded). Tiles whose taps all fall inside the input run in one
-    unguarded loop; the others (the left and right borders) are emitted one by one at their
-    columns (a Python int) when there are at most STATIC_BORDER_TILES of them, so that each
-    runs a constant range of kernel columns (`tap_columns`: a loop with run-time bounds there
-    made DeepLabV3's atrous conv 1.6x slower), else they share one guarded loop body."""
-    left = g.pads[1]
-    stride, span = g.strides[1], (g.kw - 1) * g.dilations[1]
-    # Output columns whose taps are all inside the input: [inside_first, inside_end).
-    inside_first = -(-left // stride)
-    inside_end = max(inside_first, (g.w - 1 + left - span) // stride + 1)
-    full = g.ow // ow_block
-    first = min(full, -(-inside_first // ow_block))
-    end = max(first, min(full, (inside_end - ow_block) // ow_block + 1))
-    border = first + full - end
-    if 0 < border <= STATIC_BORDER_TILES:
-        # Each at its known column: `tap_columns` then gives constant kernel-column bounds.
-        for number in (*range(first), *range(end, full)):
-            emit(number * ow_block, ow_block, True)
-    elif border:
-        with loop(0, border) as tile:
-            # Border tile i: tile i on the left, tile end + (i - first) on the right.
-            right = arith.CmpiOp(tile.iv, index(first), "sge").result
-            number = arith.SelectOp(right, affine([(tile.iv, 1)], end - first), tile.iv).result
-            emit(affine([(number, ow_block)]), ow_block, True)
-    if end > first:
-        with loop(first * ow_block, end * ow_block, ow_block) as tile:
-            emit(tile.iv, ow_block, False)
-    remainder = g.ow % ow_block
-    if remainder:
-        start = full * ow_block
-        inside = inside_first <= start and start + remainder <= inside_end
-        emit(start, remainder, not inside)
 
 
 def _output_blocks(t: _Tiling, bg: SSAValue) -> list[SSAValue]:

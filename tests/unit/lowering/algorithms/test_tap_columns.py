@@ -1,5 +1,5 @@
-"""Border tiles of `direct` and `im2win` run only the kernel columns inside the input for some
-of their pixels (`direct.tap_columns`): the range against brute force, and atrous convs on small
+"""Border tiles of `direct` and `im2win` run only the kernel columns inside the input for some of
+their pixels (`border_tiles.tap_columns`): the range against brute force, and atrous convs on small
 maps (every tile a border tile, most taps padding: DeepLabV3's ASPP) against the reference, with
 finite weights and with an Inf weight on a tap that is padding for part of the tiles."""
 
@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convir import reference
+from lowering.algorithms.border_tiles import tap_columns
 from lowering.algorithms.common import ConvGeometry
-from lowering.algorithms.direct import DirectSchedule, tap_columns
+from lowering.algorithms.direct import DirectSchedule
 from lowering.algorithms.im2win import Im2winSchedule
 from tests.nonfinite import assert_same_nonfinite
 from tests.onnx_cases import rand
@@ -82,8 +83,11 @@ def atrous_cases(draw):
         draw(st.integers(0, dh * (kh - 1))),
         draw(st.integers(0, dw * (kw - 1))),
     ]
-    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]), 9))
-    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]), 15))
+    # At least one output pixel; the dilated kernel may be wider than the map.
+    lowest_h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2])
+    lowest_w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3])
+    h = draw(st.integers(lowest_h, max(lowest_h, 9)))
+    w = draw(st.integers(lowest_w, max(lowest_w, 15)))
     case = ConvCase(
         rand(1, c, h, w, seed=seed),
         rand(o, c, kh, kw, seed=seed + 1),
