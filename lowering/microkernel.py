@@ -118,17 +118,22 @@ def fma_where(mask: SSAValue | None, a: SSAValue, b: SSAValue, acc: SSAValue) ->
 
 @dataclass(frozen=True)
 class DepthRange:
-    """Outer depth indices [first, first + count), each unrolling `lanes` depth steps; its
-    depth rows (of packed B) start at `first_row`."""
+    """Outer depth indices [first, first + count), each unrolling `lanes` depth steps; step
+    `lane` of outer index `outer` is depth row `outer · lanes + row_offset + lane` of packed
+    B. `first` may be a run-time index (a chunk of a longer range, `chunk`)."""
 
-    first: int
+    first: Index
     count: int
     lanes: int
-    first_row: int
+    row_offset: int = 0
 
     def row(self, outer: SSAValue, lane: int) -> SSAValue:
         """The depth row of step `lane` of outer index `outer`."""
-        return affine([(outer, self.lanes)], self.first_row - self.first * self.lanes + lane)
+        return affine([(outer, self.lanes)], self.row_offset + lane)
+
+    def chunk(self, first: Index, count: int) -> DepthRange:
+        """Outer indices [first, first + count) of this range (same depth rows)."""
+        return DepthRange(first, count, self.lanes, self.row_offset)
 
 
 #: The tallest tile LLVM keeps in registers per NR (measured on R = 32, module doc).
@@ -153,9 +158,10 @@ def blocked_depth(depth: int, width: int, taps: int = 1) -> list[DepthRange]:
     kernel positions): outer index = block·taps + tap. Full blocks loop; a partial block follows
     with fewer lanes."""
     full, partial = divmod(depth, width)
-    ranges = [DepthRange(0, full * taps, width, 0)] if full else []
+    ranges = [DepthRange(0, full * taps, width)] if full else []
     if partial:
-        ranges.append(DepthRange(full * taps, taps, partial, full * taps * width))
+        # Its rows follow the full blocks' full·taps·width rows: offset = that - first·partial.
+        ranges.append(DepthRange(full * taps, taps, partial, full * taps * (width - partial)))
     return ranges
 
 
@@ -163,18 +169,23 @@ def accumulate(
     shape: tuple[int, int],
     depth: Sequence[DepthRange],
     operands: Operands,
-    initial: Sequence[SSAValue],
+    initial: Sequence[SSAValue] | Sequence[Sequence[SSAValue]],
 ) -> list[list[SSAValue]]:
     """The rows × vectors tile `tile[r][j]` after the whole depth, starting from `initial[j]`
-    in every row."""
+    in every row, or from `initial[r][j]` (a partial sum per row, when the depth is summed in
+    chunks)."""
     rows, vectors = shape
-    assert len(initial) == vectors
-    tile = [list(initial) for _ in range(rows)]
+    if initial and isinstance(initial[0], SSAValue):
+        assert len(initial) == vectors
+        tile = [list(initial) for _ in range(rows)]
+    else:
+        assert len(initial) == rows and all(len(row) == vectors for row in initial)
+        tile = [list(row) for row in initial]
     for part in depth:
         if part.count == 1:
             tile = _depth_steps(tile, index(part.first), part, operands)
             continue
-        with loop(part.first, part.first + part.count, carry=_flat(tile)) as outer:
+        with loop(part.first, add(part.first, part.count), carry=_flat(tile)) as outer:
             stepped = _depth_steps(_rows(outer.carried, vectors), outer.iv, part, operands)
             outer.yield_(*_flat(stepped))
         tile = _rows(outer.results, vectors)

@@ -56,6 +56,12 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
    better of direct and im2col on all 15 distinct 3×3 layers of ResNet-50 and VGG-16 by
    1.01–1.43×. Not measured on AVX-512: there the order above stands. It comes after
    `winograd`, which beat the same two by 1.43–4.56× on the layers it takes (table above).
+   A dilated conv with at least 15 % of its multiply-adds on padding takes `direct` first,
+   then `im2win` where it leads otherwise, then `im2col`
+   (`lowering.algorithms.direct.skips_much_padding`): direct skips padded kernel rows and
+   columns, which the window and panel algorithms compute. Measured on znver3
+   (AVX2), 1 thread: DeepLabV3's ASPP conv (3×3, dilation 12 on 14×14) ~2× faster than im2win,
+   FCN-ResNet50's dilation-4 convs ~1.5×; its dilation-2 convs (10 % padding) stay on im2win.
 
 Precedence for one conv: an `algorithm` option entry naming it; else an `algorithm` already in the
 IR (pinned by hand or by a tuner: kept, after checking it exists and applies); else the option's
@@ -148,6 +154,9 @@ def preferred_algorithms(
         order.append("gemm1x1")
     if winograd.applicable(op) and winograd.faster_than_gemm(op, winograd_tolerance):
         order.append("winograd")
+    if direct.skips_much_padding(op):
+        window = ["im2win"] if im2win.measured_faster(op, target) else []
+        return [*order, "direct", *window, "im2col"]
     if im2win.measured_faster(op, target):
         order.append("im2win")
     if direct.streams_weights_from_l2(op, target):

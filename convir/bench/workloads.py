@@ -8,6 +8,9 @@ activation (ReLU, ReLU6 as clip [0, 6]) fused. Identical convs of one model are 
 named after their first occurrence (torch's names, e.g. `resnet50.layer1.0.conv1`), with how
 many times the model runs them (`count`).
 
+`--models` also takes paths of ONNX files (ending in `.onnx`): their convs are listed the same
+way, at the shapes the file declares, named `<file stem>.<value name>`.
+
 A residual add that the model fuses into a conv (ResNet's last conv of a block, MobileNetV2's
 projection) is left out of the workload: onnxruntime cannot fuse it into a lone conv (the other
 addend would arrive in NCHW), and timing it on one side only would be unfair. It costs one load
@@ -91,13 +94,25 @@ class ConvLayer:
 
 
 def model_layers(model: str) -> list[ConvLayer]:
-    """The distinct convs of built-in `model` as its compiled form runs them (module doc)."""
+    """The distinct convs of `model` as its compiled form runs them (module doc): a built-in
+    model, or an ONNX file named by its path (ending in `.onnx`, at the shapes it declares;
+    its layers are named after the file's stem)."""
+    from convir.bench.models import is_model_file, model_label
     from convir.compiler import lower
     from convir.models import MODELS, build
 
-    if model not in MODELS:
-        raise BenchError(f"unknown model '{model}'; built-in models: {', '.join(MODELS)}")
-    fused = lower(build(model, size=IMAGE_SIZE), stop="fused").module
+    if is_model_file(model):
+        try:
+            fused = lower(model, stop="fused").module
+        except (OSError, ValueError) as error:
+            raise BenchError(f"{model}: cannot import the model: {error}") from None
+        model = model_label(model)
+    elif model not in MODELS:
+        raise BenchError(
+            f"unknown model '{model}'; built-in models: {', '.join(MODELS)}, or an .onnx path"
+        )
+    else:
+        fused = lower(build(model, size=IMAGE_SIZE), stop="fused").module
     layers: dict[tuple, ConvLayer] = {}
     counts: dict[tuple, int] = {}
     for op in fused.walk():

@@ -68,7 +68,8 @@ def _add_layers(benchmarks: argparse._SubParsersAction, positive: Callable[[str]
     layers.add_argument(
         "--models",
         default=",".join(DEFAULT_LAYER_MODELS),
-        help=f"comma-separated built-in models ({','.join(DEFAULT_LAYER_MODELS)})",
+        help=f"comma-separated built-in models ({','.join(DEFAULT_LAYER_MODELS)}) or paths of "
+        ".onnx files (their convs at the shapes the file declares, named after its stem)",
     )
     layers.add_argument("--layers", metavar="SUBSTR", help="only layers whose name contains SUBSTR")
     layers.add_argument("--threads", type=positive, default=1, help="threads (1)")
@@ -258,7 +259,7 @@ def _run_layers(args: argparse.Namespace) -> None:
     from convir.bench.layers import run_layers
     from convir.models import MODELS
 
-    models = _names(args.models, "--models", list(MODELS))
+    models = _names(args.models, "--models", list(MODELS), files=True)
     if args.algorithm is not None:
         from lowering.algorithms import ALGORITHMS
 

@@ -17,6 +17,17 @@ copied from it) are never read, and B has C·KH·KW depth rows (`microkernel.Dep
   output blocks) and `tile`, which runs the microkernel on one (panel, row tile) from the bias
   and applies the epilogue (residual, activation, one vector store per pixel and output block)
   while the tile is in registers. Stores are whole vectors: padded output lanes are unspecified.
+
+**Depth chunks.** With a huge K (ResNet-50's 1×1 convs read 1024 or 2048 channels, FCN's head
+3×3 over 2048: K = 18432) one B panel (K × NR·X floats: 160 KiB at K = 1280, NR·X = 32) does
+not stay in L1 while the row tiles sweep it, nor an A slice of useful size in L2, and the
+kernel runs at L2/L3 speed. GEMM libraries block the depth (BLIS's kc): `depth_chunks` cuts the
+full input blocks' outer depth range into chunks of `chunk` outer indices; the caller runs its
+whole (panel, row tile) sweep once per chunk, and `tile` starts a chunk's accumulators from the
+bias (first chunk) or from the partial sums the previous chunk stored in Y, and stores raw sums
+(no residual, no activation) except after the last chunk (which also takes a partial last input
+block). Y is the conv's own output buffer: no workspace. The sum over K is then ordered by
+chunk, then within a chunk as before: the same order as without chunks.
 """
 
 from __future__ import annotations
@@ -36,7 +47,19 @@ from lowering.algorithms.common import (
     has_constant_parameters,
     store_blocked,
 )
-from lowering.emit import Index, add, affine, f32_constant, index, load, load_vector, splat
+from lowering.emit import (
+    Index,
+    add,
+    affine,
+    f32_constant,
+    index,
+    load,
+    load_vector,
+    loop,
+    mul,
+    splat,
+    store_vector,
+)
 from lowering.microkernel import (
     DepthRange,
     Operands,
@@ -51,6 +74,17 @@ from lowering.microkernel import (
 
 PixelCoordinates = list[tuple[SSAValue, SSAValue]]
 """(oh, ow) of each row of a register tile."""
+
+
+@dataclass(frozen=True)
+class DepthChunk:
+    """The depth ranges one sweep of a conv's GEMM accumulates (module doc, Depth chunks):
+    `first` (i1, or a Python bool when known) whether the sum starts here (from the bias)
+    rather than from Y's partial sums; `last` whether the epilogue follows."""
+
+    depth: list[DepthRange]
+    first: SSAValue | bool
+    last: bool
 
 
 def applicable_blocked_dense(op: conv.Conv2DOp) -> bool:
@@ -160,6 +194,22 @@ class ConvGemm:
     def depth(self) -> list[DepthRange]:
         return blocked_depth(self.g.c, self.block, self.taps)
 
+    def depth_chunks(self, chunk: int, emit: Callable[[DepthChunk], None]) -> None:
+        """emit(chunk) for the depth in chunks of `chunk` outer indices (module doc): once for
+        the whole depth when `chunk` is 0 or covers it, else once inside an `scf.for` over
+        every chunk but the last, and once for the last chunk."""
+        depth = self.depth
+        main = depth[0]
+        if not chunk or main.lanes != self.block or main.count <= chunk:
+            emit(DepthChunk(depth, True, True))
+            return
+        chunks = -(-main.count // chunk)
+        with loop(0, chunks - 1) as number:
+            first = arith.CmpiOp(number.iv, index(0), "eq").result
+            emit(DepthChunk([main.chunk(mul(number.iv, chunk), chunk)], first, False))
+        start = (chunks - 1) * chunk
+        emit(DepthChunk([main.chunk(start, main.count - start), *depth[1:]], False, True))
+
     @property
     def depth_blocks(self) -> int:
         """Outer depth indices of the packed layouts: input blocks × taps."""
@@ -201,24 +251,46 @@ class ConvGemm:
         vectors: int,
         a_at: ScalarAt,
         inside: RowInside | None = None,
+        chunk: DepthChunk | None = None,
     ) -> None:
         """Y for the pixels `coordinates` of image `n` × the `vectors` blocks of `panel`:
         bias, the depth loop reading A through `a_at` (forming no product where `inside` says
-        a row's tap is padding), residual, activation, store."""
+        a row's tap is padding), residual, activation, store. With `chunk`, only its depth,
+        from and to Y's partial sums as it says (module doc, Depth chunks)."""
         n, panel, coordinates = position
+        chunk = chunk or DepthChunk(self.depth, True, True)
         width = self.block
         weight, bias = buffers.weight, buffers.bias
-        initial = [
+        initial: list = [
             load_vector(bias, [panel, j * width], width) if bias is not None else splat(0.0, width)
             for j in range(vectors)
         ]
+        out_blocks = [affine([(panel, self.nr)], j) for j in range(vectors)]
+        if chunk.first is not True:
+            partial = [
+                [load_vector(buffers.y, [n, block, oh, ow, 0], width) for block in out_blocks]
+                for oh, ow in coordinates
+            ]
+            if chunk.first is False:
+                initial = partial
+            else:
+                bias_or_zero = initial
+                initial = [
+                    [
+                        arith.SelectOp(chunk.first, b, p).result
+                        for b, p in zip(bias_or_zero, row, strict=True)
+                    ]
+                    for row in partial
+                ]
 
         def b_at(row: SSAValue, j: int) -> SSAValue:
             return load_vector(weight, [panel, row, j * width], width)
 
         shape = (len(coordinates), vectors)
-        result = accumulate(shape, self.depth, Operands(a_at, b_at, inside), initial)
+        result = accumulate(shape, chunk.depth, Operands(a_at, b_at, inside), initial)
         for (oh, ow), accs in zip(coordinates, result, strict=True):
-            for j, acc in enumerate(accs):
-                out_block = affine([(panel, self.nr)], j)
-                store_blocked(op, acc, buffers.residual, buffers.y, [n, out_block, oh, ow])
+            for block, acc in zip(out_blocks, accs, strict=True):
+                if chunk.last:
+                    store_blocked(op, acc, buffers.residual, buffers.y, [n, block, oh, ow])
+                else:
+                    store_vector(acc, buffers.y, [n, block, oh, ow, 0])

@@ -25,6 +25,7 @@ from xdsl.ir import Operation
 from convir.dialects import conv
 from convir.dialects.shapes import tensor_shape
 from convir.target import Target
+from lowering.algorithms.border_tiles import guarded_width_tiles, tap_rows
 from lowering.algorithms.common import (
     ACCUMULATION_TOLERANCE,
     ConvGeometry,
@@ -35,7 +36,7 @@ from lowering.algorithms.common import (
     row_tile,
     store_blocked,
 )
-from lowering.algorithms.direct import column_inside, guarded_width_tiles, input_column, tap_rows
+from lowering.algorithms.direct import column_inside, input_column
 from lowering.emit import (
     Index,
     add,

@@ -3,17 +3,18 @@
 Works on NCHW or NCHWc tensors, with weights repacked at compile time to [G, OB, C/G, KH, KW, W]:
 for each group, the O/G output channels are cut into OB blocks of W lanes (W = vector width, the
 last block zero-padded; on NCHWc W is the block X, and a block never straddles two groups). The
-microkernel keeps an `ow_block` × `oc_blocks` tile of accumulators in vector registers: per
-(c, kh, kw) it loads `oc_blocks` weight vectors and, for each of `ow_block` output pixels,
-broadcasts one input value and issues `oc_blocks` FMAs. Only logical input channels are read,
-so padded NCHWc lanes never matter. Bias initialises the accumulators; residual and activation are
-applied to the tile in registers before it is stored (on NCHWc one vector store per pixel and
-block, on NCHW one scalar store per lane). Padding is never copied: each output row runs only
-the kernel rows that fall inside the input, and the width tiles whose taps all fall inside run
-unguarded in one loop, while the border tiles (left and right, and a remainder) share one loop
-whose loads are clamped and whose FMAs are masked outside the input: a padded tap forms no
-product, so an Inf or NaN weight there gives what ONNX Runtime gives, not 0 · Inf = NaN.
-No workspace.
+microkernel keeps an `ow_block` × `oc_blocks` tile of accumulators in vector registers: per (c, kh,
+kw) it loads `oc_blocks` weight vectors and, for each of `ow_block` output pixels, broadcasts one
+input value and issues `oc_blocks` FMAs. Only logical input channels are read, so padded NCHWc lanes
+never matter. Bias initialises the accumulators; residual and activation are applied to the tile in
+registers before it is stored (on NCHWc one vector store per pixel and block, on NCHW one scalar
+store per lane). Padding is never copied: each output row runs only the kernel rows that fall inside
+the input (`border_tiles.tap_rows`), and the width tiles whose taps all fall inside run unguarded in
+one loop, while the border tiles (left and right, and a remainder) run (one by one at known columns,
+or in one loop when there are many: `border_tiles.guarded_width_tiles`) only the kernel columns
+inside the input for some pixel of the tile (`border_tiles.tap_columns`) and whose loads are clamped
+and FMAs masked outside the input: a padded tap forms no product, so an Inf or NaN weight there
+gives what ONNX Runtime gives, not 0 · Inf = NaN. No workspace.
 
 An NCHW input with an NCHWc output (a stem conv on a 3-channel image, left unpacked by
 conv-convert-layout) is read plane by plane with the NCHWc loop order.
@@ -25,7 +26,6 @@ groups must hold whole blocks of output channels (depthwise convs have their own
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,6 +36,7 @@ from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
 from convir.target import Target
+from lowering.algorithms.border_tiles import guarded_width_tiles, tap_columns, tap_rows
 from lowering.algorithms.common import (
     ACCUMULATION_TOLERANCE,
     ConvGeometry,
@@ -154,6 +155,43 @@ def streams_weights_from_l2(op: conv.Conv2DOp, target: Target) -> bool:
     g = ConvGeometry.of(op)
     s = heuristic(op, target)
     return 4 * g.cg * g.kh * g.kw * s.oc_blocks * s.vector_width <= target.l2_bytes // 2
+
+
+#: The share of a dilated conv's multiply-adds that fall on padding from which selection puts
+#: direct first (`skips_much_padding`).
+PADDED_SHARE_FOR_DIRECT = 0.15
+
+
+def padded_share(g: ConvGeometry) -> float:
+    """The share of the conv's (output pixel, tap) pairs whose tap falls in the padding."""
+    live = 1.0
+    for axis in (0, 1):
+        size, out = (g.h, g.w)[axis], (g.oh, g.ow)[axis]
+        taps, stride = (g.kh, g.kw)[axis], g.strides[axis]
+        dilation, before = g.dilations[axis], g.pads[axis]
+        inside = sum(
+            0 <= o * stride - before + k * dilation < size for o in range(out) for k in range(taps)
+        )
+        live *= inside / (out * taps)
+    return 1.0 - live
+
+
+def skips_much_padding(op: conv.Conv2DOp) -> bool:
+    """Whether selection should put direct before im2win and im2col: a dilated conv with at least
+    PADDED_SHARE_FOR_DIRECT of its multiply-adds on padding. Direct skips padded kernel rows
+    (`border_tiles.tap_rows`) and, in border tiles, columns (`border_tiles.tap_columns`); im2win's
+    window and im2col's panel hold the padding, and their FMAs run over it.
+
+    Measured on znver3 (AVX2), 1 thread, thread CPU time under load 8-9 (noisy, +-30 %;
+    `examples/benchmarks/conv_variants_cpu.py /work/tv/<model>.onnx conv2 im2win direct
+    im2col`, torchvision exports): DeepLabV3's ASPP 960×14×14→256, 3×3, dilation 12 (82 %
+    padding): direct 12-21 ms, im2win 20-35, im2col ~39; FCN-ResNet50's 512×28×28→512 dilation
+    4 (18 %): direct 73, im2win 112, im2col 108; its dilation-2 convs (10 %), where im2win
+    stays first: 256 channels 16 (im2win) vs 19 (direct), 512 channels 88 vs 91.
+    """
+    g = ConvGeometry.of(op)
+    dilated = g.dilations != (1, 1)
+    return dilated and padded_share(g) >= PADDED_SHARE_FOR_DIRECT and applicable(op)
 
 
 def _schedule(op: conv.Conv2DOp, g: ConvGeometry) -> DirectSchedule:
@@ -281,61 +319,6 @@ class _Position:
     guarded: bool
 
 
-def tap_rows(g: ConvGeometry, oh: SSAValue) -> tuple[Index, Index]:
-    """Kernel rows kh with 0 <= oh·stride - top + kh·dilation < H: [max(0, ⌈(top - oh·s)/d⌉),
-    min(KH, ⌈(H + top - oh·s)/d⌉)). Rows of padding contribute nothing, so they are skipped."""
-    top, bottom = g.pads[0], g.pads[2]
-    if not top and not bottom:
-        return 0, g.kh
-    stride, dilation = g.strides[0], g.dilations[0]
-    first: Index = 0
-    last: Index = g.kh
-    if top:
-        before = affine([(oh, -stride)], top)  # top - oh·s
-        first = arith.MaxSIOp(index(0), _ceil_div(before, dilation)).result
-    if bottom:
-        after = affine([(oh, -stride)], g.h + top)  # H + top - oh·s
-        last = arith.MinSIOp(index(g.kh), _ceil_div(after, dilation)).result
-    return first, last
-
-
-def _ceil_div(value: SSAValue, divisor: int) -> SSAValue:
-    if divisor == 1:
-        return value
-    return arith.CeilDivSIOp(value, index(divisor)).result
-
-
-def guarded_width_tiles(
-    g: ConvGeometry, ow_block: int, emit: Callable[[Index, int, bool], None]
-) -> None:
-    """Cover output columns [0, OW) with tiles of `ow_block` and one narrower remainder tile:
-    emit(first column, width, guarded). Tiles whose taps all fall inside the input run in one
-    unguarded loop; the others (the left and right borders) share one guarded loop body."""
-    left = g.pads[1]
-    stride, span = g.strides[1], (g.kw - 1) * g.dilations[1]
-    # Output columns whose taps are all inside the input: [inside_first, inside_end).
-    inside_first = -(-left // stride)
-    inside_end = max(inside_first, (g.w - 1 + left - span) // stride + 1)
-    full = g.ow // ow_block
-    first = min(full, -(-inside_first // ow_block))
-    end = max(first, min(full, (inside_end - ow_block) // ow_block + 1))
-    border = first + full - end
-    if border:
-        with loop(0, border) as tile:
-            # Border tile i: tile i on the left, tile end + (i - first) on the right.
-            right = arith.CmpiOp(tile.iv, index(first), "sge").result
-            number = arith.SelectOp(right, affine([(tile.iv, 1)], end - first), tile.iv).result
-            emit(affine([(number, ow_block)]), ow_block, True)
-    if end > first:
-        with loop(first * ow_block, end * ow_block, ow_block) as tile:
-            emit(tile.iv, ow_block, False)
-    remainder = g.ow % ow_block
-    if remainder:
-        start = full * ow_block
-        inside = inside_first <= start and start + remainder <= inside_end
-        emit(start, remainder, not inside)
-
-
 def _output_blocks(t: _Tiling, bg: SSAValue) -> list[SSAValue]:
     """The output-channel blocks (within the group) of block group `bg`.
 
@@ -393,11 +376,12 @@ def _emit_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) -> None:
     g, s = t.g, t.s
     wb = s.vector_width
     blocks = _output_blocks(t, at.bg)
+    kernel_columns = tap_columns(g, at.ow0, ow_block) if at.guarded else (0, g.kw)
     with loop(0, g.cg, carry=_initial_tile(t, bias, grp, blocks, ow_block)) as c_loop:
         channel = affine([(grp, g.cg), (c_loop.iv, 1)])
         with loop(*at.rows, carry=c_loop.carried) as kh_loop:
             row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
-            with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
+            with loop(*kernel_columns, carry=kh_loop.carried) as kw_loop:
                 accs = list(kw_loop.carried)
                 weights = [
                     load_vector(weight, [grp, b, c_loop.iv, kh_loop.iv, kw_loop.iv, 0], wb)
@@ -437,6 +421,7 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) ->
     group_blocks = -(-g.cg // wb)
     full, partial = divmod(g.cg, wb)
     accs = _initial_tile(t, bias, grp, blocks, ow_block)
+    kernel_columns = tap_columns(g, at.ow0, ow_block) if at.guarded else (0, g.kw)
 
     def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
         in_block = affine([(grp, group_blocks), (block, 1)])
@@ -451,7 +436,7 @@ def _emit_blocked_tile(t: _Tiling, op, buffers, at: _Position, ow_block: int) ->
 
         with loop(*at.rows, carry=accs) as kh_loop:
             row = affine([(at.oh, g.strides[0]), (kh_loop.iv, g.dilations[0])], -g.pads[0])
-            with loop(0, g.kw, carry=kh_loop.carried) as kw_loop:
+            with loop(*kernel_columns, carry=kh_loop.carried) as kw_loop:
                 tile = list(kw_loop.carried)
                 cols = [input_column(g, at.ow0, kw_loop.iv, r) for r in range(ow_block)]
                 insides = [column_inside(g, col, at.guarded) for col in cols]

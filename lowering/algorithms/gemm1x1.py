@@ -22,6 +22,17 @@ vector feeds 6 FMAs. Measured by `convir tune` (thread CPU time, 1 thread, this 
 machine under load ~7) on the 29 1×1 convs of ResNet-18/50 and MobileNetV2: 6 × 2 over 2 × 4 at
 the same task size was 1.05–1.48× faster on 17 of the 19 with depth ≥ 128 (0.87 and 0.89 the two
 others), and 0.70–0.99× on 9 of the 10 shallower ones.
+
+**Depth chunks.** A task runs that sweep once per chunk of `chunk_blocks` input blocks
+(`ConvGemm.depth_chunks`: partial sums kept in the output), so that the chunk of a weight
+panel (chunk_blocks·X × NR·X floats) stays in L1 while the row tiles sweep it and the pixel
+range is sized by the chunk, not by all of C. The heuristic chunks when one weight panel is
+larger than `L1_FRACTION` of L1: the chunk is then the most input blocks whose panel chunk fits
+there. Measured on znver3 (AVX2, 32 KiB L1, NR·X = 32: chunks of 16 blocks = 128 channels),
+1 thread, median thread CPU time, load ~7 (`examples/benchmarks/conv_variants_cpu.py MODEL
+SUBSTR gemm1x1 gemm1x1:chunk_blocks=1048576`): FCN-ResNet50's 2048→512 at 28×28 19.9 vs 25.4
+ms, DeepLabV3's 1280→256 and 960→256 at 14×14 1.57 vs 1.89 and 1.18 vs 1.32 ms; on ResNet-50's
+1×1 convs with 256-2048 input channels 0-11 % faster, none slower beyond the noise (~5 %).
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from lowering.algorithms.common import (
 )
 from lowering.algorithms.conv_gemm import (
     ConvGemm,
+    DepthChunk,
     applicable_blocked_dense,
     balanced_task_size,
     checked_geometry,
@@ -59,6 +71,12 @@ NAME = "gemm1x1"
 #: The depth (input channels) from which a 16-register target takes the 6 × 2 tile (module doc).
 DEEP_DEPTH = 128
 
+#: `chunk_blocks` of a sweep over the whole depth: more input blocks than any conv has.
+WHOLE_DEPTH = 1 << 20
+
+#: The share of L1 the chunk of one weight panel may take (module doc, Depth chunks).
+L1_FRACTION = 0.5
+
 
 @dataclass(frozen=True)
 class Gemm1x1Schedule(Schedule):
@@ -70,6 +88,7 @@ class Gemm1x1Schedule(Schedule):
     nr: int = 4
     task_tiles: int = 64
     task_panels: int = 64
+    chunk_blocks: int = WHOLE_DEPTH
 
 
 SCHEDULE = Gemm1x1Schedule
@@ -92,15 +111,29 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Gemm1x1Schedule:
         mr, nr = deep_tile
     gemm = ConvGemm(g, mr, nr)
     tiles, panels = gemm.rows.count, gemm.panels.count
-    tile_bytes = 4 * mr * g.input_blocks * gemm.block
+    chunk = chunk_blocks(g.input_blocks, nr * gemm.block, gemm.block, target)
+    tile_bytes = 4 * mr * min(chunk, g.input_blocks) * gemm.block
     most = target.l2_bytes // 2 // tile_bytes
     if g.n * -(-tiles // max(1, min(most, tiles))) >= 2 * target.cores:
-        return Gemm1x1Schedule(mr, nr, balanced_task_size(tiles, most, g.n, target.cores), panels)
+        task_tiles = balanced_task_size(tiles, most, g.n, target.cores)
+        return Gemm1x1Schedule(mr, nr, task_tiles, panels, chunk)
     # Too few pixel ranges for the cores: every range is one task per group of panels.
     ranges = -(-tiles // max(1, min(most, tiles)))
     groups = min(panels, -(-2 * target.cores // (g.n * ranges)))
     task_panels = balanced_task_size(panels, -(-panels // groups), g.n * ranges, target.cores)
-    return Gemm1x1Schedule(mr, nr, -(-tiles // ranges), task_panels)
+    return Gemm1x1Schedule(mr, nr, -(-tiles // ranges), task_panels, chunk)
+
+
+def chunk_blocks(blocks: int, columns: int, block: int, target: Target) -> int:
+    """Input blocks per depth chunk: WHOLE_DEPTH when a weight panel of `blocks` input blocks
+    (of `block` lanes) × `columns` floats fits in L1_FRACTION of L1, else the most blocks
+    whose chunk of the panel does (at least 1), spread evenly over the chunks."""
+    fit = int(target.l1d_bytes * L1_FRACTION) // (4 * block * columns)
+    if blocks <= fit:
+        return WHOLE_DEPTH
+    fit = max(1, fit)
+    chunks = -(-blocks // fit)
+    return -(-blocks // chunks)
 
 
 def candidates(op: conv.Conv2DOp, target: Target) -> list[Gemm1x1Schedule]:
@@ -112,6 +145,9 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[Gemm1x1Schedule]:
     schedules = [replace(base, mr=mr, nr=nr) for mr, nr in tiles]
     schedules += [replace(base, task_tiles=max(1, base.task_tiles // 2))]
     schedules += [replace(base, task_tiles=base.task_tiles * 2)]
+    if base.chunk_blocks != WHOLE_DEPTH:
+        schedules += [replace(base, chunk_blocks=base.chunk_blocks * 2)]
+        schedules += [replace(base, chunk_blocks=WHOLE_DEPTH)]
     return list(dict.fromkeys(schedules))
 
 
@@ -138,7 +174,8 @@ class Gemm1x1Emitter:
         s = Gemm1x1Schedule.from_attr(op.schedule)
         return (
             f"conv_gemm1x1_{g.key()}_t{s.mr}x{s.nr}_"
-            f"task{s.task_tiles}x{s.task_panels}_{epilogue_key(op)}"
+            f"task{s.task_tiles}x{s.task_panels}c{min(s.chunk_blocks, g.input_blocks)}_"
+            f"{epilogue_key(op)}"
         )
 
     def packers(self, op: Operation) -> dict[int, Packer]:
@@ -167,19 +204,28 @@ class Gemm1x1Emitter:
             first_tile = affine([(task_range, task_tiles)])
             last_panel = _bounded(affine([(group, task_panels)], task_panels), panels)
             last_tile = _bounded(affine([(task_range, task_tiles)], task_tiles), tiles)
-            with loop(first_panel, last_panel) as panel, loop(first_tile, last_tile) as row_tile:
-                gemm.dispatch(
-                    panel.iv,
-                    row_tile.iv,
-                    lambda first, shape: _tile(op, gemm, buffers, (n, panel.iv, first), shape),
-                )
+
+            def sweep(chunk: DepthChunk) -> None:
+                with (
+                    loop(first_panel, last_panel) as panel,
+                    loop(first_tile, last_tile) as row_tile,
+                ):
+                    gemm.dispatch(
+                        panel.iv,
+                        row_tile.iv,
+                        lambda first, shape: _tile(
+                            op, gemm, buffers, (n, panel.iv, first), shape, chunk
+                        ),
+                    )
+
+            gemm.depth_chunks(s.chunk_blocks, sweep)
 
 
 def _bounded(value: SSAValue, bound: int) -> SSAValue:
     return arith.MinSIOp(value, index(bound)).result
 
 
-def _tile(op, gemm: ConvGemm, buffers, position, shape: tuple[int, int]) -> None:
+def _tile(op, gemm: ConvGemm, buffers, position, shape: tuple[int, int], chunk: DepthChunk) -> None:
     """One register tile whose A rows are input pixels (oh·SH, ow·SW), read in place."""
     n, panel, first_pixel = position
     coordinates = gemm.coordinates(first_pixel, shape[0])
@@ -189,4 +235,4 @@ def _tile(op, gemm: ConvGemm, buffers, position, shape: tuple[int, int]) -> None
     def a_at(outer: SSAValue, lane: int, r: int) -> SSAValue:
         return load(buffers.x, [n, outer, *rows[r], lane])
 
-    gemm.tile(op, buffers, (n, panel, coordinates), shape[1], a_at)
+    gemm.tile(op, buffers, (n, panel, coordinates), shape[1], a_at, chunk=chunk)

@@ -16,20 +16,21 @@ layout's point (one stream instead of KH). The layout keeps NCHWc's block axis o
 [N, C/X, OH, W_in, KH, X] of DESIGN §5, cut to one block of rows per worker: the image axis
 and OH are the block loop.
 
-**Kernel.** For each output row of the block, the output columns are cut into tiles of
-`ow_block` pixels, and the output channels into groups of `oc_blocks` blocks of X; a tile's
-ow_block × oc_blocks accumulators stay in registers over input blocks × kw × kh × lanes: per
-step, oc_blocks weight vectors (weights repacked at compile time to [G, OB, CB·KW·KH·X_in + 1,
-X_out], rows in the order the loop reads them, then a row flagging whether every weight is
-finite) and, per pixel, one broadcast scalar from the window and oc_blocks FMAs. Bias
-initialises the accumulators; residual and activation are applied in registers before the one
-store per vector (`store_blocked`). Padded taps form no product (an Inf or NaN weight there
-gives what ONNX Runtime gives): kernel rows outside the input are skipped for the whole row
-(`direct.tap_rows`); the left/right border tiles (`direct.guarded_width_tiles`) read the
-window's zero columns, which contribute exactly nothing while the weights are finite, so they
-mask their FMAs per pixel and kw (`fma_where`) only when the flag row says some weight is not
-(the masked variant spills on AVX2). Interior tiles always run unmasked. Only the logical
-lanes of a partial last input block are read.
+**Kernel.** For each output row of the block, the output columns are cut into tiles of `ow_block`
+pixels, and the output channels into groups of `oc_blocks` blocks of X; a tile's ow_block ×
+oc_blocks accumulators stay in registers over input blocks × kw × kh × lanes: per step, oc_blocks
+weight vectors (weights repacked at compile time to [G, OB, CB·KW·KH·X_in + 1, X_out], rows in the
+order the loop reads them, then a row flagging whether every weight is finite) and, per pixel, one
+broadcast scalar from the window and oc_blocks FMAs. Bias initialises the accumulators; residual and
+activation are applied in registers before the one store per vector (`store_blocked`). Padded taps
+form no product (an Inf or NaN weight there gives what ONNX Runtime gives): kernel rows outside the
+input are skipped for the whole row (`border_tiles.tap_rows`); the left/right border tiles
+(`border_tiles.guarded_width_tiles`) run only the kernel columns inside the input for some of their
+pixels (`border_tiles.tap_columns`: a dilated conv on a small map, all of whose tiles are border
+tiles, skips most of its padding) and read the window's zero columns of the others, which contribute
+exactly nothing while the weights are finite, so they mask their FMAs per pixel and kw (`fma_where`)
+only when the flag row says some weight is not (the masked variant spills on AVX2). Interior tiles
+always run unmasked. Only the logical lanes of a partial last input block are read.
 
 **Block size.** One block's window must stay in L2 while every output-channel group sweeps it:
 
@@ -62,7 +63,7 @@ from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
 from convir.target import Target
-from lowering.algorithms import direct
+from lowering.algorithms import border_tiles, direct
 from lowering.algorithms.common import (
     ACCUMULATION_TOLERANCE,
     ConvBuffers,
@@ -302,7 +303,7 @@ def _fill_window(
     """The window of output rows [first_row, first_row + rows): per input block, row and kernel
     row, the input row's X-lane vectors copied whole, zeros in the padding columns (the border
     tiles load them and drop their products). Kernel rows in the padding are not written: the
-    kernel skips them (`direct.tap_rows`, the same bounds)."""
+    kernel skips them (`border_tiles.tap_rows`, the same bounds)."""
     g = b.g
     top, left = g.pads[0], g.pads[1]
     columns = window_columns(g)
@@ -348,9 +349,9 @@ def _emit_rows(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) 
         loop(0, rows) as r,
     ):
         oh = add(first_row, r.iv)
-        kernel_rows = direct.tap_rows(g, oh)
+        kernel_rows = border_tiles.tap_rows(g, oh)
         position = (n, grp.iv, bg.iv, r.iv, oh, kernel_rows)
-        direct.guarded_width_tiles(
+        border_tiles.guarded_width_tiles(
             g,
             s.ow_block,
             lambda ow0, width, guarded: _emit_tile(
@@ -377,14 +378,14 @@ def _emit_tile(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, positio
     from the packed flag row, as in im2col: the kernel does not depend on the weights' values)."""
     ow0, width, guarded = tile
     if not guarded:
-        _emit_tile_body(b, op, buffers, window, position, (ow0, width, False))
+        _emit_tile_body(b, op, buffers, window, position, (ow0, width, False, False))
         return
     flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
     finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
     if_else(
         finite,
-        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, False)),
-        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True)),
+        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True, False)),
+        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True, True)),
     )
 
 
@@ -392,11 +393,13 @@ def _emit_tile_body(
     b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile
 ) -> None:
     """Accumulate one ow_block × oc_blocks tile over input blocks × kw × kh × lanes from the
-    window (FMAs of padded columns masked when `masked`), then the epilogue and the stores."""
+    window (in a `guarded` border tile only the kernel columns inside the input for some of
+    its pixels, `border_tiles.tap_columns`; FMAs of padded columns masked when `masked`), then the
+    epilogue and the stores."""
     g = b.g
     x = g.block
     n, grp, bg, r, oh, (first_kh, last_kh) = position
-    ow0, width, masked = tile
+    ow0, width, guarded, masked = tile
     weight, bias, residual, y = buffers.weight, buffers.bias, buffers.residual, buffers.y
     blocks = _output_blocks(b, bg)
     group_blocks = -(-g.cg // x)  # whole blocks when group > 1 (applicable)
@@ -408,9 +411,11 @@ def _emit_tile_body(
     ]
     (sw, dw), left = (g.strides[1], g.dilations[1]), g.pads[1]
 
+    kernel_columns = border_tiles.tap_columns(g, ow0, width) if guarded else (0, g.kw)
+
     def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
         cb = affine([(grp, group_blocks), (block, 1)]) if g.group > 1 else index(block)
-        with loop(0, g.kw, carry=accs) as kw_loop:
+        with loop(*kernel_columns, carry=accs) as kw_loop:
             columns = [affine([(ow0, sw), (kw_loop.iv, dw)], p * sw) for p in range(width)]
             masks = [None] * width
             if masked:

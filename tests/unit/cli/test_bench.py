@@ -264,3 +264,11 @@ def test_profile_sums_the_conv_nodes_of_each_run() -> None:
     assert node_seconds_per_run(events) == pytest.approx([30e-6, 24e-6])
     with pytest.raises(BenchError, match="outside any run"):
         node_seconds_per_run([*events, _event("Node", "late", 400, 1, "Conv")])
+
+
+def test_layers_are_read_off_onnx_files(tmp_path) -> None:
+    path = DATA / "torch_decoder_mini_opset17.onnx"
+    layers = model_layers(str(path))
+    assert layers and all(layer.name.startswith("torch_decoder_mini_opset17.") for layer in layers)
+    with pytest.raises(BenchError, match="cannot import"):
+        model_layers(str(tmp_path / "missing.onnx"))

@@ -93,10 +93,14 @@ def test_panel_tiling_has_a_narrow_last_panel() -> None:
 
 def test_blocked_depth_loops_full_blocks_then_the_partial_one() -> None:
     ranges = blocked_depth(40, 16, taps=9)
-    assert [(r.first, r.count, r.lanes, r.first_row) for r in ranges] == [
-        (0, 18, 16, 0),
-        (18, 9, 8, 18 * 16),
+    # The partial block's rows follow the 18 · 16 rows of the full blocks: outer 18 lane 0 is
+    # row 18 · 16, outer 19 lane 0 is row 18 · 16 + 8.
+    assert [(r.first, r.count, r.lanes) for r in ranges] == [(0, 18, 16), (18, 9, 8)]
+    assert [r.lanes * outer + r.row_offset for r, outer in zip(ranges, (0, 18), strict=True)] == [
+        0,
+        18 * 16,
     ]
+    assert ranges[1].lanes * 19 + ranges[1].row_offset == 18 * 16 + 8
     assert [(r.first, r.count, r.lanes) for r in blocked_depth(5, 16)] == [(0, 1, 5)]
 
 

@@ -17,11 +17,12 @@ def conv_module(
     group: int = 1,
     block: int | None = None,
     hw: int = 8,
+    dilation: int = 1,
     attributes: str = "",
     constant_weight: bool = True,
 ) -> ModuleOp:
     """A module with one function holding one `conv.conv2d` (NCHWc when `block` is given)."""
-    oh = (hw + 2 * pad - kernel) // stride + 1
+    oh = (hw + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
     def tensor(channels: int, size: int) -> str:
         if block is None:
@@ -33,7 +34,7 @@ def conv_module(
     weight = f"%w = conv.constant dense<0.5> : {weight_type}" if constant_weight else ""
     properties = (
         f"strides = array<i64: {stride}, {stride}>, pads = array<i64: {pad}, {pad}, {pad}, {pad}>,"
-        f" dilations = array<i64: 1, 1>, group = {group} : i64"
+        f" dilations = array<i64: {dilation}, {dilation}>, group = {group} : i64"
     )
     types = f"{tensor(c, hw)}, {weight_type} -> {tensor(o, oh)}"
     text = f"""

@@ -155,3 +155,24 @@ def test_bad_overrides_are_errors(overrides: dict, message: str) -> None:
     module = conv_module(c=64, o=64, pad=1, block=16, attributes='onnx.name = "/a/Conv", ')
     with pytest.raises(PassFailedException, match=message):
         select_algorithms(module, AVX512, overrides)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        # DeepLabV3's ASPP: 3x3, dilation 12, pad 12 on 14x14: 82 % of the taps on padding
+        (dict(c=960, o=256, pad=12, dilation=12, block=8, hw=14), ["direct", "im2win", "im2col"]),
+        # FCN's dilation 4 at 28x28 (18 %): direct first; dilation 2 (10 %): im2win stays first
+        (dict(c=512, o=512, pad=4, dilation=4, block=8, hw=28), ["direct", "im2win", "im2col"]),
+        (dict(c=512, o=512, pad=2, dilation=2, block=8, hw=28), ["im2win", "im2col", "direct"]),
+        # not dilated, however much padding: the usual order
+        (dict(c=64, o=64, pad=1, block=8, hw=3), ["im2win", "direct", "im2col"]),
+    ],
+)
+def test_dilated_convs_mostly_on_padding_take_direct_first(shape: dict, expected: list[str]):
+    """direct.skips_much_padding: direct skips padded kernel rows and columns."""
+    op = only_conv(conv_module(**shape))
+    target = AVX2.with_(l2_bytes=512 << 10)
+    assert preferred_algorithms(op, target, winograd_tolerance=0.0) == expected
+    if expected[0] == "direct":  # on every target
+        assert preferred_algorithms(op, ZEN4, winograd_tolerance=0.0) == ["direct", "im2col"]

@@ -1,5 +1,6 @@
-"""`gemm1x1` pinned on NCHWc 1×1 convs (any stride, ragged channels, fused epilogues), compiled
-natively at blocks 4, 8 and 16 and compared with the numpy reference at 1 and 2 threads."""
+"""`gemm1x1` pinned on NCHWc 1×1 convs (any stride, ragged channels, fused epilogues, the depth
+whole or in chunks), compiled natively at blocks 4, 8 and 16 and compared with the numpy
+reference at 1 and 2 threads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from convir.target import Target
 from lowering.algorithms import gemm1x1
-from lowering.algorithms.gemm1x1 import Gemm1x1Schedule
+from lowering.algorithms.gemm1x1 import WHOLE_DEPTH, Gemm1x1Schedule
 from tests.onnx_cases import rand
 from tests.unit.lowering.algorithms.nchwc_harness import (
     ACTIVATIONS,
@@ -38,6 +39,7 @@ def pointwise_cases(draw):
         *draw(st.sampled_from([(6, 4), (8, 3), (4, 2), (24, 1), (1, 1), (5, 2)])),
         task_tiles=draw(st.integers(1, 4)),
         task_panels=draw(st.integers(1, 3)),
+        chunk_blocks=draw(st.sampled_from([1, 2, 3, WHOLE_DEPTH])),
     )
     return case, draw(st.sampled_from([4, 8, 16])), schedule, seed
 
@@ -96,3 +98,29 @@ def test_pinning_gemm1x1_on_a_3x3_conv_names_the_op(tmp_path) -> None:
         PassFailedException, match=r"algorithm 'gemm1x1' \(pinned in the IR\) does not apply"
     ):
         compile_nchwc_conv(case, 16, "gemm1x1", cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("chunk_blocks", [1, 3, 5])
+def test_depth_chunks_sum_partial_sums_and_apply_the_epilogue_once(
+    chunk_blocks, tmp_path_factory
+) -> None:
+    # 100 channels at block 8: 12 full blocks in chunks (the last one shorter at 5) and a
+    # partial block of 4 lanes in the last chunk; residual and sigmoid only after it.
+    case = ConvCase(
+        rand(1, 100, 5, 6), rand(20, 100, 1, 1, seed=1), rand(20, seed=2), True, "sigmoid"
+    )
+    schedule = Gemm1x1Schedule(3, 2, task_tiles=2, task_panels=1, chunk_blocks=chunk_blocks)
+    check_case(case, 8, "gemm1x1", schedule, tmp_path_factory.getbasetemp() / "cache", 0)
+
+
+def test_heuristic_chunks_the_depth_only_when_a_weight_panel_leaves_l1() -> None:
+    target = Target.host().with_(vector_registers=16, l1d_bytes=32 * 1024)
+    deep = gemm1x1.heuristic(
+        scheduled_conv(ConvCase(rand(1, 1280, 4, 4), rand(64, 1280, 1, 1))), target
+    )
+    shallow = gemm1x1.heuristic(
+        scheduled_conv(ConvCase(rand(1, 64, 4, 4), rand(64, 64, 1, 1))), target
+    )
+    # Block 16, NR = 4: a panel row is 64 floats, so 16 KiB holds 64 depth rows = 4 blocks.
+    assert shallow.chunk_blocks == WHOLE_DEPTH
+    assert deep.chunk_blocks == 4
