@@ -4,9 +4,11 @@
 the recorded winner for the op's workload (`workloads.workload_of`) on this target at `threads`
 threads with this convir version, or, with `nearest`, one of a compatible target (same ISA
 class: `database.isa_class`), whose choice's source is then "tuned-nearest (<cpu>)". When this
-convir cannot run the winner any more (its algorithm no longer exists or applies, or its schedule
-has another shape now), the fastest measured candidate it can run serves instead; when none can,
-the heuristic stands. Every conv a record served is noted in `used`, so a caller can
+convir cannot run the winner any more (its algorithm no longer exists or applies, or a knob of its
+schedule is gone), the fastest measured candidate it can run serves instead; when none can, the
+heuristic stands. A knob added since the tune takes its default, which by the schedules'
+convention is the behaviour before the knob existed (e.g. gemm1x1's `chunk_blocks`: the whole
+depth). Every conv a record served is noted in `used`, so a caller can
 report that records of another target were used.
 
 The passes import this module only when given a `tuning-db` (the dependency rule of DESIGN §2
@@ -74,12 +76,10 @@ def _runnable(op: conv.Conv2DOp, name: str, knobs: dict[str, int]) -> Dictionary
     if algorithm is None or not algorithm.applicable(op):
         return None
     attr = DictionaryAttr({k: IntegerAttr(v, i64) for k, v in knobs.items()})
-    try:
-        schedule = algorithm.SCHEDULE.from_attr(attr).to_attr()
+    try:  # a knob gone since the tune is an error; one added since takes its default
+        return algorithm.SCHEDULE.from_attr(attr).to_attr()
     except (ValueError, TypeError):
         return None
-    # A knob added or dropped since the tune: what was measured is not what would run.
-    return schedule if set(schedule.data) == set(knobs) else None
 
 
 def open_records(

@@ -83,16 +83,20 @@ def test_a_missing_database_is_a_pass_error(tmp_path) -> None:
 
 
 def test_a_winner_this_convir_cannot_run_gives_way_to_the_fastest_it_can(tmp_path) -> None:
-    """Records outlive code changes: the winner's algorithm may be gone or no longer apply, or its
-    schedule may have another shape now. The fastest measured candidate that still runs serves
-    (not the heuristic, which the tune measured slower)."""
+    """Records outlive code changes: the winner's algorithm may be gone or no longer apply, or a
+    knob of its schedule may be gone. The fastest measured candidate that still runs serves (not
+    the heuristic, which the tune measured slower)."""
     host = Target.host()
     path = tmp_path / "t.sqlite"
+    measured = [
+        ("retired", {"knob": 1}),  # an algorithm convir no longer has
+        ("im2col", {**IM2COL, "gone": 2}),  # a knob im2col no longer has
+        ("im2col", IM2COL),
+        ("direct", {}),
+    ]
     results = [
-        CandidateResult("retired", {"knob": 1}, "ok", median_s=1e-3, spread=0.01, samples=7),
-        CandidateResult("im2col", {"mr": 3}, "ok", median_s=2e-3, spread=0.01, samples=7),
-        CandidateResult("im2col", IM2COL, "ok", median_s=3e-3, spread=0.01, samples=7),
-        CandidateResult("direct", {}, "ok", median_s=4e-3, spread=0.01, samples=7),
+        CandidateResult(name, knobs, "ok", median_s=(i + 1) * 1e-3, spread=0.01, samples=7)
+        for i, (name, knobs) in enumerate(measured)
     ]
     with TuningDatabase(path) as database:
         for entry in model_workloads(tiny_model(), host):
