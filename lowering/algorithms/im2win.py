@@ -82,7 +82,6 @@ from lowering.emit import (
     broadcast,
     f32_constant,
     f32_memref,
-    if_,
     if_else,
     index,
     load,
@@ -300,9 +299,9 @@ def _fill_window(
     b: _Blocking, x: SSAValue, window: SSAValue, n: SSAValue, first_row: SSAValue, rows: SSAValue
 ) -> None:
     """The window of output rows [first_row, first_row + rows): per input block, row and kernel
-    row, the input row's X-lane vectors copied whole, zeros in the padding columns (the border
-    tiles load them and drop their products). Kernel rows in the padding are not written: the
-    kernel skips them (`direct.tap_rows`, the same bounds)."""
+    row, the input row's X-lane vectors copied whole, zeros in the padding columns, and whole
+    rows of zeros where the kernel row falls in the top or bottom padding (the flat tiles read
+    them; the row-by-row tiles skip them with `direct.tap_rows`)."""
     g = b.g
     top, left = g.pads[0], g.pads[1]
     columns = window_columns(g)
@@ -331,32 +330,117 @@ def _fill_window(
             fill(cb.iv, r.iv, kh.iv, max(copied_end, left), columns, lambda _: zero)
 
         if top or g.pads[2]:
-            with if_(arith.CmpiOp(ih, index(g.h), "ult").result):
-                copy_row()
+            if_else(
+                arith.CmpiOp(ih, index(g.h), "ult").result,
+                copy_row,
+                lambda: fill(cb.iv, r.iv, kh.iv, 0, columns, lambda _: zero),
+            )
         else:  # every row an output row reads is inside the input
             copy_row()
 
 
+@dataclass(frozen=True)
+class _Tile:
+    """Where one register tile is: image, group, output-channel block group, the block's first
+    output row; its pixels as (row within the block, output column); the kernel rows [first,
+    last) it runs; whether its FMAs are masked outside the input columns."""
+
+    n: SSAValue
+    grp: SSAValue
+    bg: SSAValue
+    first_row: SSAValue
+    pixels: list[tuple[Index, Index]]
+    kernel_rows: tuple[Index, Index]
+    masked: bool
+
+
 def _emit_rows(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
-    """Every output row of the block × output-channel group × width tile."""
+    """The block's tiles: flat tiles over its rows when every weight is finite (then the
+    window's zeros stand for the padding), else row by row with masked border tiles. Decided
+    at run time from the packed flag row, as in im2col: the kernel does not depend on the
+    weights' values."""
+    flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
+    finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
+    if_else(
+        finite,
+        lambda: _emit_flat(b, op, buffers, window, block),
+        lambda: _emit_row_by_row(b, op, buffers, window, block),
+    )
+
+
+def _emit_flat(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
+    """Every output-channel group × flat tile of the block: its rows × OW output pixels, in
+    row-major order, cut into tiles of `ow_block` pixels that may span rows, and one narrower
+    remainder tile. The pixel count is static: every block but an image's last has
+    block_rows rows, the last has the rest (two variants)."""
+    n, first_row, rows = block
+    last_rows = b.g.oh - (b.blocks_per_image - 1) * b.block_rows
+
+    def tiles(count: int) -> None:
+        with loop(0, b.g.group) as grp, loop(0, _block_groups(b)) as bg:
+            total = count * b.g.ow
+            width = min(b.s.ow_block, total)
+            full = total // width
+            at = (n, grp.iv, bg.iv, first_row)
+            with loop(0, full * width, width) as tile:
+                _emit_flat_tile(b, op, buffers, window, at, tile.iv, width)
+            if total % width:
+                _emit_flat_tile(b, op, buffers, window, at, full * width, total % width)
+
+    if last_rows == b.block_rows:
+        tiles(b.block_rows)
+    else:
+        last = arith.CmpiOp(rows, index(b.block_rows), "eq").result
+        if_else(last, lambda: tiles(b.block_rows), lambda: tiles(last_rows))
+
+
+def _emit_flat_tile(
+    b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at, first: Index, width: int
+) -> None:
+    """Flat tile of pixels [first, first + width) of the block (row-major): each pixel's row
+    and column, and the kernel rows that any of them reads (the others' rows there are
+    padding: zeros in the window)."""
+    n, grp, bg, first_row = at
+    ow = b.g.ow
+    pixels: list[tuple[Index, Index]] = []
+    for p in range(width):
+        if isinstance(first, int):
+            pixels.append(divmod(first + p, ow))
+        else:
+            q = add(first, p)
+            pixels.append((arith.DivUIOp(q, index(ow)).result, arith.RemUIOp(q, index(ow)).result))
+    top_row = add(first_row, pixels[0][0])
+    bottom_row = add(first_row, pixels[-1][0])
+    # Later rows start and end lower in the kernel (`direct.tap_rows`): the union of the
+    # pixels' kernel rows is [the last pixel's first, the first pixel's last).
+    kernel_rows = (direct.tap_rows(b.g, bottom_row)[0], direct.tap_rows(b.g, top_row)[1])
+    tile = _Tile(n, grp, bg, first_row, pixels, kernel_rows, False)
+    _emit_tile_body(b, op, buffers, window, tile)
+
+
+def _block_groups(b: _Blocking) -> int:
+    return -(-b.out_blocks // b.s.oc_blocks)
+
+
+def _emit_row_by_row(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
+    """Every output row of the block × output-channel group × width tile, the kernel rows of
+    each output row only; border tiles mask the FMAs of padded columns (some weight is not
+    finite, so 0 · weight must not be formed there)."""
     g, s = b.g, b.s
     n, first_row, rows = block
-    groups_of_blocks = -(-b.out_blocks // s.oc_blocks)
     with (
         loop(0, g.group) as grp,
-        loop(0, groups_of_blocks) as bg,
+        loop(0, _block_groups(b)) as bg,
         loop(0, rows) as r,
     ):
-        oh = add(first_row, r.iv)
-        kernel_rows = direct.tap_rows(g, oh)
-        position = (n, grp.iv, bg.iv, r.iv, oh, kernel_rows)
-        direct.guarded_width_tiles(
-            g,
-            s.ow_block,
-            lambda ow0, width, guarded: _emit_tile(
-                b, op, buffers, window, position, (ow0, width, guarded)
-            ),
-        )
+        kernel_rows = direct.tap_rows(g, add(first_row, r.iv))
+
+        def emit(ow0: Index, width: int, guarded: bool) -> None:
+            pixels = [(r.iv, add(ow0, p)) for p in range(width)]
+            tile = _Tile(n, grp.iv, bg.iv, first_row, pixels, kernel_rows, guarded)
+            _emit_tile_body(b, op, buffers, window, tile)
+
+        direct.guarded_width_tiles(g, s.ow_block, emit)
 
 
 def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
@@ -370,35 +454,15 @@ def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
     return blocks
 
 
-def _emit_tile(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile) -> None:
-    """One ow_block × oc_blocks tile. A border tile (`guarded`) whose window columns reach into
-    the padding masks the products of padded taps only when some weight is not finite: with
-    finite weights the window's zero columns contribute exactly nothing (decided at run time
-    from the packed flag row, as in im2col: the kernel does not depend on the weights' values)."""
-    ow0, width, guarded = tile
-    if not guarded:
-        _emit_tile_body(b, op, buffers, window, position, (ow0, width, False))
-        return
-    flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
-    finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
-    if_else(
-        finite,
-        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, False)),
-        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True)),
-    )
-
-
-def _emit_tile_body(
-    b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile
-) -> None:
-    """Accumulate one ow_block × oc_blocks tile over input blocks × kw × kh × lanes from the
-    window (FMAs of padded columns masked when `masked`), then the epilogue and the stores."""
+def _emit_tile_body(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at: _Tile) -> None:
+    """Accumulate one pixels × oc_blocks tile over input blocks × kw × kh × lanes from the
+    window (FMAs of padded columns masked when `at.masked`), then the epilogue and the stores."""
     g = b.g
     x = g.block
-    n, grp, bg, r, oh, (first_kh, last_kh) = position
-    ow0, width, masked = tile
+    grp = at.grp
+    width = len(at.pixels)
     weight, bias, residual, y = buffers.weight, buffers.bias, buffers.residual, buffers.y
-    blocks = _output_blocks(b, bg)
+    blocks = _output_blocks(b, at.bg)
     group_blocks = -(-g.cg // x)  # whole blocks when group > 1 (applicable)
     full, partial = divmod(g.cg, x)
     accs = [
@@ -407,18 +471,19 @@ def _emit_tile_body(
         for _ in range(width)
     ]
     (sw, dw), left = (g.strides[1], g.dilations[1]), g.pads[1]
+    rows = [index(r) for r, _ in at.pixels]
 
     def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
         cb = affine([(grp, group_blocks), (block, 1)]) if g.group > 1 else index(block)
         with loop(0, g.kw, carry=accs) as kw_loop:
-            columns = [affine([(ow0, sw), (kw_loop.iv, dw)], p * sw) for p in range(width)]
+            columns = [affine([(ow, sw), (kw_loop.iv, dw)]) for _, ow in at.pixels]
             masks = [None] * width
-            if masked:
+            if at.masked:
                 masks = [
                     lane_mask(arith.CmpiOp(add(c, -left), index(g.w), "ult").result, x)
                     for c in columns
                 ]
-            with loop(first_kh, last_kh, carry=kw_loop.carried) as kh_loop:
+            with loop(*at.kernel_rows, carry=kw_loop.carried) as kh_loop:
                 tile_accs = list(kh_loop.carried)
                 row = affine([(block, g.kw * g.kh * x), (kw_loop.iv, g.kh * x), (kh_loop.iv, x)])
                 for lane in range(lanes):
@@ -426,7 +491,8 @@ def _emit_tile_body(
                         load_vector(weight, [grp, ob, add(row, lane), 0], x) for ob in blocks
                     ]
                     for p, column in enumerate(columns):
-                        pixel = broadcast(load(window, [cb, r, column, kh_loop.iv, lane]), x)
+                        value = load(window, [cb, rows[p], column, kh_loop.iv, lane])
+                        pixel = broadcast(value, x)
                         for j, wv in enumerate(weights):
                             k = j * width + p
                             tile_accs[k] = fma_where(masks[p], pixel, wv, tile_accs[k])
@@ -442,5 +508,6 @@ def _emit_tile_body(
         accs = accumulate(accs, full, partial)
     for j, ob in enumerate(blocks):
         out_block = affine([(grp, b.out_blocks), (ob, 1)])
-        for p in range(width):
-            store_blocked(op, accs[j * width + p], residual, y, [n, out_block, oh, add(ow0, p)])
+        for p, (r, ow) in enumerate(at.pixels):
+            oh = add(at.first_row, r)
+            store_blocked(op, accs[j * width + p], residual, y, [at.n, out_block, oh, index(ow)])
