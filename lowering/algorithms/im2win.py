@@ -8,28 +8,32 @@ further on. On NCHWc the window tensor of one block of `block_rows` output rows 
     win[cb, r, w, kh, 0:X] = x[n, cb, (oh0 + r)·sh - top + kh·dh, w - left, 0:X]
 
 with w over the window columns [0, W_win), W_win = (OW - 1)·sw + (KW - 1)·dw + 1 (the input
-columns the output row reads, padding included): zeros in the padding columns, and rows of
-padding left unwritten (the kernel skips them). Per output pixel and input block, the taps
+columns the output row reads, padding included): zeros in the padding columns and in the
+kernel rows that fall in the top or bottom padding. Per output pixel and input block, the taps
 (kw, kh) at dilation 1 are one contiguous run of KW·KH·X floats: the X lanes of a tap are one
 cache line at X = 16 (two at X = 8), and the KH rows of one column are adjacent, which is the
 layout's point (one stream instead of KH). The layout keeps NCHWc's block axis outermost, as
 [N, C/X, OH, W_in, KH, X] of DESIGN §5, cut to one block of rows per worker: the image axis
 and OH are the block loop.
 
-**Kernel.** For each output row of the block, the output columns are cut into tiles of
-`ow_block` pixels, and the output channels into groups of `oc_blocks` blocks of X; a tile's
-ow_block × oc_blocks accumulators stay in registers over input blocks × kw × kh × lanes: per
-step, oc_blocks weight vectors (weights repacked at compile time to [G, OB, CB·KW·KH·X_in + 1,
-X_out], rows in the order the loop reads them, then a row flagging whether every weight is
-finite) and, per pixel, one broadcast scalar from the window and oc_blocks FMAs. Bias
-initialises the accumulators; residual and activation are applied in registers before the one
-store per vector (`store_blocked`). Padded taps form no product (an Inf or NaN weight there
-gives what ONNX Runtime gives): kernel rows outside the input are skipped for the whole row
-(`direct.tap_rows`); the left/right border tiles (`direct.guarded_width_tiles`) read the
-window's zero columns, which contribute exactly nothing while the weights are finite, so they
-mask their FMAs per pixel and kw (`fma_where`) only when the flag row says some weight is not
-(the masked variant spills on AVX2). Interior tiles always run unmasked. Only the logical
-lanes of a partial last input block are read.
+**Kernel.** The output pixels of a block (its rows × OW, row-major) are cut into flat tiles
+of `ow_block` pixels, which may span rows (a 7-wide map is not left with a 2-pixel tile per
+row, whose few accumulators leave the FMA pipes idle on latency), and the output channels into
+groups of `oc_blocks` blocks of X; a tile's ow_block × oc_blocks accumulators stay in registers
+over input blocks × kw × kh × lanes: per step, oc_blocks weight vectors (weights repacked at
+compile time to [G, OB, CB·KW·KH·X_in + 1, X_out], rows in the order the loop reads them, then
+a row flagging whether every weight is finite) and, per pixel, one broadcast scalar from the
+window and oc_blocks FMAs. Bias initialises the accumulators; residual and activation are
+applied in registers before the one store per vector (`store_blocked`). Padded taps form no
+product where that matters: with finite weights (the flag row, read at run time: the kernel
+does not depend on the weights' values) the window's zero columns and zero padding rows
+contribute exactly nothing, so the flat tiles run unmasked over them, skipping only the
+kernel rows that none of their pixels reads. Otherwise (an Inf or NaN weight, whose product
+with a padded zero ONNX Runtime never forms) the block runs row by row as `direct` does:
+kernel rows outside the input skipped per output row (`direct.tap_rows`), interior width
+tiles unmasked, the left/right border tiles (`direct.guarded_width_tiles`) masking their FMAs
+per pixel and kw (`fma_where`, which spills on AVX2). Only the logical lanes of a partial
+last input block are read.
 
 **Block size.** One block's window must stay in L2 while every output-channel group sweeps it:
 
@@ -46,8 +50,9 @@ them in its own window at workspace offset s·window_bytes. workspace_bytes = sl
 window_bytes: about KH/sh times the input rows a block reads, KW times below an im2col column
 buffer of the same pixels.
 
-Any kernel size, stride, dilation and asymmetric padding; NCHWc input and output; group 1, or
-groups of whole input and output blocks (depthwise convs have their own algorithm).
+Any kernel size but 1×1 (no window to gather: `applicable`), stride, dilation and asymmetric
+padding; NCHWc input and output; group 1, or groups of whole input and output blocks
+(depthwise convs have their own algorithm).
 """
 
 from __future__ import annotations
@@ -71,7 +76,6 @@ from lowering.algorithms.common import (
     conv_kernel,
     epilogue_key,
     has_constant_parameters,
-    row_tile,
     store_blocked,
 )
 from lowering.algorithms.conv_gemm import balanced_task_size
@@ -104,6 +108,14 @@ L2_FRACTION = 0.5
 #: Block-size multipliers offered to the search, as im2col's.
 BLOCK_MENU = (0.25, 0.5, 1.0, 2.0)
 
+#: Pixels per register tile at most. On AVX2 (16 registers, 2 output blocks) 6 pixels make 12
+#: accumulators: two FMA pipes of latency 4 need 8 chains in flight, and each weight vector
+#: loaded (from L2 for deep layers) feeds 6 FMAs instead of direct's 4 (56 = 14 × 4: its
+#: tiles take a divisor of OW, im2win's flat tiles need none). Measured on znver3 (1 thread,
+#: CPU time, loaded machine; report /work/notes/im2winspeed.md): 6×2 ahead of 4×2 on 5 of
+#: the 7 ResNet-50 3×3 layers, 12×1 (one broadcast per FMA) 25 % behind.
+MAX_PIXELS = 6
+
 #: Register tiles (ow_block, oc_blocks) offered to the search besides the heuristic's.
 TILE_MENU = ((4, 2), (6, 2), (3, 3), (2, 4), (8, 1))
 
@@ -125,10 +137,15 @@ SCHEDULE = Im2winSchedule
 
 
 def applicable(op: conv.Conv2DOp) -> bool:
-    """NCHWc input, constant weights and bias, and group 1 or groups of whole X-channel blocks
-    on both sides (any kernel, stride, dilation, pads)."""
+    """NCHWc input, constant weights and bias, a kernel larger than 1×1, and group 1 or groups
+    of whole X-channel blocks on both sides (any stride, dilation, pads).
+
+    A 1×1 kernel has no window to gather: its window would be a copy of the input rows it
+    reads (strided ones at stride 2), which gemm1x1 and direct read in place, with the same
+    broadcast + FMA kernel. So `--algorithm im2win` / `all=im2win` leave 1×1 convs to the
+    other algorithms."""
     g = ConvGeometry.of(op)
-    if not g.blocked_input or not has_constant_parameters(op):
+    if not g.blocked_input or not has_constant_parameters(op) or (g.kh, g.kw) == (1, 1):
         return False
     return g.group == 1 or (g.cg % g.block == 0 and g.og % g.block == 0)
 
@@ -150,13 +167,15 @@ def measured_faster(op: conv.Conv2DOp, target: Target) -> bool:
 
 
 def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
-    """The direct algorithm's register tile (the same broadcast + FMA shape), block rows from
-    L2 (module doc), one slot per core."""
+    """The direct algorithm's channel tile (the same broadcast + FMA shape) with as many
+    pixels as the registers hold beside it, at most `MAX_PIXELS` (flat tiles need no divisor
+    of OW); block rows from L2 (module doc), one slot per core."""
     g = _geometry(op)
-    tile = direct.heuristic(op, target)
+    oc_blocks = direct.heuristic(op, target).oc_blocks
+    pixels = min((target.vector_registers - oc_blocks - 1) // oc_blocks, MAX_PIXELS)
     most = int(target.l2_bytes * L2_FRACTION) // _row_bytes(g)
     rows = balanced_task_size(g.oh, most, g.n, target.cores, interleaved=True)
-    return Im2winSchedule(tile.ow_block, tile.oc_blocks, rows, target.cores)
+    return Im2winSchedule(max(1, pixels), oc_blocks, rows, target.cores)
 
 
 def tolerance(schedule: Im2winSchedule) -> float:
@@ -177,7 +196,7 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2winSchedule]:
     blocks = -(-g.og // g.block)
     for ow_block, oc_blocks in TILE_MENU:
         if ow_block * oc_blocks + oc_blocks + 1 <= target.vector_registers and oc_blocks <= blocks:
-            schedules.append(replace(base, ow_block=row_tile(g.ow, ow_block), oc_blocks=oc_blocks))
+            schedules.append(replace(base, ow_block=ow_block, oc_blocks=oc_blocks))
     return list(dict.fromkeys(schedules))
 
 
