@@ -105,6 +105,14 @@ NAME = "im2win"
 #: The share of L2 one block's window may take (module doc).
 L2_FRACTION = 0.5
 
+#: The share of L2 the weights one register tile reads over one input chunk may take (module
+#: doc): 1/8 makes chunks of 14 blocks of 8 channels for 3×3 kernels and 2 output blocks on a
+#: 512 KiB L2. Measured on znver3 (1 thread, CPU time, ResNet-50's 3×3 layers, chunks of 3, 8,
+#: 16 blocks and none): 16 and 8 blocks ahead of 3 (weights in L1: partial sums too often)
+#: and of none (every block of rows re-reads all weights) on the 256- and 512-channel layers
+#: (512→512 s2 @14: 79 / 77 / 71 / 70 GFLOP/s), alike on the others.
+CHUNK_WEIGHT_FRACTION = 1 / 8
+
 #: Block-size multipliers offered to the search, as im2col's.
 BLOCK_MENU = (0.25, 0.5, 1.0, 2.0)
 
@@ -123,7 +131,8 @@ TILE_MENU = ((4, 2), (6, 2), (3, 3), (2, 4), (8, 1))
 @dataclass(frozen=True)
 class Im2winSchedule(Schedule):
     """Knobs of im2win: the ow_block × oc_blocks register tile, output rows per block (one
-    window), and worker slots (each with its own window in the workspace)."""
+    window), worker slots (each with its own window in the workspace), and input blocks per
+    chunk (`in_blocks`, clamped to the conv's; module doc)."""
 
     ALGORITHM: ClassVar[str] = NAME
 
@@ -131,6 +140,7 @@ class Im2winSchedule(Schedule):
     oc_blocks: int = 2
     block_rows: int = 4
     slots: int = 1
+    in_blocks: int = 4096
 
 
 SCHEDULE = Im2winSchedule
@@ -173,9 +183,13 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
     g = _geometry(op)
     oc_blocks = direct.heuristic(op, target).oc_blocks
     pixels = min((target.vector_registers - oc_blocks - 1) // oc_blocks, MAX_PIXELS)
-    most = int(target.l2_bytes * L2_FRACTION) // _row_bytes(g)
+    chunk_weight_bytes = 4 * oc_blocks * g.kh * g.kw * g.block * g.block
+    in_blocks = max(1, int(target.l2_bytes * CHUNK_WEIGHT_FRACTION) // chunk_weight_bytes)
+    schedule = Im2winSchedule(max(1, pixels), oc_blocks, 1, target.cores, in_blocks)
+    row_bytes = _Blocking(g, schedule, 1).window_bytes()
+    most = int(target.l2_bytes * L2_FRACTION) // row_bytes
     rows = balanced_task_size(g.oh, most, g.n, target.cores, interleaved=True)
-    return Im2winSchedule(max(1, pixels), oc_blocks, rows, target.cores)
+    return replace(schedule, block_rows=rows)
 
 
 def tolerance(schedule: Im2winSchedule) -> float:
@@ -253,6 +267,19 @@ class _Blocking:
         return _Blocking(g, s, min(s.block_rows, g.oh))
 
     @property
+    def chunk_blocks(self) -> int:
+        """Input blocks per chunk: `in_blocks`, or all when the conv is grouped or has a
+        partial input block (chunks are for deep group-1 convs; module doc)."""
+        g = self.g
+        if g.group > 1 or g.cg % g.block:
+            return g.input_blocks
+        return min(self.s.in_blocks, g.input_blocks)
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.g.input_blocks // self.chunk_blocks)
+
+    @property
     def blocks_per_image(self) -> int:
         return -(-self.g.oh // self.block_rows)
 
@@ -263,10 +290,11 @@ class _Blocking:
 
     def window_shape(self) -> tuple[int, ...]:
         g = self.g
-        return (g.input_blocks, self.block_rows, window_columns(g), g.kh, g.block)
+        return (self.chunk_blocks, self.block_rows, window_columns(g), g.kh, g.block)
 
     def window_bytes(self) -> int:
-        return self.block_rows * _row_bytes(self.g)
+        g = self.g
+        return 4 * self.chunk_blocks * self.block_rows * window_columns(g) * g.kh * g.block
 
 
 class Im2winEmitter:
@@ -276,7 +304,8 @@ class Im2winEmitter:
         b = _Blocking.of(op)
         s = b.s
         return (
-            f"conv_im2win_{b.g.key()}_t{s.ow_block}x{s.oc_blocks}_r{b.block_rows}s{s.slots}_"
+            f"conv_im2win_{b.g.key()}_t{s.ow_block}x{s.oc_blocks}_r{b.block_rows}s{s.slots}"
+            f"c{b.chunk_blocks}_"
             f"{epilogue_key(op)}"
         )
 
@@ -310,17 +339,29 @@ class Im2winEmitter:
                 n = arith.DivUIOp(item.iv, per_image).result
                 first_row = affine([(arith.RemUIOp(item.iv, per_image).result, b.block_rows)])
                 rows = arith.MinSIOp(index(b.block_rows), affine([(first_row, -1)], g.oh)).result
-                _fill_window(b, buffers.x, window, n, first_row, rows)
-                _emit_rows(b, op, buffers, window, (n, first_row, rows))
+                if b.chunks == 1:
+                    _fill_window(b, buffers.x, window, n, first_row, rows, None)
+                    _emit_rows(b, op, buffers, window, (n, first_row, rows, None))
+                else:
+                    with loop(0, b.chunks) as chunk:
+                        _fill_window(b, buffers.x, window, n, first_row, rows, chunk.iv)
+                        _emit_rows(b, op, buffers, window, (n, first_row, rows, chunk.iv))
 
 
 def _fill_window(
-    b: _Blocking, x: SSAValue, window: SSAValue, n: SSAValue, first_row: SSAValue, rows: SSAValue
+    b: _Blocking,
+    x: SSAValue,
+    window: SSAValue,
+    n: SSAValue,
+    first_row: SSAValue,
+    rows: SSAValue,
+    chunk: SSAValue | None,
 ) -> None:
     """The window of output rows [first_row, first_row + rows): per input block, row and kernel
     row, the input row's X-lane vectors copied whole, zeros in the padding columns, and whole
     rows of zeros where the kernel row falls in the top or bottom padding (the flat tiles read
-    them; the row-by-row tiles skip them with `direct.tap_rows`)."""
+    them; the row-by-row tiles skip them with `direct.tap_rows`). With chunks, the input
+    blocks of `chunk` only."""
     g = b.g
     top, left = g.pads[0], g.pads[1]
     columns = window_columns(g)
@@ -332,7 +373,9 @@ def _fill_window(
             with loop(start, end) as column:
                 store_vector(source(column.iv), window, [cb, r, column.iv, kh, 0])
 
-    with loop(0, g.input_blocks) as cb, loop(0, rows) as r, loop(0, g.kh) as kh:
+    count = _chunk_size(b, chunk)
+    with loop(0, count) as cb, loop(0, rows) as r, loop(0, g.kh) as kh:
+        source = cb.iv if chunk is None else affine([(chunk, b.chunk_blocks), (cb.iv, 1)])
         sh, dh = g.strides[0], g.dilations[0]
         ih = affine([(first_row, sh), (r.iv, sh), (kh.iv, dh)], -top)
 
@@ -344,7 +387,7 @@ def _fill_window(
                 kh.iv,
                 left,
                 copied_end,
-                lambda w: load_vector(x, [n, cb.iv, ih, add(w, -left), 0], g.block),
+                lambda w: load_vector(x, [n, source, ih, add(w, -left), 0], g.block),
             )
             fill(cb.iv, r.iv, kh.iv, max(copied_end, left), columns, lambda _: zero)
 
@@ -358,11 +401,20 @@ def _fill_window(
             copy_row()
 
 
+def _chunk_size(b: _Blocking, chunk: SSAValue | None) -> Index:
+    """Input blocks of `chunk` (all of them without chunks; the last chunk may be short)."""
+    if chunk is None:
+        return b.g.input_blocks
+    left = affine([(chunk, -b.chunk_blocks)], b.g.input_blocks)
+    return arith.MinSIOp(index(b.chunk_blocks), left).result
+
+
 @dataclass(frozen=True)
 class _Tile:
     """Where one register tile is: image, group, output-channel block group, the block's first
     output row; its pixels as (row within the block, output column); the kernel rows [first,
-    last) it runs; whether its FMAs are masked outside the input columns."""
+    last) it runs; whether its FMAs are masked outside the input columns; the input chunk
+    (None: no chunks)."""
 
     n: SSAValue
     grp: SSAValue
@@ -371,6 +423,7 @@ class _Tile:
     pixels: list[tuple[Index, Index]]
     kernel_rows: tuple[Index, Index]
     masked: bool
+    chunk: SSAValue | None = None
 
 
 def _emit_rows(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
@@ -392,7 +445,7 @@ def _emit_flat(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) 
     row-major order, cut into tiles of `ow_block` pixels that may span rows, and one narrower
     remainder tile. The pixel count is static: every block but an image's last has
     block_rows rows, the last has the rest (two variants)."""
-    n, first_row, rows = block
+    n, first_row, rows, chunk = block
     last_rows = b.g.oh - (b.blocks_per_image - 1) * b.block_rows
 
     def tiles(count: int) -> None:
@@ -400,7 +453,7 @@ def _emit_flat(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) 
             total = count * b.g.ow
             width = min(b.s.ow_block, total)
             full = total // width
-            at = (n, grp.iv, bg.iv, first_row)
+            at = (n, grp.iv, bg.iv, first_row, chunk)
             with loop(0, full * width, width) as tile:
                 _emit_flat_tile(b, op, buffers, window, at, tile.iv, width)
             if total % width:
@@ -419,7 +472,7 @@ def _emit_flat_tile(
     """Flat tile of pixels [first, first + width) of the block (row-major): each pixel's row
     and column, and the kernel rows that any of them reads (the others' rows there are
     padding: zeros in the window)."""
-    n, grp, bg, first_row = at
+    n, grp, bg, first_row, chunk = at
     ow = b.g.ow
     pixels: list[tuple[Index, Index]] = []
     for p in range(width):
@@ -433,7 +486,7 @@ def _emit_flat_tile(
     # Later rows start and end lower in the kernel (`direct.tap_rows`): the union of the
     # pixels' kernel rows is [the last pixel's first, the first pixel's last).
     kernel_rows = (direct.tap_rows(b.g, bottom_row)[0], direct.tap_rows(b.g, top_row)[1])
-    tile = _Tile(n, grp, bg, first_row, pixels, kernel_rows, False)
+    tile = _Tile(n, grp, bg, first_row, pixels, kernel_rows, False, chunk)
     _emit_tile_body(b, op, buffers, window, tile)
 
 
@@ -446,7 +499,7 @@ def _emit_row_by_row(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, b
     each output row only; border tiles mask the FMAs of padded columns (some weight is not
     finite, so 0 · weight must not be formed there)."""
     g, s = b.g, b.s
-    n, first_row, rows = block
+    n, first_row, rows, chunk = block
     with (
         loop(0, g.group) as grp,
         loop(0, _block_groups(b)) as bg,
@@ -456,7 +509,7 @@ def _emit_row_by_row(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, b
 
         def emit(ow0: Index, width: int, guarded: bool) -> None:
             pixels = [(r.iv, add(ow0, p)) for p in range(width)]
-            tile = _Tile(n, grp.iv, bg.iv, first_row, pixels, kernel_rows, guarded)
+            tile = _Tile(n, grp.iv, bg.iv, first_row, pixels, kernel_rows, guarded, chunk)
             _emit_tile_body(b, op, buffers, window, tile)
 
         direct.guarded_width_tiles(g, s.ow_block, emit)
@@ -475,7 +528,9 @@ def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
 
 def _emit_tile_body(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at: _Tile) -> None:
     """Accumulate one pixels × oc_blocks tile over input blocks × kw × kh × lanes from the
-    window (FMAs of padded columns masked when `at.masked`), then the epilogue and the stores."""
+    window (FMAs of padded columns masked when `at.masked`), then the epilogue and the stores.
+    With chunks, the accumulators start from the partial sums in y but on the first chunk,
+    and only the last chunk's stores apply the epilogue."""
     g = b.g
     x = g.block
     grp = at.grp
@@ -484,16 +539,30 @@ def _emit_tile_body(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at
     blocks = _output_blocks(b, at.bg)
     group_blocks = -(-g.cg // x)  # whole blocks when group > 1 (applicable)
     full, partial = divmod(g.cg, x)
+    outputs = [
+        [at.n, affine([(grp, b.out_blocks), (ob, 1)]), add(at.first_row, r), index(ow)]
+        for ob in blocks
+        for r, ow in at.pixels
+    ]
     accs = [
         load_vector(bias, [grp, blocks[j], 0], x) if bias is not None else splat(0.0, x)
         for j in range(len(blocks))
         for _ in range(width)
     ]
+    if at.chunk is not None:
+        first = arith.CmpiOp(at.chunk, index(0), "eq").result
+        accs = [
+            arith.SelectOp(first, acc, load_vector(y, [*out, 0], x)).result
+            for acc, out in zip(accs, outputs, strict=True)
+        ]
+        full, partial = _chunk_size(b, at.chunk), 0  # whole blocks (`chunk_blocks`)
     (sw, dw), left = (g.strides[1], g.dilations[1]), g.pads[1]
     rows = [index(r) for r, _ in at.pixels]
 
     def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
         cb = affine([(grp, group_blocks), (block, 1)]) if g.group > 1 else index(block)
+        if at.chunk is not None:  # the window holds the chunk's blocks, the weights all
+            block = affine([(at.chunk, b.chunk_blocks), (block, 1)])
         with loop(0, g.kw, carry=accs) as kw_loop:
             columns = [affine([(ow, sw), (kw_loop.iv, dw)]) for _, ow in at.pixels]
             masks = [None] * width
@@ -525,8 +594,18 @@ def _emit_tile_body(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at
         accs = list(block_loop.results)
     if partial:
         accs = accumulate(accs, full, partial)
-    for j, ob in enumerate(blocks):
-        out_block = affine([(grp, b.out_blocks), (ob, 1)])
-        for p, (r, ow) in enumerate(at.pixels):
-            oh = add(at.first_row, r)
-            store_blocked(op, accs[j * width + p], residual, y, [at.n, out_block, oh, index(ow)])
+
+    def store_final() -> None:
+        for acc, out in zip(accs, outputs, strict=True):
+            store_blocked(op, acc, residual, y, out)
+
+    if at.chunk is None:
+        store_final()
+        return
+
+    def store_partial() -> None:
+        for acc, out in zip(accs, outputs, strict=True):
+            store_vector(acc, y, [*out, 0])
+
+    last = arith.CmpiOp(at.chunk, index(b.chunks - 1), "eq").result
+    if_else(last, store_final, store_partial)

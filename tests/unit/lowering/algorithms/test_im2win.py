@@ -60,6 +60,7 @@ def conv_cases(draw, groups: bool = False):
         oc_blocks=draw(st.integers(1, 3)),
         block_rows=draw(st.integers(1, 4)),
         slots=draw(st.integers(1, 3)),
+        in_blocks=draw(st.sampled_from([1, 2, 3, 4096])),
     )
     return case, block, schedule, seed
 
@@ -147,7 +148,8 @@ def test_heuristic_schedule_on_a_stem(tmp_path_factory) -> None:
     ],
 )
 def test_window_stays_within_the_l2_budget(shape, kernel, l2_bytes) -> None:
-    """window_bytes <= L2 · L2_FRACTION whenever one row fits, and it is KH·W_win per row."""
+    """window_bytes <= L2 · L2_FRACTION whenever one row fits, and it is KH·W_win per row of
+    one input chunk."""
     n, c, h, w, o = shape
     case = ConvCase(rand(n, c, h, w), rand(o, c, kernel, kernel, seed=1))
     case.attributes = dict(pads=[kernel // 2] * 4)
@@ -156,7 +158,8 @@ def test_window_stays_within_the_l2_budget(shape, kernel, l2_bytes) -> None:
     schedule = im2win.heuristic(op, target)
     op.schedule = schedule.to_attr()
     window_bytes = im2win.Im2winEmitter().workspace_bytes(op) // schedule.slots
-    row_bytes = 4 * -(-c // 16) * 16 * (w + 2 * (kernel // 2)) * kernel
+    blocks = -(-c // 16) if c % 16 else min(schedule.in_blocks, c // 16)  # one input chunk
+    row_bytes = 4 * blocks * 16 * (w + 2 * (kernel // 2)) * kernel
     assert window_bytes == schedule.block_rows * row_bytes
     assert window_bytes <= max(l2_bytes * im2win.L2_FRACTION, row_bytes)
 
@@ -195,6 +198,7 @@ def test_not_applicable_to_1x1_kernels() -> None:
         (8, [1, 1], Im2winSchedule(6, 2, 2, 2)),  # tiles of 6 over rows of 4: most span two
         (4, [2, 2], Im2winSchedule(11, 1, 3, 1)),  # one tile wider than a block's pixels
         (8, [1, 2], Im2winSchedule(5, 3, 1, 3)),  # one row per block, 3 block groups of 2
+        (4, [1, 1], Im2winSchedule(6, 2, 2, 2, 2)),  # chunks of 2 input blocks: 2, 1
     ],
 )
 def test_flat_tiles_span_rows_and_padding(block, dilations, schedule, tmp_path_factory) -> None:
