@@ -164,11 +164,16 @@ def measured_faster(op: conv.Conv2DOp, target: Target) -> bool:
     """Whether selection should prefer im2win to direct and im2col: 3×3 convs with group 1 on
     NCHWc, on targets with 16 vector registers (AVX2), where it was measured faster.
 
-    Measured on AMD EPYC znver3 (AVX2, 512 KiB L2), 1 thread, median thread CPU time of 10
+    Measured on AMD EPYC znver3 (AVX2, 512 KiB L2), 1 thread, median thread CPU time of 7
     interleaved samples (`examples/benchmarks/im2win_vs.py --models resnet50,vgg16`, load
-    average ~10): im2win beat the better of direct and im2col on all 15 distinct 3×3 layers of
-    ResNet-50 and VGG-16, by 1.01× (VGG-16 features.5) to 1.43× (features.17 and 19), geomean
-    ~1.2×. Not measured on AVX-512 (32 registers), nor for other kernel sizes.
+    average 5–7; report /work/notes/im2winspeed.md): im2win beat the better of direct and
+    im2col on all 15 distinct 3×3 layers of ResNet-50 and VGG-16, by 1.07× (VGG-16
+    features.2) to 1.70× (features.19), geomean 1.29×. Winograd, which selection puts first
+    where it applies (3×3 stride 1, ≥ 64 channels), was faster than im2win on every layer it
+    takes (im2win/winograd time 0.37–0.91), so im2win runs the stride-2 3×3 convs (ResNet-50
+    layer2.0/3.0/4.0.conv2: 1.24×, 1.25×, 1.41× over the better of direct and im2col) and
+    3×3 convs winograd refuses. Not measured on AVX-512 (32 registers), nor for other kernel
+    sizes.
     """
     g = ConvGeometry.of(op)
     return (
