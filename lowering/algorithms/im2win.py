@@ -35,14 +35,26 @@ tiles unmasked, the left/right border tiles (`direct.guarded_width_tiles`) maski
 per pixel and kw (`fma_where`, which spills on AVX2). Only the logical lanes of a partial
 last input block are read.
 
+**Input chunks.** A block's window holds `in_blocks` input blocks at a time (a chunk; all of
+them when the conv is grouped or its channels are not whole blocks): per chunk, the window is
+filled with the chunk's blocks and every tile accumulates over them, starting from bias (first
+chunk) or from the partial sums it stored in y (the others); only the last chunk's stores add
+the residual and apply the activation. A chunk's window row is CB/in_blocks times smaller, so
+the same L2 share holds that many more output rows, and each block of rows re-reads the
+weights (9 MiB at 512→512 3×3: more than L2) correspondingly less often; the partial sums cost
+one vector load and store per accumulator and chunk. The heuristic takes as many blocks as
+keep the weights one register tile reads over a chunk (oc_blocks · KH·KW·X² floats per block)
+within L2 · CHUNK_WEIGHT_FRACTION.
+
 **Block size.** One block's window must stay in L2 while every output-channel group sweeps it:
 
-    window_bytes = 4 · CB·X · W_win · KH · block_rows  <=  L2 · L2_FRACTION
+    window_bytes = 4 · chunk·X · W_win · KH · block_rows  <=  L2 · L2_FRACTION
 
 so block_rows = floor(L2 · L2_FRACTION / row_bytes), at least 1, at most OH; the heuristic then
 shrinks it (by at most half) to spread the blocks of all images most evenly over the workers
 (`conv_gemm.balanced_task_size`). `candidates` offers block_rows × {1/4, 1/2, 1, 2}, a single
-row (the smallest workspace) and other register tiles.
+row, one row of one-block chunks (the smallest workspace), no chunks, and other register
+tiles.
 
 **Threads and workspace.** As in `im2col`: the kernel's `scf.parallel` runs `slots` workers
 (default: the target's cores); worker s takes blocks s, s + slots, ... (image-major) and builds
@@ -204,7 +216,8 @@ def tolerance(schedule: Im2winSchedule) -> float:
 
 def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2winSchedule]:
     """The search space, the heuristic's schedule first: its block rows times BLOCK_MENU, one
-    row per block, and the register tiles of TILE_MENU that fit the register file."""
+    row per block, one row of one-block chunks (the smallest window), no chunks, and the
+    register tiles of TILE_MENU that fit the register file."""
     g = _geometry(op)
     base = heuristic(op, target)
     schedules = [base] + [
@@ -212,6 +225,8 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2winSchedule]:
         for factor in BLOCK_MENU
     ]
     schedules.append(replace(base, block_rows=1))
+    schedules.append(replace(base, block_rows=1, in_blocks=1))
+    schedules.append(replace(base, in_blocks=Im2winSchedule.in_blocks))
     blocks = -(-g.og // g.block)
     for ow_block, oc_blocks in TILE_MENU:
         if ow_block * oc_blocks + oc_blocks + 1 <= target.vector_registers and oc_blocks <= blocks:
