@@ -44,7 +44,7 @@ the same L2 share holds that many more output rows, and each block of rows re-re
 weights (9 MiB at 512→512 3×3: more than L2) correspondingly less often; the partial sums cost
 one vector load and store per accumulator and chunk. The heuristic takes as many blocks as
 keep the weights one register tile reads over a chunk (oc_blocks · KH·KW·X² floats per block)
-within L2 · CHUNK_WEIGHT_FRACTION.
+within L2 · CHUNK_WEIGHT_FRACTION, evened out over the chunks that makes.
 
 **Block size.** One block's window must stay in L2 while every output-channel group sweeps it:
 
@@ -201,7 +201,9 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
     oc_blocks = direct.heuristic(op, target).oc_blocks
     pixels = min((target.vector_registers - oc_blocks - 1) // oc_blocks, MAX_PIXELS)
     chunk_weight_bytes = 4 * oc_blocks * g.kh * g.kw * g.block * g.block
-    in_blocks = max(1, int(target.l2_bytes * CHUNK_WEIGHT_FRACTION) // chunk_weight_bytes)
+    most = max(1, int(target.l2_bytes * CHUNK_WEIGHT_FRACTION) // chunk_weight_bytes)
+    chunks = -(-g.input_blocks // most)
+    in_blocks = -(-g.input_blocks // chunks)  # chunks of equal size (16 blocks: 8 + 8, not 14 + 2)
     schedule = Im2winSchedule(max(1, pixels), oc_blocks, 1, target.cores, in_blocks)
     row_bytes = _Blocking(g, schedule, 1).window_bytes()
     most = int(target.l2_bytes * L2_FRACTION) // row_bytes
