@@ -54,8 +54,9 @@ the first that exists (is in `lowering.algorithms.ALGORITHMS`) and applies to th
    NCHWc (`lowering.algorithms.im2win.measured_faster`): measured on znver3 (AVX2), 1 thread,
    thread CPU time (`examples/benchmarks/im2win_vs.py --models resnet50,vgg16`), it beat the
    better of direct and im2col on all 15 distinct 3×3 layers of ResNet-50 and VGG-16 by
-   1.01–1.43×. Not measured on AVX-512: there the order above stands. It comes after
-   `winograd`, which beat the same two by 1.43–4.56× on the layers it takes (table above).
+   1.07–1.70× (geomean 1.29×). Not measured on AVX-512: there the order above stands. It comes
+   after `winograd`, which was faster than im2win on every layer it takes (im2win takes
+   1.1–2.7× winograd's time, same run), so im2win runs ResNet-50's stride-2 3×3 convs.
    A dilated conv with at least 15 % of its multiply-adds on padding takes `direct` first,
    then `im2win` where it leads otherwise, then `im2col`
    (`lowering.algorithms.direct.skips_much_padding`): direct skips padded kernel rows and

@@ -1,15 +1,18 @@
-"""im2win against direct and blocked im2col on the KxK convs of standard CNNs: time and memory.
+"""im2win against direct, blocked im2col and winograd on the KxK convs of CNNs: time and memory.
 
     PYTHONPATH=. python examples/benchmarks/im2win_vs.py --models resnet50,vgg16 --repeat 10
     PYTHONPATH=. python examples/benchmarks/im2win_vs.py --models resnet50,vgg16 --memory
 
-Time: each layer of `convir bench layers` whose kernel is larger than 1×1 is compiled three
-times, pinned to each algorithm (`convir.bench.conv_harness.NativeConv`: the conv alone, NCHWc in
+Time: each layer of `convir bench layers` whose kernel is larger than 1×1 is compiled pinned to
+each algorithm that applies (`convir.bench.conv_harness.NativeConv`: the conv alone, NCHWc in
 and out, bias fused), checked against the numpy reference, then sampled alternately (direct,
-im2col, im2win, direct, ...), each sample the mean over a calibrated native loop of calls. Each
-sample records both wall time and the calling thread's CPU time (`time.thread_time`, 1 thread:
-the kernel runs on the calling thread), which a shared machine disturbs less: the table gives
-medians of CPU time, and GFLOP/s from them.
+im2col, winograd, im2win, direct, ...), each sample the mean over a calibrated native loop of
+calls. Each sample records the calling thread's CPU time (`time.thread_time`, 1 thread: the
+kernel runs on the calling thread), which a shared machine disturbs less than wall time: the
+table gives medians of CPU time, im2win's GFLOP/s and % of the FMA peak (`convir bench peak`,
+best of its runs, measured first), and "im2win/best": the best of direct and im2col divided
+by im2win's time (> 1: im2win is faster), then the same against winograd where it applies
+(winograd does fewer multiplies, so GFLOP/s would flatter it: the table compares times).
 
 Memory (`--memory`, nothing runs): per layer, the workspace of im2win's and im2col's heuristic
 schedules for the host (what `memory_report()` shows: both per worker slot × slots), and the
@@ -23,6 +26,7 @@ import statistics
 import time
 
 from convir.bench.conv_harness import NativeConv, conv_module, layer_data, reference_output
+from convir.bench.peak import measure_peak
 from convir.bench.timing import calibrate, relative_error
 from convir.bench.workloads import select_layers
 from convir.compiler import lower
@@ -31,7 +35,7 @@ from convir.target import Target
 from lowering.algorithms import ALGORITHMS as ALGORITHM_MODULES
 from passes.workspace_budget import workspace_bytes
 
-ALGORITHMS = ("direct", "im2col", "im2win")
+ALGORITHMS = ("direct", "im2col", "winograd", "im2win")
 
 
 def spatial_layers(models: list[str], substring: str | None):
@@ -45,8 +49,10 @@ def cpu_seconds_per_call(native: NativeConv, iterations: int) -> float:
 
 
 def time_layers(models: list[str], substring: str | None, repeat: int) -> None:
-    print(f"{'layer':40} {'shape':30} " + " ".join(f"{a + ' ms':>10}" for a in ALGORITHMS), end="")
-    print(f" {'im2win GF/s':>11} {'im2win/best':>11}")
+    peak = measure_peak(1).gflops
+    print(f"peak {peak:.1f} GFLOP/s (1 thread)")
+    print(f"{'layer':26} {'shape':20} " + " ".join(f"{a + ' ms':>11}" for a in ALGORITHMS), end="")
+    print(f" {'im2win GF/s':>11} {'%peak':>6} {'im2win/best':>11} {'/winograd':>9}")
     for layer in spatial_layers(models, substring):
         x, weight, bias = layer_data(layer)
         expected = reference_output(layer, x, weight, bias)
@@ -65,13 +71,19 @@ def time_layers(models: list[str], substring: str | None, repeat: int) -> None:
             for algorithm, native in natives.items():
                 samples[algorithm].append(cpu_seconds_per_call(native, iterations[algorithm]))
         ms = {a: 1e3 * statistics.median(s) for a, s in samples.items()}
-        cells = " ".join(f"{ms[a]:10.3f}" if a in ms else f"{'-':>10}" for a in ALGORITHMS)
+        cells = " ".join(f"{ms[a]:11.3f}" if a in ms else f"{'-':>11}" for a in ALGORITHMS)
         shape = f"{layer.channels}x{layer.height}->{layer.out_channels} k{layer.kernel[0]}"
         shape += f" s{layer.strides[0]}"
-        rate = layer.flop / (ms["im2win"] / 1e3) / 1e9 if "im2win" in ms else float("nan")
+        nan = float("nan")
+        rate = layer.flop / (ms["im2win"] / 1e3) / 1e9 if "im2win" in ms else nan
         others = [ms[a] for a in ("direct", "im2col") if a in ms]
-        ratio = min(others) / ms["im2win"] if "im2win" in ms and others else float("nan")
-        print(f"{layer.name:40} {shape:30} {cells} {rate:11.1f} {ratio:11.2f}", flush=True)
+        ratio = min(others) / ms["im2win"] if "im2win" in ms and others else nan
+        winograd = ms["winograd"] / ms["im2win"] if {"im2win", "winograd"} <= set(ms) else nan
+        print(
+            f"{layer.name:26} {shape:20} {cells} {rate:11.1f} "
+            f"{100 * rate / peak:6.1f} {ratio:11.2f} {winograd:9.2f}",
+            flush=True,
+        )
 
 
 def scheduled_conv(layer, algorithm: str, target: Target) -> conv.Conv2DOp | None:

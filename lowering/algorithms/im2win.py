@@ -8,38 +8,53 @@ further on. On NCHWc the window tensor of one block of `block_rows` output rows 
     win[cb, r, w, kh, 0:X] = x[n, cb, (oh0 + r)·sh - top + kh·dh, w - left, 0:X]
 
 with w over the window columns [0, W_win), W_win = (OW - 1)·sw + (KW - 1)·dw + 1 (the input
-columns the output row reads, padding included): zeros in the padding columns, and rows of
-padding left unwritten (the kernel skips them). Per output pixel and input block, the taps
+columns the output row reads, padding included): zeros in the padding columns and in the
+kernel rows that fall in the top or bottom padding. Per output pixel and input block, the taps
 (kw, kh) at dilation 1 are one contiguous run of KW·KH·X floats: the X lanes of a tap are one
 cache line at X = 16 (two at X = 8), and the KH rows of one column are adjacent, which is the
 layout's point (one stream instead of KH). The layout keeps NCHWc's block axis outermost, as
 [N, C/X, OH, W_in, KH, X] of DESIGN §5, cut to one block of rows per worker: the image axis
 and OH are the block loop.
 
-**Kernel.** For each output row of the block, the output columns are cut into tiles of `ow_block`
-pixels, and the output channels into groups of `oc_blocks` blocks of X; a tile's ow_block ×
-oc_blocks accumulators stay in registers over input blocks × kw × kh × lanes: per step, oc_blocks
-weight vectors (weights repacked at compile time to [G, OB, CB·KW·KH·X_in + 1, X_out], rows in the
-order the loop reads them, then a row flagging whether every weight is finite) and, per pixel, one
-broadcast scalar from the window and oc_blocks FMAs. Bias initialises the accumulators; residual and
-activation are applied in registers before the one store per vector (`store_blocked`). Padded taps
-form no product (an Inf or NaN weight there gives what ONNX Runtime gives): kernel rows outside the
-input are skipped for the whole row (`border_tiles.tap_rows`); the left/right border tiles
-(`border_tiles.guarded_width_tiles`) run only the kernel columns inside the input for some of their
-pixels (`border_tiles.tap_columns`: a dilated conv on a small map, all of whose tiles are border
-tiles, skips most of its padding) and read the window's zero columns of the others, which contribute
-exactly nothing while the weights are finite, so they mask their FMAs per pixel and kw (`fma_where`)
-only when the flag row says some weight is not (the masked variant spills on AVX2). Interior tiles
-always run unmasked. Only the logical lanes of a partial last input block are read.
+**Kernel.** The output pixels of a block (its rows × OW, row-major) are cut into flat tiles
+of `ow_block` pixels, which may span rows (a 7-wide map is not left with a 2-pixel tile per
+row, whose few accumulators leave the FMA pipes idle on latency), and the output channels into
+groups of `oc_blocks` blocks of X; a tile's ow_block × oc_blocks accumulators stay in registers
+over input blocks × kw × kh × lanes: per step, oc_blocks weight vectors (weights repacked at
+compile time to [G, OB, CB·KW·KH·X_in + 1, X_out], rows in the order the loop reads them, then
+a row flagging whether every weight is finite) and, per pixel, one broadcast scalar from the
+window and oc_blocks FMAs. Bias initialises the accumulators; residual and activation are
+applied in registers before the one store per vector (`store_blocked`). Padded taps form no
+product where that matters: with finite weights (the flag row, read at run time: the kernel
+does not depend on the weights' values) the window's zero columns and zero padding rows
+contribute exactly nothing, so the flat tiles run unmasked over them, skipping only the
+kernel rows that none of their pixels reads. Otherwise (an Inf or NaN weight, whose product
+with a padded zero ONNX Runtime never forms) the block runs row by row as `direct` does:
+kernel rows outside the input skipped per output row (`border_tiles.tap_rows`), interior width
+tiles unmasked, the left/right border tiles (`border_tiles.guarded_width_tiles`) masking their FMAs
+per pixel and kw (`fma_where`, which spills on AVX2). Only the logical lanes of a partial
+last input block are read.
+
+**Input chunks.** A block's window holds `in_blocks` input blocks at a time (a chunk; all of
+them when the conv is grouped or its channels are not whole blocks): per chunk, the window is
+filled with the chunk's blocks and every tile accumulates over them, starting from bias (first
+chunk) or from the partial sums it stored in y (the others); only the last chunk's stores add
+the residual and apply the activation. A chunk's window row is CB/in_blocks times smaller, so
+the same L2 share holds that many more output rows, and each block of rows re-reads the
+weights (9 MiB at 512→512 3×3: more than L2) correspondingly less often; the partial sums cost
+one vector load and store per accumulator and chunk. The heuristic takes as many blocks as
+keep the weights one register tile reads over a chunk (oc_blocks · KH·KW·X² floats per block)
+within L2 · CHUNK_WEIGHT_FRACTION, evened out over the chunks that makes.
 
 **Block size.** One block's window must stay in L2 while every output-channel group sweeps it:
 
-    window_bytes = 4 · CB·X · W_win · KH · block_rows  <=  L2 · L2_FRACTION
+    window_bytes = 4 · chunk·X · W_win · KH · block_rows  <=  L2 · L2_FRACTION
 
 so block_rows = floor(L2 · L2_FRACTION / row_bytes), at least 1, at most OH; the heuristic then
 shrinks it (by at most half) to spread the blocks of all images most evenly over the workers
 (`conv_gemm.balanced_task_size`). `candidates` offers block_rows × {1/4, 1/2, 1, 2}, a single
-row (the smallest workspace) and other register tiles.
+row, one row of one-block chunks (the smallest workspace), no chunks, and other register
+tiles.
 
 **Threads and workspace.** As in `im2col`: the kernel's `scf.parallel` runs `slots` workers
 (default: the target's cores); worker s takes blocks s, s + slots, ... (image-major) and builds
@@ -47,8 +62,9 @@ them in its own window at workspace offset s·window_bytes. workspace_bytes = sl
 window_bytes: about KH/sh times the input rows a block reads, KW times below an im2col column
 buffer of the same pixels.
 
-Any kernel size, stride, dilation and asymmetric padding; NCHWc input and output; group 1, or
-groups of whole input and output blocks (depthwise convs have their own algorithm).
+Any kernel size but 1×1 (no window to gather: `applicable`), stride, dilation and asymmetric
+padding; NCHWc input and output; group 1, or groups of whole input and output blocks
+(depthwise convs have their own algorithm).
 """
 
 from __future__ import annotations
@@ -72,7 +88,6 @@ from lowering.algorithms.common import (
     conv_kernel,
     epilogue_key,
     has_constant_parameters,
-    row_tile,
     store_blocked,
 )
 from lowering.algorithms.conv_gemm import balanced_task_size
@@ -83,7 +98,6 @@ from lowering.emit import (
     broadcast,
     f32_constant,
     f32_memref,
-    if_,
     if_else,
     index,
     load,
@@ -103,8 +117,24 @@ NAME = "im2win"
 #: The share of L2 one block's window may take (module doc).
 L2_FRACTION = 0.5
 
+#: The share of L2 the weights one register tile reads over one input chunk may take (module
+#: doc): 1/8 makes chunks of 14 blocks of 8 channels for 3×3 kernels and 2 output blocks on a
+#: 512 KiB L2. Measured on znver3 (1 thread, CPU time, ResNet-50's 3×3 layers, chunks of 3, 8,
+#: 16 blocks and none): 16 and 8 blocks ahead of 3 (weights in L1: partial sums too often)
+#: and of none (every block of rows re-reads all weights) on the 256- and 512-channel layers
+#: (512→512 s2 @14: 79 / 77 / 71 / 70 GFLOP/s), alike on the others.
+CHUNK_WEIGHT_FRACTION = 1 / 8
+
 #: Block-size multipliers offered to the search, as im2col's.
 BLOCK_MENU = (0.25, 0.5, 1.0, 2.0)
+
+#: Pixels per register tile at most. On AVX2 (16 registers, 2 output blocks) 6 pixels make 12
+#: accumulators: two FMA pipes of latency 4 need 8 chains in flight, and each weight vector
+#: loaded (from L2 for deep layers) feeds 6 FMAs instead of direct's 4 (56 = 14 × 4: its
+#: tiles take a divisor of OW, im2win's flat tiles need none). Measured on znver3 (1 thread,
+#: CPU time, loaded machine; report /work/notes/im2winspeed.md): 6×2 ahead of 4×2 on 5 of
+#: the 7 ResNet-50 3×3 layers, 12×1 (one broadcast per FMA) 25 % behind.
+MAX_PIXELS = 6
 
 #: Register tiles (ow_block, oc_blocks) offered to the search besides the heuristic's.
 TILE_MENU = ((4, 2), (6, 2), (3, 3), (2, 4), (8, 1))
@@ -113,7 +143,8 @@ TILE_MENU = ((4, 2), (6, 2), (3, 3), (2, 4), (8, 1))
 @dataclass(frozen=True)
 class Im2winSchedule(Schedule):
     """Knobs of im2win: the ow_block × oc_blocks register tile, output rows per block (one
-    window), and worker slots (each with its own window in the workspace)."""
+    window), worker slots (each with its own window in the workspace), and input blocks per
+    chunk (`in_blocks`, clamped to the conv's; module doc)."""
 
     ALGORITHM: ClassVar[str] = NAME
 
@@ -121,16 +152,22 @@ class Im2winSchedule(Schedule):
     oc_blocks: int = 2
     block_rows: int = 4
     slots: int = 1
+    in_blocks: int = 4096
 
 
 SCHEDULE = Im2winSchedule
 
 
 def applicable(op: conv.Conv2DOp) -> bool:
-    """NCHWc input, constant weights and bias, and group 1 or groups of whole X-channel blocks
-    on both sides (any kernel, stride, dilation, pads)."""
+    """NCHWc input, constant weights and bias, a kernel larger than 1×1, and group 1 or groups
+    of whole X-channel blocks on both sides (any stride, dilation, pads).
+
+    A 1×1 kernel has no window to gather: its window would be a copy of the input rows it
+    reads (strided ones at stride 2), which gemm1x1 and direct read in place, with the same
+    broadcast + FMA kernel. So `--algorithm im2win` / `all=im2win` leave 1×1 convs to the
+    other algorithms."""
     g = ConvGeometry.of(op)
-    if not g.blocked_input or not has_constant_parameters(op):
+    if not g.blocked_input or not has_constant_parameters(op) or (g.kh, g.kw) == (1, 1):
         return False
     return g.group == 1 or (g.cg % g.block == 0 and g.og % g.block == 0)
 
@@ -139,11 +176,16 @@ def measured_faster(op: conv.Conv2DOp, target: Target) -> bool:
     """Whether selection should prefer im2win to direct and im2col: 3×3 convs with group 1 on
     NCHWc, on targets with 16 vector registers (AVX2), where it was measured faster.
 
-    Measured on AMD EPYC znver3 (AVX2, 512 KiB L2), 1 thread, median thread CPU time of 10
+    Measured on AMD EPYC znver3 (AVX2, 512 KiB L2), 1 thread, median thread CPU time of 7
     interleaved samples (`examples/benchmarks/im2win_vs.py --models resnet50,vgg16`, load
-    average ~10): im2win beat the better of direct and im2col on all 15 distinct 3×3 layers of
-    ResNet-50 and VGG-16, by 1.01× (VGG-16 features.5) to 1.43× (features.17 and 19), geomean
-    ~1.2×. Not measured on AVX-512 (32 registers), nor for other kernel sizes.
+    average 5–7; report /work/notes/im2winspeed.md): im2win beat the better of direct and
+    im2col on all 15 distinct 3×3 layers of ResNet-50 and VGG-16, by 1.07× (VGG-16
+    features.2) to 1.70× (features.19), geomean 1.29×. Winograd, which selection puts first
+    where it applies (3×3 stride 1, ≥ 64 channels), was faster than im2win on every layer it
+    takes (im2win/winograd time 0.37–0.91), so im2win runs the stride-2 3×3 convs (ResNet-50
+    layer2.0/3.0/4.0.conv2: 1.24×, 1.25×, 1.41× over the better of direct and im2col) and
+    3×3 convs winograd refuses. Not measured on AVX-512 (32 registers), nor for other kernel
+    sizes.
     """
     g = ConvGeometry.of(op)
     return (
@@ -152,13 +194,21 @@ def measured_faster(op: conv.Conv2DOp, target: Target) -> bool:
 
 
 def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
-    """The direct algorithm's register tile (the same broadcast + FMA shape), block rows from
-    L2 (module doc), one slot per core."""
+    """The direct algorithm's channel tile (the same broadcast + FMA shape) with as many
+    pixels as the registers hold beside it, at most `MAX_PIXELS` (flat tiles need no divisor
+    of OW); block rows from L2 (module doc), one slot per core."""
     g = _geometry(op)
-    tile = direct.heuristic(op, target)
-    most = int(target.l2_bytes * L2_FRACTION) // _row_bytes(g)
+    oc_blocks = direct.heuristic(op, target).oc_blocks
+    pixels = min((target.vector_registers - oc_blocks - 1) // oc_blocks, MAX_PIXELS)
+    chunk_weight_bytes = 4 * oc_blocks * g.kh * g.kw * g.block * g.block
+    most = max(1, int(target.l2_bytes * CHUNK_WEIGHT_FRACTION) // chunk_weight_bytes)
+    chunks = -(-g.input_blocks // most)
+    in_blocks = -(-g.input_blocks // chunks)  # chunks of equal size (16 blocks: 8 + 8, not 14 + 2)
+    schedule = Im2winSchedule(max(1, pixels), oc_blocks, 1, target.cores, in_blocks)
+    row_bytes = _Blocking(g, schedule, 1).window_bytes()
+    most = int(target.l2_bytes * L2_FRACTION) // row_bytes
     rows = balanced_task_size(g.oh, most, g.n, target.cores, interleaved=True)
-    return Im2winSchedule(tile.ow_block, tile.oc_blocks, rows, target.cores)
+    return replace(schedule, block_rows=rows)
 
 
 def tolerance(schedule: Im2winSchedule) -> float:
@@ -168,7 +218,8 @@ def tolerance(schedule: Im2winSchedule) -> float:
 
 def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2winSchedule]:
     """The search space, the heuristic's schedule first: its block rows times BLOCK_MENU, one
-    row per block, and the register tiles of TILE_MENU that fit the register file."""
+    row per block, one row of one-block chunks (the smallest window), no chunks, and the
+    register tiles of TILE_MENU that fit the register file."""
     g = _geometry(op)
     base = heuristic(op, target)
     schedules = [base] + [
@@ -176,10 +227,12 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[Im2winSchedule]:
         for factor in BLOCK_MENU
     ]
     schedules.append(replace(base, block_rows=1))
+    schedules.append(replace(base, block_rows=1, in_blocks=1))
+    schedules.append(replace(base, in_blocks=Im2winSchedule.in_blocks))
     blocks = -(-g.og // g.block)
     for ow_block, oc_blocks in TILE_MENU:
         if ow_block * oc_blocks + oc_blocks + 1 <= target.vector_registers and oc_blocks <= blocks:
-            schedules.append(replace(base, ow_block=row_tile(g.ow, ow_block), oc_blocks=oc_blocks))
+            schedules.append(replace(base, ow_block=ow_block, oc_blocks=oc_blocks))
     return list(dict.fromkeys(schedules))
 
 
@@ -236,6 +289,19 @@ class _Blocking:
         return _Blocking(g, s, min(s.block_rows, g.oh))
 
     @property
+    def chunk_blocks(self) -> int:
+        """Input blocks per chunk: `in_blocks`, or all when the conv is grouped or has a
+        partial input block (chunks are for deep group-1 convs; module doc)."""
+        g = self.g
+        if g.group > 1 or g.cg % g.block:
+            return g.input_blocks
+        return min(self.s.in_blocks, g.input_blocks)
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.g.input_blocks // self.chunk_blocks)
+
+    @property
     def blocks_per_image(self) -> int:
         return -(-self.g.oh // self.block_rows)
 
@@ -246,10 +312,11 @@ class _Blocking:
 
     def window_shape(self) -> tuple[int, ...]:
         g = self.g
-        return (g.input_blocks, self.block_rows, window_columns(g), g.kh, g.block)
+        return (self.chunk_blocks, self.block_rows, window_columns(g), g.kh, g.block)
 
     def window_bytes(self) -> int:
-        return self.block_rows * _row_bytes(self.g)
+        g = self.g
+        return 4 * self.chunk_blocks * self.block_rows * window_columns(g) * g.kh * g.block
 
 
 class Im2winEmitter:
@@ -259,7 +326,8 @@ class Im2winEmitter:
         b = _Blocking.of(op)
         s = b.s
         return (
-            f"conv_im2win_{b.g.key()}_t{s.ow_block}x{s.oc_blocks}_r{b.block_rows}s{s.slots}_"
+            f"conv_im2win_{b.g.key()}_t{s.ow_block}x{s.oc_blocks}_r{b.block_rows}s{s.slots}"
+            f"c{b.chunk_blocks}_"
             f"{epilogue_key(op)}"
         )
 
@@ -293,17 +361,29 @@ class Im2winEmitter:
                 n = arith.DivUIOp(item.iv, per_image).result
                 first_row = affine([(arith.RemUIOp(item.iv, per_image).result, b.block_rows)])
                 rows = arith.MinSIOp(index(b.block_rows), affine([(first_row, -1)], g.oh)).result
-                _fill_window(b, buffers.x, window, n, first_row, rows)
-                _emit_rows(b, op, buffers, window, (n, first_row, rows))
+                if b.chunks == 1:
+                    _fill_window(b, buffers.x, window, n, first_row, rows, None)
+                    _emit_rows(b, op, buffers, window, (n, first_row, rows, None))
+                else:
+                    with loop(0, b.chunks) as chunk:
+                        _fill_window(b, buffers.x, window, n, first_row, rows, chunk.iv)
+                        _emit_rows(b, op, buffers, window, (n, first_row, rows, chunk.iv))
 
 
 def _fill_window(
-    b: _Blocking, x: SSAValue, window: SSAValue, n: SSAValue, first_row: SSAValue, rows: SSAValue
+    b: _Blocking,
+    x: SSAValue,
+    window: SSAValue,
+    n: SSAValue,
+    first_row: SSAValue,
+    rows: SSAValue,
+    chunk: SSAValue | None,
 ) -> None:
     """The window of output rows [first_row, first_row + rows): per input block, row and kernel
-    row, the input row's X-lane vectors copied whole, zeros in the padding columns (the border
-    tiles load them and drop their products). Kernel rows in the padding are not written: the
-    kernel skips them (`border_tiles.tap_rows`, the same bounds)."""
+    row, the input row's X-lane vectors copied whole, zeros in the padding columns, and whole
+    rows of zeros where the kernel row falls in the top or bottom padding (the flat tiles read
+    them; the row-by-row tiles skip them with `border_tiles.tap_rows`). With chunks, the input
+    blocks of `chunk` only."""
     g = b.g
     top, left = g.pads[0], g.pads[1]
     columns = window_columns(g)
@@ -315,7 +395,9 @@ def _fill_window(
             with loop(start, end) as column:
                 store_vector(source(column.iv), window, [cb, r, column.iv, kh, 0])
 
-    with loop(0, g.input_blocks) as cb, loop(0, rows) as r, loop(0, g.kh) as kh:
+    count = _chunk_size(b, chunk)
+    with loop(0, count) as cb, loop(0, rows) as r, loop(0, g.kh) as kh:
+        source = cb.iv if chunk is None else affine([(chunk, b.chunk_blocks), (cb.iv, 1)])
         sh, dh = g.strides[0], g.dilations[0]
         ih = affine([(first_row, sh), (r.iv, sh), (kh.iv, dh)], -top)
 
@@ -327,37 +409,135 @@ def _fill_window(
                 kh.iv,
                 left,
                 copied_end,
-                lambda w: load_vector(x, [n, cb.iv, ih, add(w, -left), 0], g.block),
+                lambda w: load_vector(x, [n, source, ih, add(w, -left), 0], g.block),
             )
             fill(cb.iv, r.iv, kh.iv, max(copied_end, left), columns, lambda _: zero)
 
         if top or g.pads[2]:
-            with if_(arith.CmpiOp(ih, index(g.h), "ult").result):
-                copy_row()
+            if_else(
+                arith.CmpiOp(ih, index(g.h), "ult").result,
+                copy_row,
+                lambda: fill(cb.iv, r.iv, kh.iv, 0, columns, lambda _: zero),
+            )
         else:  # every row an output row reads is inside the input
             copy_row()
 
 
+def _chunk_size(b: _Blocking, chunk: SSAValue | None) -> Index:
+    """Input blocks of `chunk` (all of them without chunks; the last chunk may be short)."""
+    if chunk is None:
+        return b.g.input_blocks
+    left = affine([(chunk, -b.chunk_blocks)], b.g.input_blocks)
+    return arith.MinSIOp(index(b.chunk_blocks), left).result
+
+
+@dataclass(frozen=True)
+class _Tile:
+    """Where one register tile is: image, group, output-channel block group, the block's first
+    output row; its pixels as (row within the block, output column); the kernel rows [first,
+    last) it runs; whether its FMAs are masked outside the input columns; the input chunk
+    (None: no chunks)."""
+
+    n: SSAValue
+    grp: SSAValue
+    bg: SSAValue
+    first_row: SSAValue
+    pixels: list[tuple[Index, Index]]
+    kernel_rows: tuple[Index, Index]
+    masked: bool
+    chunk: SSAValue | None = None
+
+
 def _emit_rows(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
-    """Every output row of the block × output-channel group × width tile."""
+    """The block's tiles: flat tiles over its rows when every weight is finite (then the
+    window's zeros stand for the padding), else row by row with masked border tiles. Decided
+    at run time from the packed flag row, as in im2col: the kernel does not depend on the
+    weights' values."""
+    flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
+    finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
+    if_else(
+        finite,
+        lambda: _emit_flat(b, op, buffers, window, block),
+        lambda: _emit_row_by_row(b, op, buffers, window, block),
+    )
+
+
+def _emit_flat(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
+    """Every output-channel group × flat tile of the block: its rows × OW output pixels, in
+    row-major order, cut into tiles of `ow_block` pixels that may span rows, and one narrower
+    remainder tile. The pixel count is static: every block but an image's last has
+    block_rows rows, the last has the rest (two variants)."""
+    n, first_row, rows, chunk = block
+    last_rows = b.g.oh - (b.blocks_per_image - 1) * b.block_rows
+
+    def tiles(count: int) -> None:
+        with loop(0, b.g.group) as grp, loop(0, _block_groups(b)) as bg:
+            total = count * b.g.ow
+            width = min(b.s.ow_block, total)
+            full = total // width
+            at = (n, grp.iv, bg.iv, first_row, chunk)
+            with loop(0, full * width, width) as tile:
+                _emit_flat_tile(b, op, buffers, window, at, tile.iv, width)
+            if total % width:
+                _emit_flat_tile(b, op, buffers, window, at, full * width, total % width)
+
+    if last_rows == b.block_rows:
+        tiles(b.block_rows)
+    else:
+        last = arith.CmpiOp(rows, index(b.block_rows), "eq").result
+        if_else(last, lambda: tiles(b.block_rows), lambda: tiles(last_rows))
+
+
+def _emit_flat_tile(
+    b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at, first: Index, width: int
+) -> None:
+    """Flat tile of pixels [first, first + width) of the block (row-major): each pixel's row
+    and column, and the kernel rows that any of them reads (the others' rows there are
+    padding: zeros in the window)."""
+    n, grp, bg, first_row, chunk = at
+    ow = b.g.ow
+    pixels: list[tuple[Index, Index]] = []
+    for p in range(width):
+        if isinstance(first, int):
+            pixels.append(divmod(first + p, ow))
+        else:
+            q = add(first, p)
+            pixels.append((arith.DivUIOp(q, index(ow)).result, arith.RemUIOp(q, index(ow)).result))
+    top_row = add(first_row, pixels[0][0])
+    bottom_row = add(first_row, pixels[-1][0])
+    # Later rows start and end lower in the kernel (`border_tiles.tap_rows`): the union of the
+    # pixels' kernel rows is [the last pixel's first, the first pixel's last).
+    kernel_rows = (
+        border_tiles.tap_rows(b.g, bottom_row)[0],
+        border_tiles.tap_rows(b.g, top_row)[1],
+    )
+    tile = _Tile(n, grp, bg, first_row, pixels, kernel_rows, False, chunk)
+    _emit_tile_body(b, op, buffers, window, tile)
+
+
+def _block_groups(b: _Blocking) -> int:
+    return -(-b.out_blocks // b.s.oc_blocks)
+
+
+def _emit_row_by_row(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
+    """Every output row of the block × output-channel group × width tile, the kernel rows of
+    each output row only; border tiles mask the FMAs of padded columns (some weight is not
+    finite, so 0 · weight must not be formed there)."""
     g, s = b.g, b.s
-    n, first_row, rows = block
-    groups_of_blocks = -(-b.out_blocks // s.oc_blocks)
+    n, first_row, rows, chunk = block
     with (
         loop(0, g.group) as grp,
-        loop(0, groups_of_blocks) as bg,
+        loop(0, _block_groups(b)) as bg,
         loop(0, rows) as r,
     ):
-        oh = add(first_row, r.iv)
-        kernel_rows = border_tiles.tap_rows(g, oh)
-        position = (n, grp.iv, bg.iv, r.iv, oh, kernel_rows)
-        border_tiles.guarded_width_tiles(
-            g,
-            s.ow_block,
-            lambda ow0, width, guarded: _emit_tile(
-                b, op, buffers, window, position, (ow0, width, guarded)
-            ),
-        )
+        kernel_rows = border_tiles.tap_rows(g, add(first_row, r.iv))
+
+        def emit(ow0: Index, width: int, guarded: bool) -> None:
+            pixels = [(r.iv, add(ow0, p)) for p in range(width)]
+            tile = _Tile(n, grp.iv, bg.iv, first_row, pixels, kernel_rows, guarded, chunk)
+            _emit_tile_body(b, op, buffers, window, tile)
+
+        border_tiles.guarded_width_tiles(g, s.ow_block, emit)
 
 
 def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
@@ -371,59 +551,52 @@ def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
     return blocks
 
 
-def _emit_tile(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile) -> None:
-    """One ow_block × oc_blocks tile. A border tile (`guarded`) whose window columns reach into
-    the padding masks the products of padded taps only when some weight is not finite: with
-    finite weights the window's zero columns contribute exactly nothing (decided at run time
-    from the packed flag row, as in im2col: the kernel does not depend on the weights' values)."""
-    ow0, width, guarded = tile
-    if not guarded:
-        _emit_tile_body(b, op, buffers, window, position, (ow0, width, False, False))
-        return
-    flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
-    finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
-    if_else(
-        finite,
-        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True, False)),
-        lambda: _emit_tile_body(b, op, buffers, window, position, (ow0, width, True, True)),
-    )
-
-
-def _emit_tile_body(
-    b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, position, tile
-) -> None:
-    """Accumulate one ow_block × oc_blocks tile over input blocks × kw × kh × lanes from the
-    window (in a `guarded` border tile only the kernel columns inside the input for some of
-    its pixels, `border_tiles.tap_columns`; FMAs of padded columns masked when `masked`), then the
-    epilogue and the stores."""
+def _emit_tile_body(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at: _Tile) -> None:
+    """Accumulate one pixels × oc_blocks tile over input blocks × kw × kh × lanes from the
+    window (FMAs of padded columns masked when `at.masked`), then the epilogue and the stores.
+    With chunks, the accumulators start from the partial sums in y but on the first chunk,
+    and only the last chunk's stores apply the epilogue."""
     g = b.g
     x = g.block
-    n, grp, bg, r, oh, (first_kh, last_kh) = position
-    ow0, width, guarded, masked = tile
+    grp = at.grp
+    width = len(at.pixels)
     weight, bias, residual, y = buffers.weight, buffers.bias, buffers.residual, buffers.y
-    blocks = _output_blocks(b, bg)
+    blocks = _output_blocks(b, at.bg)
     group_blocks = -(-g.cg // x)  # whole blocks when group > 1 (applicable)
     full, partial = divmod(g.cg, x)
+    outputs = [
+        [at.n, affine([(grp, b.out_blocks), (ob, 1)]), add(at.first_row, r), index(ow)]
+        for ob in blocks
+        for r, ow in at.pixels
+    ]
     accs = [
         load_vector(bias, [grp, blocks[j], 0], x) if bias is not None else splat(0.0, x)
         for j in range(len(blocks))
         for _ in range(width)
     ]
+    if at.chunk is not None:
+        first = arith.CmpiOp(at.chunk, index(0), "eq").result
+        accs = [
+            arith.SelectOp(first, acc, load_vector(y, [*out, 0], x)).result
+            for acc, out in zip(accs, outputs, strict=True)
+        ]
+        full, partial = _chunk_size(b, at.chunk), 0  # whole blocks (`chunk_blocks`)
     (sw, dw), left = (g.strides[1], g.dilations[1]), g.pads[1]
-
-    kernel_columns = border_tiles.tap_columns(g, ow0, width) if guarded else (0, g.kw)
+    rows = [index(r) for r, _ in at.pixels]
 
     def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
         cb = affine([(grp, group_blocks), (block, 1)]) if g.group > 1 else index(block)
-        with loop(*kernel_columns, carry=accs) as kw_loop:
-            columns = [affine([(ow0, sw), (kw_loop.iv, dw)], p * sw) for p in range(width)]
+        if at.chunk is not None:  # the window holds the chunk's blocks, the weights all
+            block = affine([(at.chunk, b.chunk_blocks), (block, 1)])
+        with loop(0, g.kw, carry=accs) as kw_loop:
+            columns = [affine([(ow, sw), (kw_loop.iv, dw)]) for _, ow in at.pixels]
             masks = [None] * width
-            if masked:
+            if at.masked:
                 masks = [
                     lane_mask(arith.CmpiOp(add(c, -left), index(g.w), "ult").result, x)
                     for c in columns
                 ]
-            with loop(first_kh, last_kh, carry=kw_loop.carried) as kh_loop:
+            with loop(*at.kernel_rows, carry=kw_loop.carried) as kh_loop:
                 tile_accs = list(kh_loop.carried)
                 row = affine([(block, g.kw * g.kh * x), (kw_loop.iv, g.kh * x), (kh_loop.iv, x)])
                 for lane in range(lanes):
@@ -431,7 +604,8 @@ def _emit_tile_body(
                         load_vector(weight, [grp, ob, add(row, lane), 0], x) for ob in blocks
                     ]
                     for p, column in enumerate(columns):
-                        pixel = broadcast(load(window, [cb, r, column, kh_loop.iv, lane]), x)
+                        value = load(window, [cb, rows[p], column, kh_loop.iv, lane])
+                        pixel = broadcast(value, x)
                         for j, wv in enumerate(weights):
                             k = j * width + p
                             tile_accs[k] = fma_where(masks[p], pixel, wv, tile_accs[k])
@@ -445,7 +619,18 @@ def _emit_tile_body(
         accs = list(block_loop.results)
     if partial:
         accs = accumulate(accs, full, partial)
-    for j, ob in enumerate(blocks):
-        out_block = affine([(grp, b.out_blocks), (ob, 1)])
-        for p in range(width):
-            store_blocked(op, accs[j * width + p], residual, y, [n, out_block, oh, add(ow0, p)])
+
+    def store_final() -> None:
+        for acc, out in zip(accs, outputs, strict=True):
+            store_blocked(op, acc, residual, y, out)
+
+    if at.chunk is None:
+        store_final()
+        return
+
+    def store_partial() -> None:
+        for acc, out in zip(accs, outputs, strict=True):
+            store_vector(acc, y, [*out, 0])
+
+    last = arith.CmpiOp(at.chunk, index(b.chunks - 1), "eq").result
+    if_else(last, store_final, store_partial)

@@ -36,7 +36,8 @@ def conv_cases(draw, groups: bool = False):
     else:
         group, c, o = 1, draw(st.integers(1, 40)), draw(st.integers(1, 40))
     n = draw(st.integers(1, 2))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    kh = draw(st.integers(1, 4))
+    kw = draw(st.integers(2 if kh == 1 else 1, 4))  # 1×1 is not im2win's (applicable)
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     pads = [draw(st.integers(0, 2)) for _ in range(4)]
     h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]), 11))
@@ -59,6 +60,7 @@ def conv_cases(draw, groups: bool = False):
         oc_blocks=draw(st.integers(1, 3)),
         block_rows=draw(st.integers(1, 4)),
         slots=draw(st.integers(1, 3)),
+        in_blocks=draw(st.sampled_from([1, 2, 3, 4096])),
     )
     return case, block, schedule, seed
 
@@ -146,7 +148,8 @@ def test_heuristic_schedule_on_a_stem(tmp_path_factory) -> None:
     ],
 )
 def test_window_stays_within_the_l2_budget(shape, kernel, l2_bytes) -> None:
-    """window_bytes <= L2 · L2_FRACTION whenever one row fits, and it is KH·W_win per row."""
+    """window_bytes <= L2 · L2_FRACTION whenever one row fits, and it is KH·W_win per row of
+    one input chunk."""
     n, c, h, w, o = shape
     case = ConvCase(rand(n, c, h, w), rand(o, c, kernel, kernel, seed=1))
     case.attributes = dict(pads=[kernel // 2] * 4)
@@ -155,7 +158,8 @@ def test_window_stays_within_the_l2_budget(shape, kernel, l2_bytes) -> None:
     schedule = im2win.heuristic(op, target)
     op.schedule = schedule.to_attr()
     window_bytes = im2win.Im2winEmitter().workspace_bytes(op) // schedule.slots
-    row_bytes = 4 * -(-c // 16) * 16 * (w + 2 * (kernel // 2)) * kernel
+    blocks = -(-c // 16) if c % 16 else min(schedule.in_blocks, c // 16)  # one input chunk
+    row_bytes = 4 * blocks * 16 * (w + 2 * (kernel // 2)) * kernel
     assert window_bytes == schedule.block_rows * row_bytes
     assert window_bytes <= max(l2_bytes * im2win.L2_FRACTION, row_bytes)
 
@@ -177,3 +181,47 @@ def test_candidates_start_with_the_heuristic_and_offer_the_block_menu_and_one_ro
 def test_not_applicable_to_groups_of_partial_blocks() -> None:
     case = ConvCase(rand(1, 24, 5, 5), rand(24, 12, 3, 3, seed=1), attributes=dict(group=2))
     assert not im2win.applicable(scheduled_conv(case))  # block 16: 12 channels per group
+
+
+def test_not_applicable_to_1x1_kernels() -> None:
+    """A 1×1 conv has no window to gather (gemm1x1 and direct read its rows in place)."""
+    for strides in ([1, 1], [2, 2]):
+        case = ConvCase(rand(1, 16, 6, 6), rand(16, 16, 1, 1, seed=1))
+        case.attributes = dict(strides=strides)
+        assert not im2win.applicable(scheduled_conv(case))
+    assert im2win.applicable(scheduled_conv(ConvCase(rand(1, 16, 6, 6), rand(16, 16, 1, 3))))
+
+
+@pytest.mark.parametrize(
+    ("block", "dilations", "schedule"),
+    [
+        (8, [1, 1], Im2winSchedule(6, 2, 2, 2)),  # tiles of 6 over rows of 4: most span two
+        (4, [2, 2], Im2winSchedule(11, 1, 3, 1)),  # one tile wider than a block's pixels
+        (8, [1, 2], Im2winSchedule(5, 3, 1, 3)),  # one row per block, 3 block groups of 2
+        (4, [1, 1], Im2winSchedule(6, 2, 2, 2, 2)),  # chunks of 2 input blocks: 2, 1
+    ],
+)
+def test_flat_tiles_span_rows_and_padding(block, dilations, schedule, tmp_path_factory) -> None:
+    """Flat tiles whose pixels lie on several output rows, some of them reading kernel rows in
+    the top or bottom padding (zeros in the window) and others not, stride 2 down, a last
+    block shorter than the others, 12 input channels (a partial block at 8), 20 outputs."""
+    case = ConvCase(
+        rand(2, 12, 9, 5),
+        rand(20, 12, 3, 3, seed=1),
+        rand(20, seed=2),
+        True,
+        "relu",
+        dict(strides=[2, 1], pads=[2, 1, 1, 0], dilations=dilations),
+    )
+    cache_dir = tmp_path_factory.getbasetemp() / "cache"
+    check_case(case, block, "im2win", schedule, cache_dir, 0)
+
+
+def test_heuristic_tile_fills_the_registers() -> None:
+    """6 pixels × 2 output blocks on AVX2 (12 accumulators, 2 weights, 1 broadcast), whatever
+    OW divides into: 56 and 7 (ResNet-50's maps) alike."""
+    for hw in (56, 7):
+        case = ConvCase(rand(1, 64, hw, hw), rand(64, 64, 3, 3, seed=1))
+        case.attributes = dict(pads=[1, 1, 1, 1])
+        schedule = im2win.heuristic(scheduled_conv(case), Target.host().with_(vector_registers=16))
+        assert (schedule.ow_block, schedule.oc_blocks) == (6, 2)
