@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
-from xdsl.ir import Block, Region
+from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.ir import Block
 
 from convir import reference
 from convir.compiler import compile_lowered, lower, lower_to_llvm_ir
@@ -25,6 +25,7 @@ from convir.target import Target
 from lowering.algorithms.common import Schedule
 from passes.graph_rewriting import conv_with, new_constant
 from passes.plan_memory import PlanMemoryPass
+from tests.unit.lowering.algorithms.nchwc_harness import main_module
 
 
 @dataclass
@@ -104,17 +105,7 @@ def chain_module(ctx: Context, case: ChainCase, block: int) -> ModuleOp:
         body.add_op(op)
         value = op.output
     body.add_op(func.ReturnOp(value))
-    names = ["x", "r"][: len(arg_types)]
-    main = func.FuncOp(
-        "main",
-        (arg_types, [y_type]),
-        Region(body),
-        arg_attrs=ArrayAttr([DictionaryAttr({"onnx.name": StringAttr(n)}) for n in names]),
-        res_attrs=ArrayAttr([DictionaryAttr({"onnx.name": StringAttr("y")})]),
-    )
-    module = ModuleOp([main])
-    module.verify()
-    return module
+    return main_module(body, arg_types, y_type)
 
 
 def compile_chain(

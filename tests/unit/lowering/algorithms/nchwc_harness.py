@@ -81,6 +81,12 @@ def _conv_module(
     )
     body.add_op(pinned)
     body.add_op(func.ReturnOp(pinned.output))
+    return main_module(body, arg_types, y_type)
+
+
+def main_module(body: Block, arg_types: list, y_type) -> ModuleOp:
+    """`body` (ending in its func.return) as `@main(x[, r]) -> y`, verified: the graph form the
+    compile pipeline takes, with the ONNX names a `CompiledModel` is called by."""
     names = ["x", "r"][: len(arg_types)]
     main = func.FuncOp(
         "main",
