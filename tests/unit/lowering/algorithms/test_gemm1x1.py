@@ -121,6 +121,8 @@ def test_heuristic_chunks_the_depth_only_when_a_weight_panel_leaves_l1() -> None
     shallow = gemm1x1.heuristic(
         scheduled_conv(ConvCase(rand(1, 64, 4, 4), rand(64, 64, 1, 1))), target
     )
-    # Block 16, NR = 4: a panel row is 64 floats, so 16 KiB holds 64 depth rows = 4 blocks.
+    # Block 16, NR = 2 (the 6 x 2 tile of a deep 1x1 on 16 registers): a panel row is 32 floats,
+    # so 16 KiB holds 128 depth rows = 8 blocks; the 80 blocks make 10 even chunks of 8.
     assert shallow.chunk_blocks == WHOLE_DEPTH
-    assert deep.chunk_blocks == 4
+    assert (deep.mr, deep.nr) == (6, 2)
+    assert deep.chunk_blocks == 8
