@@ -7,7 +7,8 @@ Tables:
 - `targets`: each target's fingerprint (`Target.fingerprint()`: CPU model, ISA features, cache
   sizes, cores), its ISA class (architecture, vector width, vector registers, FMA: what
   `--nearest-target` requires to match) and its fields as JSON;
-- `workloads`: one row per (target fingerprint, threads, workload key, convir version), the
+- `workloads`: one row per (target fingerprint, threads, workload key, kernel code version:
+  `kernel_version()`, convir's release and a digest of the code that generates kernels), the
   workload as JSON, the winner (algorithm, schedule, median seconds), the heuristic's median,
   whether every candidate was measured (`complete`: 0 when a time budget stopped it; resuming
   tunes it again), when and in how many seconds;
@@ -29,6 +30,8 @@ The default file is `tuning.sqlite` beside the object cache (`$CONVIR_CACHE_DIR`
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 import sqlite3
@@ -124,6 +127,24 @@ class Record:
     nearest: bool
     target_cpu: str
     ranked: tuple[CandidateResult, ...] = ()
+
+
+@functools.cache
+def kernel_version() -> str:
+    """The version a record is kept under: convir's release, then a digest of the kernel
+    generators (the `lowering` package's sources) and of llvmlite's version. A record's times
+    belong to the machine code they measured, so records of other kernel code are kept but not
+    used (`other_versions` counts them, so a report can ask for a new tune)."""
+    import llvmlite
+
+    import lowering
+
+    root = Path(lowering.__file__).parent
+    digest = hashlib.sha256(llvmlite.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return f"{convir.__version__}+{digest.hexdigest()[:12]}"
 
 
 def default_path() -> Path:
@@ -225,7 +246,7 @@ class TuningDatabase:
         row = self._db.execute(
             "SELECT complete FROM workloads WHERE fingerprint = ? AND threads = ? "
             "AND workload = ? AND convir_version = ?",
-            (target.fingerprint(), threads, workload_key, convir.__version__),
+            (target.fingerprint(), threads, workload_key, kernel_version()),
         ).fetchone()
         return row is not None and bool(row[0])
 
@@ -240,10 +261,13 @@ class TuningDatabase:
         heuristic: CandidateResult | None,
         complete: bool,
         seconds: float,
+        winner: CandidateResult | None = None,
     ) -> None:
-        """Replace the record of one workload by `results`, in one transaction."""
+        """Replace the record of one workload by `results`, in one transaction. The winner is
+        `winner` (one of `results`), by default the fastest that measured ok."""
         accepted = [r for r in results if r.status == "ok" and r.median_s is not None]
         best = min(accepted, key=lambda r: r.median_s or 0.0) if accepted else None
+        best = winner or best
         fingerprint = target.fingerprint()
         with self._transaction():
             self._db.execute(
@@ -253,7 +277,7 @@ class TuningDatabase:
             self._db.execute(
                 "DELETE FROM workloads WHERE fingerprint = ? AND threads = ? AND workload = ? "
                 "AND convir_version = ?",
-                (fingerprint, threads, workload_key, convir.__version__),
+                (fingerprint, threads, workload_key, kernel_version()),
             )
             cursor = self._db.execute(
                 "INSERT INTO workloads (fingerprint, threads, workload, convir_version, "
@@ -264,7 +288,7 @@ class TuningDatabase:
                     fingerprint,
                     threads,
                     workload_key,
-                    convir.__version__,
+                    kernel_version(),
                     json.dumps(description),
                     best.algorithm if best else None,
                     json.dumps(best.schedule) if best else None,
@@ -311,7 +335,7 @@ class TuningDatabase:
             "WHERE w.threads = ? AND w.workload = ? AND w.convir_version = ? "
             "AND w.best_algorithm IS NOT NULL AND "
         )
-        arguments: tuple = (threads, workload_key, convir.__version__)
+        arguments: tuple = (threads, workload_key, kernel_version())
         row = self._db.execute(
             query + "w.fingerprint = ?", (*arguments, target.fingerprint())
         ).fetchone()
@@ -354,9 +378,18 @@ class TuningDatabase:
             "c.max_rel_error, c.tolerance, c.workspace_bytes, c.message FROM candidates c "
             "JOIN workloads w ON w.id = c.workload_id WHERE w.fingerprint = ? AND "
             "w.threads = ? AND w.workload = ? AND w.convir_version = ? ORDER BY c.id",
-            (target.fingerprint(), threads, workload_key, convir.__version__),
+            (target.fingerprint(), threads, workload_key, kernel_version()),
         )
         return [CandidateResult(r[0], json.loads(r[1]), *r[2:]) for r in rows]
+
+    def other_versions(self, target: Target, threads: int) -> int:
+        """How many records of `target` at `threads` threads belong to other kernel code
+        (`kernel_version`): kept, never used."""
+        return self._db.execute(
+            "SELECT COUNT(*) FROM workloads WHERE fingerprint = ? AND threads = ? "
+            "AND convir_version != ?",
+            (target.fingerprint(), threads, kernel_version()),
+        ).fetchone()[0]
 
     def workload_count(self) -> int:
         """How many workload records the file holds (any target)."""

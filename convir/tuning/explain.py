@@ -57,6 +57,8 @@ class Explanation:
     threads: int
     peak_gflops: float | None
     rows: list[ConvRow]
+    #: Why no record served, when the database only holds records of other kernel code.
+    note: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -64,6 +66,7 @@ class Explanation:
             "threads": self.threads,
             "peak_gflops": self.peak_gflops,
             "convs": [asdict(row) for row in self.rows],
+            "note": self.note,
         }
 
 
@@ -119,7 +122,21 @@ def explain(
         peak = measure_peak(threads, target).gflops
         _measure(rows, workloads, threads, target, peak)
     name = model if isinstance(model, str) else getattr(model, "graph", None) and model.graph.name
-    return Explanation(str(name or "model"), threads, peak, rows)
+    return Explanation(str(name or "model"), threads, peak, rows, _stale_note(records, rows))
+
+
+def _stale_note(records: TuningRecords | None, rows: list[ConvRow]) -> str:
+    """A note when no record served but the database holds some of other kernel code."""
+    if records is None or any(row.source.startswith("tuned") for row in rows):
+        return ""
+    stale = records.database.other_versions(records.target, records.threads)
+    if not stale:
+        return ""
+    return (
+        f"note: the database holds {stale} record(s) of this target at {records.threads} "
+        "thread(s) measured on other kernel code (another convir build); they are not used. "
+        "Run `convir tune` again."
+    )
 
 
 def _measure(rows: list[ConvRow], workloads: dict, threads: int, target: Target, peak) -> None:
@@ -183,6 +200,8 @@ def format_table(report: Explanation) -> str:
     measured = [row.measured_ms for row in report.rows if row.measured_ms is not None]
     if measured:
         lines.append(f"total conv time {sum(measured):.3f} ms")
+    if report.note:
+        lines.append(report.note)
     return "\n".join(lines)
 
 

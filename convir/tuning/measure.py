@@ -15,6 +15,11 @@ line of its stderr), and a new worker continues with the candidates not measured
 compiled objects come from the cache).
 A `deadline` (time.monotonic) stops the measurement: what is left is `skipped`.
 
+`confirm_speedup` re-times the heuristic's choice and the fastest other candidate alternately in
+a fresh worker (their objects come from the cache) and returns the challenger's speed-up, which
+the tuner requires to be at least `tuner.WIN_MARGIN` before it records a winner other than the
+heuristic's choice.
+
 The worker is killed however `measure_workload` ends (an exception, Ctrl-C), and on Linux also
 when the tuner itself is killed (SIGKILL: the kernel's parent-death signal), so no orphan keeps
 timing.
@@ -46,6 +51,9 @@ TIMING_FLOOR_S = 5.0
 TIMING_FACTOR = 10.0
 #: Samples per candidate (the median is its time).
 REPEATS = 7
+
+#: Alternating rounds of `confirm_speedup` (one sample of each candidate per round).
+CONFIRM_ROUNDS = 9
 
 #: Called after each candidate's result: (candidate index, its result).
 Progress = Callable[[int, CandidateResult], None]
@@ -131,6 +139,33 @@ def measure_workload(
                         best_s = fields["median_s"]
                     busy = None
     return [results[i] for i in range(len(candidates))]
+
+
+def confirm_speedup(
+    workload: Workload,
+    heuristic: Candidate,
+    challenger: Candidate,
+    *,
+    threads: int,
+    target: Target,
+    rounds: int = CONFIRM_ROUNDS,
+) -> float | None:
+    """Heuristic time / challenger time, timed alternately (module doc); None when the worker
+    failed, hung or could not run both."""
+    request = {
+        "workload": workload.to_json(),
+        "candidates": [_spec(heuristic), _spec(challenger)],
+        "threads": threads,
+        "target": dataclasses.asdict(target),
+        "confirm": rounds,
+    }
+    with _Worker(request) as worker:
+        while True:
+            event = worker.next_event(COMPILE_TIMEOUT_S)
+            if event is None or event["event"] in ("exit", "done"):
+                return None
+            if event["event"] == "confirmed":
+                return event["speedup"]
 
 
 def _spec(candidate: Candidate) -> dict:

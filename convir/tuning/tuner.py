@@ -14,6 +14,13 @@ progress stops starting candidates when it runs out; its record is then marked i
 heuristic is always measured first, so even a partial record never picks a slower choice than
 the heuristic as measured) and the next run tunes it again.
 
+A candidate other than the heuristic's choice wins only when it is confirmed: timed again
+alternately with the heuristic's choice (`measure.confirm_speedup`), it must be at least
+`WIN_MARGIN` faster. A conv measured alone, in a warm cache, can look a few per cent faster than
+it runs inside the model; below that margin the heuristic's choice is recorded as the winner
+(the challenger's result keeps its time and says why it lost), so a tuned model does not become
+slower by the noise of its measurements.
+
 Progress is a `tqdm` bar on stderr: workloads done/total, elapsed and estimated time left, and
 the current workload with its candidates measured and best time so far.
 """
@@ -24,15 +31,18 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import onnx
 
 from convir.target import Target
 from convir.tuning.database import CandidateResult, TuningDatabase
-from convir.tuning.measure import REPEATS, measure_workload
+from convir.tuning.measure import REPEATS, confirm_speedup, measure_workload
 from convir.tuning.space import PER_ALGORITHM, heuristic_candidate, search_space
 from convir.tuning.workloads import ModelWorkload, model_workloads
+
+#: The speed-up over the heuristic's choice a challenger must confirm to win (module doc).
+WIN_MARGIN = 1.03
 
 
 @dataclass
@@ -157,13 +167,16 @@ def _tune_one(
         faults=faults,
     )
     complete = all(result.status != "skipped" for result in results)
+    heuristic = results[0] if candidates[:1] == [heuristic_candidate(entry.op, target)] else None
+    winner = _confirmed_winner(entry, candidates, results, heuristic, threads, target)
     database.record(
         target,
         threads,
         entry.workload.key,
         entry.workload.to_json(),
         results,
-        heuristic=results[0] if candidates[:1] == [heuristic_candidate(entry.op, target)] else None,
+        heuristic=heuristic,
+        winner=winner,
         complete=complete,
         seconds=time.monotonic() - started,
     )
@@ -174,3 +187,32 @@ def _tune_one(
         summary.statuses[result.status] = summary.statuses.get(result.status, 0) + 1
     summary.failed = summary.statuses.get("failed", 0)
     summary.rejected = summary.statuses.get("rejected", 0)
+
+
+def _confirmed_winner(
+    entry: ModelWorkload,
+    candidates: Sequence,
+    results: list[CandidateResult],
+    heuristic: CandidateResult | None,
+    threads: int,
+    target: Target,
+) -> CandidateResult | None:
+    """The result to record as the winner (module doc): the fastest when it is the heuristic's
+    choice or confirms `WIN_MARGIN` over it, else the heuristic's. Notes the confirmation in
+    the challenger's message. None: the fastest (no heuristic measured ok to compare with)."""
+    accepted = [i for i, r in enumerate(results) if r.status == "ok" and r.median_s is not None]
+    if heuristic is None or heuristic.status != "ok" or not accepted:
+        return None
+    fastest = min(accepted, key=lambda i: results[i].median_s or 0.0)
+    if fastest == 0:
+        return heuristic
+    speedup = confirm_speedup(
+        entry.workload, candidates[0], candidates[fastest], threads=threads, target=target
+    )
+    won = speedup is not None and speedup >= WIN_MARGIN
+    verdict = "unconfirmed" if speedup is None else f"{speedup:.3f}x over the heuristic"
+    results[fastest] = replace(
+        results[fastest],
+        message=f"confirmed {verdict}" if won else f"lost: {verdict} (< {WIN_MARGIN}x)",
+    )
+    return results[fastest] if won else heuristic

@@ -20,6 +20,11 @@ parent always knows which candidate it is busy with and can kill it after a time
    `EARLY_STOP_SAMPLES` samples are taken, a candidate whose fastest sample is over
    `EARLY_STOP_FACTOR` × the best median so far is stopped (`slower`). Events: `timing` before,
    `result` after.
+3. Or, when the request asks to `confirm` (two candidates: the heuristic's choice and the
+   fastest other), **time the two alternately**, `confirm` rounds of one sample each, and report
+   the median of the per-round ratios (heuristic / challenger) as `confirmed` `speedup`: both
+   see the same machine state in every round, so a drift of the load between their separate
+   timings in step 2 cannot make a winner. Both outputs are checked first, as in step 2.
 
 Test hook: the request's `faults` maps candidate indices to "crash" (abort when timed), "hang"
 (sleep when timed) or "wrong" (perturb the output before the check). Only
@@ -66,6 +71,10 @@ def serve(request: dict) -> None:
     x, weight, bias = layer_data(layer)
     compiled = _compile_all(request["candidates"], layer, x, weight, bias, target, request)
     expected = _reference(layer, x, weight, bias)
+    if request.get("confirm"):
+        _emit("confirmed", speedup=_confirm(compiled, expected, request))
+        _emit("done")
+        return
     best_s = request.get("best_s")
     faults = {int(index): kind for index, kind in request.get("faults", {}).items()}
     for index, native in compiled.items():
@@ -156,12 +165,15 @@ def _reference(layer, x, weight, bias) -> np.ndarray:
     return reference_output(layer, x64, w64, b64)
 
 
-def _check_and_time(native, expected, request, index, best_s, *, perturb: bool) -> dict:
-    """The candidate's error, then its samples (module doc, step 2)."""
-    from convir.bench.timing import calibrate
+def _clock(request: dict):
+    """Thread CPU time at one thread, wall time at more (module doc, step 2)."""
+    return time.thread_time if request["threads"] == 1 else time.perf_counter
+
+
+def _check(native, expected, spec: dict, *, perturb: bool) -> dict[str, Any]:
+    """The candidate's error and tolerance; with `status` "rejected" beyond it."""
     from convir.tuning.space import Candidate, tolerance
 
-    spec = request["candidates"][index]
     allowed = tolerance(Candidate(spec["algorithm"], tuple(spec["schedule"].items())))
     y = native.output().astype(np.float64)
     if perturb:
@@ -172,10 +184,20 @@ def _check_and_time(native, expected, request, index, best_s, *, perturb: bool) 
     fields: dict[str, Any] = {"max_rel_error": error, "tolerance": allowed}
     if not error <= allowed:  # NaN is beyond every tolerance
         return {"status": "rejected", "message": f"error {error:.3g} > {allowed:.3g}", **fields}
+    return fields
+
+
+def _check_and_time(native, expected, request, index, best_s, *, perturb: bool) -> dict:
+    """The candidate's error, then its samples (module doc, step 2)."""
+    from convir.bench.timing import calibrate
+
+    fields = _check(native, expected, request["candidates"][index], perturb=perturb)
+    if fields.get("status") == "rejected":
+        return fields
     iterations = calibrate(native.run)
     samples: list[float] = []
     status = "ok"
-    clock = time.thread_time if request["threads"] == 1 else time.perf_counter
+    clock = _clock(request)
     for _ in range(request["repeats"]):
         samples.append(native.seconds_per_call(iterations, clock))
         early = len(samples) >= EARLY_STOP_SAMPLES and best_s is not None
@@ -191,6 +213,28 @@ def _check_and_time(native, expected, request, index, best_s, *, perturb: bool) 
         "samples": len(samples),
         **fields,
     }
+
+
+def _confirm(compiled: dict, expected: np.ndarray, request: dict) -> float | None:
+    """Heuristic time / challenger time, median over alternating rounds (module doc, step 3);
+    None when either did not compile or fails its check."""
+    from convir.bench.timing import calibrate
+
+    if sorted(compiled) != [0, 1]:
+        return None
+    heuristic, challenger = compiled[0], compiled[1]
+    for index, native in compiled.items():
+        if _check(native, expected, request["candidates"][index], perturb=False).get("status"):
+            return None  # rejected
+    clock = _clock(request)
+    calls = (calibrate(heuristic.run), calibrate(challenger.run))
+    ratios = []
+    for _ in range(request["confirm"]):
+        ratios.append(
+            heuristic.seconds_per_call(calls[0], clock)
+            / challenger.seconds_per_call(calls[1], clock)
+        )
+    return statistics.median(ratios)
 
 
 def _message(error: BaseException) -> str:

@@ -22,8 +22,8 @@ def test_workloads_of_a_model_are_distinct_and_keyed() -> None:
     assert [entry.count for entry in workloads] == [2, 1]
     assert workloads[0].convs == ["conv_0", "conv_1"]
     first = workloads[0].workload
-    assert first.key.startswith("n1c8h10w10o8k3x3s1x1p1_1_1_1d1x1g1x")
-    assert first.key.endswith("_b_relu") and first.flop == 2 * 8 * 8 * 9 * 100
+    assert first.key.startswith("n1c16h10w10o16k3x3s1x1p1_1_1_1d1x1g1x")
+    assert first.key.endswith("_b_relu") and first.flop == 2 * 16 * 16 * 9 * 100
     assert type(first).from_json(first.to_json()) == first
 
 

@@ -14,7 +14,11 @@ from convir.tuning.database import CandidateResult, TuningDatabase
 
 
 def tiny_model() -> onnx.ModelProto:
-    """x[1, 8, 10, 10] -> conv 3×3 8→8 + relu -> the same conv again -> conv 1×1 8→16."""
+    """x[1, 16, 10, 10] -> conv 3×3 16→16 + relu -> the same conv again -> conv 1×1 16→32.
+
+    16 channels: at least one NCHWc block on AVX2 (8) and AVX-512 (16) targets, so the first
+    conv is not a stem that reads NCHW (`passes.convert_layout`) and shares the second's
+    workload on both."""
     rng = np.random.default_rng(0)
 
     def weight(name: str, *shape: int) -> onnx.TensorProto:
@@ -28,18 +32,18 @@ def tiny_model() -> onnx.ModelProto:
         helper.make_node("Conv", ["r2", "w3", "b3"], ["y"], name="conv_c"),
     ]
     initializers = [
-        weight("w1", 8, 8, 3, 3),
-        weight("b1", 8),
-        weight("w2", 8, 8, 3, 3),
-        weight("b2", 8),
-        weight("w3", 16, 8, 1, 1),
-        weight("b3", 16),
+        weight("w1", 16, 16, 3, 3),
+        weight("b1", 16),
+        weight("w2", 16, 16, 3, 3),
+        weight("b2", 16),
+        weight("w3", 32, 16, 1, 1),
+        weight("b3", 32),
     ]
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8, 10, 10])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 10, 10])],
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 16, 10, 10])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 32, 10, 10])],
         initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
