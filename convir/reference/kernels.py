@@ -1,33 +1,19 @@
-"""Numpy reference semantics of every conv-dialect op: the oracle for tests and tuning.
+"""Numpy reference kernels: the semantics of each conv-dialect op on arrays (NCHW, or NCHWc
+where the package doc says so), computed in float64 and rounded to float32 once."""
 
-Arrays are NCHW, or NCHWc ([N, C/X, H, W, X]) where an op's types say so: convs, pools and
-global pools on NCHWc are evaluated by unpacking, computing in NCHW and packing again, so padded
-lanes of their results are zero here (compiled kernels may leave other values there; nothing
-reads padded lanes). Compute kernels take float32 and return float32. Everything is computed in
-float64 and rounded to float32 once at the end, so the reference is at least as accurate as any
-compiled kernel compared against it. Spatial pads are always four values in ONNX order
-[top, left, bottom, right].
-"""
+from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.dialects.func import FuncOp, ReturnOp
-from xdsl.ir import Attribute, Operation, SSAValue
 
-from convir.dialects import conv, default_context, onnx_names
 from convir.dialects.conv import POOL_KINDS
-from convir.dialects.resampling import COORDINATE_MODES, NEAREST_MODES, REDUCE_KINDS, RESIZE_MODES
-from convir.dialects.resources import constant_array
-from convir.dialects.shapes import is_blocked, tensor_shape, window_output_size
+from convir.dialects.shapes import window_output_size
 
 
-def _check_kind(kind: str, known: Sequence[str], what: str) -> None:
+def check_kind(kind: str, known: Sequence[str], what: str) -> None:
     """Raise ValueError naming `kind` and the known kinds if `kind` is not one of them."""
     if kind not in known:
         raise ValueError(f"unknown {what} kind {kind!r}; expected one of: {', '.join(known)}")
@@ -163,7 +149,7 @@ def pool2d(
     window hanging past the end padding never counts. As in ONNX Runtime, a window that holds only
     padding (possible with dilation) gives the lowest float32 for max and 0 for avg.
     """
-    _check_kind(kind, POOL_KINDS, "pool")
+    check_kind(kind, POOL_KINDS, "pool")
     height, width = x.shape[2:]
     top, left, bottom, right = pads
     out_hw = (
@@ -193,7 +179,7 @@ def pool2d(
 
 def global_pool(x: np.ndarray, kind: str) -> np.ndarray:
     """GlobalMaxPool ("max") or GlobalAveragePool ("avg"): [N, C, H, W] -> [N, C, 1, 1]."""
-    _check_kind(kind, POOL_KINDS, "global pool")
+    check_kind(kind, POOL_KINDS, "global pool")
     spatial_axes = tuple(range(2, x.ndim))
     if kind == "max":
         return x.max(axis=spatial_axes, keepdims=True)
@@ -268,7 +254,7 @@ def activation(x: np.ndarray, kind: str, alpha: float = 0.0, beta: float = 0.0) 
     x * max(0, min(1, x / 6 + 1/2)); pow raises x to the power alpha. Other kinds ignore alpha
     and beta.
     """
-    _check_kind(kind, ACTIVATIONS, "activation")
+    check_kind(kind, ACTIVATIONS, "activation")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # ±Inf, NaN as in IEEE
         return _ACTIVATION_FUNCTIONS[kind](x.astype(np.float64), alpha, beta).astype(np.float32)
 
@@ -287,7 +273,7 @@ BINARY_KINDS = tuple(_BINARY_FUNCTIONS)
 
 def binary(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
     """Elementwise `kind` (one of BINARY_KINDS) of a and b with numpy (= ONNX) broadcasting."""
-    _check_kind(kind, BINARY_KINDS, "binary")
+    check_kind(kind, BINARY_KINDS, "binary")
     wide_a, wide_b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return _BINARY_FUNCTIONS[kind](wide_a, wide_b).astype(np.float32)
 
@@ -450,353 +436,3 @@ def interleave(
         first_h, first_w = divmod(index, phases_w)
         out[:, :, first_h :: strides[0], first_w :: strides[1]] = phase
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Executing conv-dialect IR
-
-
-def pack(x: np.ndarray, block: int) -> np.ndarray:
-    """NCHW -> NCHWc ([N, ceil(C/block), H, W, block]); padded channels are zero."""
-    n, c, h, w = x.shape
-    blocks = -(-c // block)
-    padded = np.zeros((n, blocks * block, h, w), dtype=x.dtype)
-    padded[:, :c] = x
-    return np.ascontiguousarray(padded.reshape(n, blocks, block, h, w).transpose(0, 1, 3, 4, 2))
-
-
-def unpack(x: np.ndarray, channels: int) -> np.ndarray:
-    """NCHWc -> NCHW, keeping the first `channels` channels."""
-    n, blocks, h, w, block = x.shape
-    return np.ascontiguousarray(
-        x.transpose(0, 1, 4, 2, 3).reshape(n, blocks * block, h, w)[:, :channels]
-    )
-
-
-def _ints(attr: Any) -> tuple[int, ...]:
-    return tuple(int(v) for v in attr.iter_values())
-
-
-def _float(attr: Any, default: float = 0.0) -> float:
-    return default if attr is None else float(attr.value.data)
-
-
-def _blocked(evaluate: Callable[[Any, list[np.ndarray]], np.ndarray]):
-    """Run an NCHW evaluator on NCHWc operands: unpack every rank-5 operand (all its lanes, or
-    the conv's logical input channels), evaluate, pack the result if the op's result is NCHWc."""
-
-    def evaluate_blocked(op: Any, args: list[np.ndarray]) -> np.ndarray:
-        if not is_blocked(tensor_shape(op.results[0])):
-            return evaluate(op, args)
-        block = tensor_shape(op.results[0])[4]
-        channels = None
-        if isinstance(op, conv.Conv2DOp):
-            channels = tensor_shape(op.weight)[1] * op.group.value.data
-        unpacked = [
-            unpack(a, channels if i == 0 and channels else a.shape[1] * a.shape[4])
-            if a.ndim == 5
-            else a
-            for i, a in enumerate(args)
-        ]
-        if isinstance(op, conv.Conv2DOp) and op.residual is not None:
-            out_channels = tensor_shape(op.weight)[0]
-            unpacked[-1] = unpacked[-1][:, :out_channels]
-        return pack(evaluate(op, unpacked), block)
-
-    return evaluate_blocked
-
-
-def _eval_conv2d(op: conv.Conv2DOp, args: list[np.ndarray]) -> np.ndarray:
-    x, w, *rest = args
-    bias = rest.pop(0) if op.bias is not None else None
-    y = conv2d(
-        x,
-        w,
-        bias,
-        strides=_ints(op.strides),
-        pads=_ints(op.pads),
-        dilations=_ints(op.dilations),
-        group=op.group.value.data,
-    )
-    if op.residual is not None:
-        y = y + rest.pop(0)
-    if op.activation is not None:
-        y = activation(y, op.activation.data, _float(op.alpha), _float(op.beta))
-    return y
-
-
-def _eval_pool(op: conv.PoolOp, args: list[np.ndarray]) -> np.ndarray:
-    return pool2d(
-        args[0],
-        kind=op.kind.data,
-        kernel=_ints(op.kernel),
-        strides=_ints(op.strides),
-        pads=_ints(op.pads),
-        dilations=_ints(op.dilations),
-        ceil_mode=op.ceil_mode is not None,
-        count_include_pad=op.count_include_pad is not None,
-    )
-
-
-def _eval_gemm(op: conv.GemmOp, args: list[np.ndarray]) -> np.ndarray:
-    return gemm(
-        args[0],
-        args[1],
-        args[2] if len(args) > 2 else None,
-        alpha=_float(op.alpha),
-        beta=_float(op.beta),
-        trans_a=op.trans_a is not None,
-        trans_b=op.trans_b is not None,
-    )
-
-
-def _eval_conv_transpose(op: conv.ConvTransposeOp, args: list[np.ndarray]) -> np.ndarray:
-    return conv_transpose2d(
-        args[0],
-        args[1],
-        args[2] if len(args) > 2 else None,
-        strides=_ints(op.strides),
-        pads=_ints(op.pads),
-        dilations=_ints(op.dilations),
-        output_padding=_ints(op.output_padding),
-        group=op.group.value.data,
-    )
-
-
-_EVALUATORS: dict[type, Callable[[Any, list[np.ndarray]], np.ndarray]] = {
-    conv.Conv2DOp: _blocked(_eval_conv2d),
-    conv.PoolOp: _blocked(_eval_pool),
-    conv.GemmOp: _eval_gemm,
-    conv.GlobalPoolOp: _blocked(lambda op, a: global_pool(a[0], op.kind.data)),
-    conv.BinaryOp: lambda op, a: binary(a[0], a[1], op.kind.data),
-    conv.ActivationOp: lambda op, a: activation(
-        a[0], op.kind.data, _float(op.alpha), _float(op.beta)
-    ),
-    conv.BatchNormOp: lambda op, a: batchnorm(*a, _float(op.epsilon)),
-    conv.LayerNormOp: lambda op, a: layer_norm(*a, op.axis.value.data, _float(op.epsilon)),
-    conv.ConcatOp: lambda op, a: concat(a, op.axis.value.data),
-    conv.ReshapeOp: lambda op, a: reshape(a[0], tensor_shape(op.output)),
-    conv.TransposeOp: lambda op, a: transpose(a[0], _ints(op.perm)),
-    conv.SoftmaxOp: lambda op, a: softmax(a[0], op.axis.value.data),
-    conv.LRNOp: lambda op, a: lrn(
-        a[0],
-        size=op.size.value.data,
-        alpha=_float(op.alpha),
-        beta=_float(op.beta),
-        bias=_float(op.bias),
-    ),
-    conv.PadOp: lambda op, a: pad(a[0], _ints(op.pads), _float(op.value)),
-    conv.SliceOp: lambda op, a: slice_axis(
-        a[0], op.axis.value.data, op.start.value.data, op.end.value.data
-    ),
-    conv.PackOp: lambda op, a: pack(a[0], op.block.value.data),
-    conv.UnpackOp: lambda op, a: unpack(a[0], tensor_shape(op.output)[1]),
-    conv.ConvTransposeOp: _eval_conv_transpose,
-    conv.InterleaveOp: lambda op, a: interleave(a, _ints(op.strides), tensor_shape(op.output)[2:4]),
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Reductions and resampling
-
-
-def reduce(x: np.ndarray, kind: str, axes: Sequence[int], keepdims: bool) -> np.ndarray:
-    """ONNX ReduceMean ("mean"), ReduceMax ("max") or ReduceSum ("sum") over `axes`."""
-    _check_kind(kind, REDUCE_KINDS, "reduce")
-    wide = x.astype(np.float64)
-    reducer = {"mean": np.mean, "max": np.max, "sum": np.sum}[kind]
-    return reducer(wide, axis=tuple(axes), keepdims=keepdims).astype(np.float32)
-
-
-def resize_source_coordinates(
-    out_size: int, in_size: int, scale: float, coordinate_mode: str
-) -> np.ndarray:
-    """The input coordinate of each of `out_size` outputs along one axis (ONNX Resize's
-    `coordinate_transformation_mode`), in float32 with ONNX Runtime's order of operations.
-
-    Nearest neighbours are chosen by rounding these, so they are computed exactly as the native
-    kernels compute them (one float32 rounding per operation, in this order), not in float64.
-    """
-    if coordinate_mode not in COORDINATE_MODES:
-        raise ValueError(
-            f"unknown coordinate_transformation_mode {coordinate_mode!r}; expected one of: "
-            f"{', '.join(COORDINATE_MODES)}"
-        )
-    x = np.arange(out_size, dtype=np.float32)
-    f32 = np.float32
-    scale, half = f32(scale), f32(0.5)
-    match coordinate_mode:
-        case "asymmetric":
-            return x / scale
-        case "tf_half_pixel_for_nn":
-            return (x + half) / scale
-        case "align_corners":
-            if out_size == 1:
-                return np.zeros(1, np.float32)
-            return x * f32(in_size - 1) / f32(out_size - 1)
-        case "pytorch_half_pixel" if out_size == 1:
-            return np.zeros(1, np.float32)
-        case "half_pixel_symmetric":
-            return resize_symmetric_offset(out_size, in_size, scale) + (x + half) / scale - half
-    return (x + half) / scale - half
-
-
-def resize_symmetric_offset(out_size: int, in_size: int, scale: float) -> np.float32:
-    """The shift of `half_pixel_symmetric` that centres the sampled grid on the input."""
-    f32 = np.float32
-    adjustment = f32(out_size) / (f32(scale) * f32(in_size))
-    return f32(in_size) / f32(2) * (f32(1) - adjustment)
-
-
-def resize_nearest_indices(coordinates: np.ndarray, in_size: int, nearest_mode: str) -> np.ndarray:
-    """The input index ONNX Resize's `nearest_mode` picks for each coordinate, clamped."""
-    floor = np.floor(coordinates)
-    fraction = coordinates - floor
-    match nearest_mode:
-        case "floor":
-            chosen = floor
-        case "ceil":
-            chosen = np.ceil(coordinates)
-        case "round_prefer_floor":
-            chosen = floor + (fraction > 0.5)
-        case "round_prefer_ceil":
-            chosen = floor + (fraction >= 0.5)
-        case _:
-            raise ValueError(
-                f"unknown nearest_mode {nearest_mode!r}; expected one of: "
-                f"{', '.join(NEAREST_MODES)}"
-            )
-    return np.clip(chosen, 0, in_size - 1).astype(np.int64)
-
-
-def resize(
-    x: np.ndarray,
-    size: Sequence[int],
-    scales: Sequence[float],
-    mode: str,
-    coordinate_mode: str,
-    nearest_mode: str | None = None,
-) -> np.ndarray:
-    """ONNX Resize of the spatial axes 2 and 3 of x ([N, C, H, W] or NCHWc) to `size` [OH, OW].
-
-    `scales` [sh, sw] enter the coordinate transformation only. "nearest" picks one pixel per
-    output by `nearest_mode`; "linear" interpolates bilinearly, coordinates clamped to
-    [0, in - 1] (edge pixels repeat), weights and sums in float64.
-    """
-    _check_kind(mode, RESIZE_MODES, "resize mode")
-    result = x.astype(np.float64)
-    for axis, out_size, scale in zip((2, 3), size, scales, strict=True):
-        in_size = x.shape[axis]
-        coordinates = resize_source_coordinates(out_size, in_size, scale, coordinate_mode)
-        if mode == "nearest":
-            indices = resize_nearest_indices(coordinates, in_size, nearest_mode or "")
-            result = np.take(result, indices, axis=axis)
-            continue
-        clamped = np.clip(coordinates, 0, in_size - 1)
-        low = np.floor(clamped).astype(np.int64)
-        high = np.minimum(low + 1, in_size - 1)
-        weight_shape = [1] * x.ndim
-        weight_shape[axis] = out_size
-        weight = (clamped - low).astype(np.float64).reshape(weight_shape)
-        below, above = np.take(result, low, axis=axis), np.take(result, high, axis=axis)
-        result = below + weight * (above - below)
-    return result.astype(np.float32)
-
-
-def _eval_fused(op: conv.FusedOp, args: list[np.ndarray]) -> np.ndarray:
-    """A `conv.fused` region executed op by op, its block arguments bound to `args`."""
-    block = op.body.block
-    values: dict[SSAValue, np.ndarray] = dict(zip(block.args, args, strict=True))
-    for inner in block.ops:
-        if isinstance(inner, conv.YieldOp):
-            return values[inner.values[0]]
-        values[inner.results[0]] = evaluate(inner, [values[v] for v in inner.operands])
-    raise ValueError("reference: conv.fused region has no conv.yield")
-
-
-_EVALUATORS[conv.FusedOp] = _eval_fused
-_EVALUATORS[conv.ReduceOp] = lambda op, a: reduce(
-    a[0], op.kind.data, _ints(op.axes), op.keepdims is not None
-)
-_EVALUATORS[conv.ResizeOp] = lambda op, a: resize(
-    a[0],
-    tensor_shape(op.output)[2:4],
-    [float(s) for s in op.scales.iter_values()],
-    op.mode.data,
-    op.coordinate_transformation_mode.data,
-    op.nearest_mode.data if op.nearest_mode is not None else None,
-)
-
-
-def evaluate(op: Operation, args: Sequence[np.ndarray]) -> np.ndarray:
-    """The numpy value of one conv-dialect op's result, given its operands' values in order."""
-    evaluator = _EVALUATORS.get(type(op))
-    if evaluator is None:
-        raise ValueError(f"reference: op '{op.name}' has no numpy reference")
-    return np.asarray(evaluator(op, list(args)), dtype=np.float32)
-
-
-def run(
-    module: ModuleOp,
-    inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray],
-    *,
-    ctx: Context | None = None,
-    function: str = "main",
-) -> dict[str, np.ndarray]:
-    """Execute `function` of a graph-form conv-dialect module with numpy.
-
-    `inputs` maps the function's input names (their `onnx.name`, else `arg<i>`) to arrays, or
-    lists them in order. Returns outputs by name (`onnx.name`, else `result<i>`). Weights are
-    read from `ctx`'s resource store (default: `convir.dialects.default_context()`).
-    """
-    ctx = ctx or default_context()
-    func = _find_function(module, function)
-    block = func.body.block
-    in_names = onnx_names(func.arg_attrs, len(block.args), "arg")
-    out_names = onnx_names(func.res_attrs, len(func.function_type.outputs.data), "result")
-    values: dict[SSAValue, np.ndarray] = {}
-    for arg, name, array in zip(
-        block.args, in_names, _ordered_inputs(inputs, in_names), strict=True
-    ):
-        values[arg] = _checked_input(name, array, arg.type)
-    for op in block.ops:
-        if isinstance(op, ReturnOp):
-            return {name: values[v] for name, v in zip(out_names, op.arguments, strict=True)}
-        if isinstance(op, conv.ConstantOp):
-            values[op.output] = constant_array(ctx, op.value)
-            continue
-        values[op.results[0]] = evaluate(op, [values[operand] for operand in op.operands])
-    raise ValueError(f"reference.run: function @{function} has no func.return")
-
-
-def _find_function(module: ModuleOp, name: str) -> FuncOp:
-    for op in module.ops:
-        if isinstance(op, FuncOp) and op.sym_name.data == name:
-            return op
-    raise ValueError(f"reference.run: the module has no function @{name}")
-
-
-def _ordered_inputs(
-    inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], names: list[str]
-) -> list[np.ndarray]:
-    if isinstance(inputs, Mapping):
-        unknown = sorted(set(inputs) - set(names))
-        missing = [n for n in names if n not in inputs]
-        if unknown or missing:
-            raise ValueError(
-                f"inputs {unknown} are unknown and {missing} are missing; expected {names}"
-            )
-        return [inputs[n] for n in names]
-    if len(inputs) != len(names):
-        raise ValueError(f"expected {len(names)} inputs ({names}), got {len(inputs)}")
-    return list(inputs)
-
-
-def _checked_input(name: str, array: np.ndarray, expected: Attribute) -> np.ndarray:
-    array = np.asarray(array)
-    shape = tensor_shape(expected)
-    if array.dtype != np.float32:
-        raise ValueError(f"input '{name}' has dtype {array.dtype}; expected float32")
-    if array.shape != shape:
-        raise ValueError(f"input '{name}' has shape {list(array.shape)}; expected {list(shape)}")
-    return array
