@@ -79,28 +79,23 @@ from xdsl.ir import Operation, SSAValue
 
 from convir.dialects import conv
 from convir.target import Target
-from lowering.algorithms import border_tiles, direct
+from lowering.algorithms import direct
 from lowering.algorithms.common import (
     ACCUMULATION_TOLERANCE,
-    ConvBuffers,
     ConvGeometry,
     Schedule,
     conv_kernel,
     epilogue_key,
     has_constant_parameters,
-    store_blocked,
 )
 from lowering.algorithms.conv_gemm import balanced_task_size
+from lowering.algorithms.im2win_tiles import chunk_size, emit_rows
 from lowering.emit import (
-    Index,
     add,
     affine,
-    broadcast,
-    f32_constant,
     f32_memref,
     if_else,
     index,
-    load,
     load_vector,
     loop,
     mul,
@@ -110,7 +105,6 @@ from lowering.emit import (
     view,
 )
 from lowering.kernels import Packer
-from lowering.microkernel import fma_where, lane_mask
 
 NAME = "im2win"
 
@@ -205,7 +199,7 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Im2winSchedule:
     chunks = -(-g.input_blocks // most)
     in_blocks = -(-g.input_blocks // chunks)  # chunks of equal size (16 blocks: 8 + 8, not 14 + 2)
     schedule = Im2winSchedule(max(1, pixels), oc_blocks, 1, target.cores, in_blocks)
-    row_bytes = _Blocking(g, schedule, 1).window_bytes()
+    row_bytes = Im2winBlocking(g, schedule, 1).window_bytes()
     most = int(target.l2_bytes * L2_FRACTION) // row_bytes
     rows = balanced_task_size(g.oh, most, g.n, target.cores, interleaved=True)
     return replace(schedule, block_rows=rows)
@@ -275,7 +269,7 @@ def _depth(g: ConvGeometry) -> int:
 
 
 @dataclass(frozen=True)
-class _Blocking:
+class Im2winBlocking:
     """One conv's geometry with its schedule, the rows per block clamped to OH."""
 
     g: ConvGeometry
@@ -283,10 +277,10 @@ class _Blocking:
     block_rows: int
 
     @staticmethod
-    def of(op: conv.Conv2DOp) -> _Blocking:
+    def of(op: conv.Conv2DOp) -> Im2winBlocking:
         g = _geometry(op)
         s = Im2winSchedule.from_attr(op.schedule)
-        return _Blocking(g, s, min(s.block_rows, g.oh))
+        return Im2winBlocking(g, s, min(s.block_rows, g.oh))
 
     @property
     def chunk_blocks(self) -> int:
@@ -296,6 +290,11 @@ class _Blocking:
         if g.group > 1 or g.cg % g.block:
             return g.input_blocks
         return min(self.s.in_blocks, g.input_blocks)
+
+    @property
+    def depth(self) -> int:
+        """Weight rows per output block before the finite flag (`_depth`)."""
+        return _depth(self.g)
 
     @property
     def chunks(self) -> int:
@@ -323,7 +322,7 @@ class Im2winEmitter:
     """`KernelEmitter` of `conv.conv2d` with `algorithm = "im2win"`."""
 
     def key(self, op: Operation) -> str:
-        b = _Blocking.of(op)
+        b = Im2winBlocking.of(op)
         s = b.s
         return (
             f"conv_im2win_{b.g.key()}_t{s.ow_block}x{s.oc_blocks}_r{b.block_rows}s{s.slots}"
@@ -339,11 +338,11 @@ class Im2winEmitter:
         return packers
 
     def workspace_bytes(self, op: Operation) -> int:
-        blocking = _Blocking.of(op)
+        blocking = Im2winBlocking.of(op)
         return blocking.s.slots * blocking.window_bytes()
 
     def emit(self, op: Operation, module: ModuleOp, name: str, vector_width: int) -> None:
-        b = _Blocking.of(op)
+        b = Im2winBlocking.of(op)
         g, x = b.g, b.g.block
         weight_shape = (g.group, b.out_blocks, _depth(g) + 1, x)
         bias_shape = (g.group, b.out_blocks, x)
@@ -363,15 +362,15 @@ class Im2winEmitter:
                 rows = arith.MinSIOp(index(b.block_rows), affine([(first_row, -1)], g.oh)).result
                 if b.chunks == 1:
                     _fill_window(b, buffers.x, window, n, first_row, rows, None)
-                    _emit_rows(b, op, buffers, window, (n, first_row, rows, None))
+                    emit_rows(b, op, buffers, window, (n, first_row, rows, None))
                 else:
                     with loop(0, b.chunks) as chunk:
                         _fill_window(b, buffers.x, window, n, first_row, rows, chunk.iv)
-                        _emit_rows(b, op, buffers, window, (n, first_row, rows, chunk.iv))
+                        emit_rows(b, op, buffers, window, (n, first_row, rows, chunk.iv))
 
 
 def _fill_window(
-    b: _Blocking,
+    b: Im2winBlocking,
     x: SSAValue,
     window: SSAValue,
     n: SSAValue,
@@ -395,7 +394,7 @@ def _fill_window(
             with loop(start, end) as column:
                 store_vector(source(column.iv), window, [cb, r, column.iv, kh, 0])
 
-    count = _chunk_size(b, chunk)
+    count = chunk_size(b, chunk)
     with loop(0, count) as cb, loop(0, rows) as r, loop(0, g.kh) as kh:
         source = cb.iv if chunk is None else affine([(chunk, b.chunk_blocks), (cb.iv, 1)])
         sh, dh = g.strides[0], g.dilations[0]
@@ -421,216 +420,3 @@ def _fill_window(
             )
         else:  # every row an output row reads is inside the input
             copy_row()
-
-
-def _chunk_size(b: _Blocking, chunk: SSAValue | None) -> Index:
-    """Input blocks of `chunk` (all of them without chunks; the last chunk may be short)."""
-    if chunk is None:
-        return b.g.input_blocks
-    left = affine([(chunk, -b.chunk_blocks)], b.g.input_blocks)
-    return arith.MinSIOp(index(b.chunk_blocks), left).result
-
-
-@dataclass(frozen=True)
-class _Tile:
-    """Where one register tile is: image, group, output-channel block group, the block's first
-    output row; its pixels as (row within the block, output column); the kernel rows [first,
-    last) it runs; whether its FMAs are masked outside the input columns; the input chunk
-    (None: no chunks)."""
-
-    n: SSAValue
-    grp: SSAValue
-    bg: SSAValue
-    first_row: SSAValue
-    pixels: list[tuple[Index, Index]]
-    kernel_rows: tuple[Index, Index]
-    masked: bool
-    chunk: SSAValue | None = None
-
-
-def _emit_rows(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
-    """The block's tiles: flat tiles over its rows when every weight is finite (then the
-    window's zeros stand for the padding), else row by row with masked border tiles. Decided
-    at run time from the packed flag row, as in im2col: the kernel does not depend on the
-    weights' values."""
-    flag = load(buffers.weight, [0, 0, _depth(b.g), 0])
-    finite = arith.CmpfOp(flag, f32_constant(0.0), "one").result
-    if_else(
-        finite,
-        lambda: _emit_flat(b, op, buffers, window, block),
-        lambda: _emit_row_by_row(b, op, buffers, window, block),
-    )
-
-
-def _emit_flat(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
-    """Every output-channel group × flat tile of the block: its rows × OW output pixels, in
-    row-major order, cut into tiles of `ow_block` pixels that may span rows, and one narrower
-    remainder tile. The pixel count is static: every block but an image's last has
-    block_rows rows, the last has the rest (two variants)."""
-    n, first_row, rows, chunk = block
-    last_rows = b.g.oh - (b.blocks_per_image - 1) * b.block_rows
-
-    def tiles(count: int) -> None:
-        with loop(0, b.g.group) as grp, loop(0, _block_groups(b)) as bg:
-            total = count * b.g.ow
-            width = min(b.s.ow_block, total)
-            full = total // width
-            at = (n, grp.iv, bg.iv, first_row, chunk)
-            with loop(0, full * width, width) as tile:
-                _emit_flat_tile(b, op, buffers, window, at, tile.iv, width)
-            if total % width:
-                _emit_flat_tile(b, op, buffers, window, at, full * width, total % width)
-
-    if last_rows == b.block_rows:
-        tiles(b.block_rows)
-    else:
-        last = arith.CmpiOp(rows, index(b.block_rows), "eq").result
-        if_else(last, lambda: tiles(b.block_rows), lambda: tiles(last_rows))
-
-
-def _emit_flat_tile(
-    b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at, first: Index, width: int
-) -> None:
-    """Flat tile of pixels [first, first + width) of the block (row-major): each pixel's row
-    and column, and the kernel rows that any of them reads (the others' rows there are
-    padding: zeros in the window)."""
-    n, grp, bg, first_row, chunk = at
-    ow = b.g.ow
-    pixels: list[tuple[Index, Index]] = []
-    for p in range(width):
-        if isinstance(first, int):
-            pixels.append(divmod(first + p, ow))
-        else:
-            q = add(first, p)
-            pixels.append((arith.DivUIOp(q, index(ow)).result, arith.RemUIOp(q, index(ow)).result))
-    top_row = add(first_row, pixels[0][0])
-    bottom_row = add(first_row, pixels[-1][0])
-    # Later rows start and end lower in the kernel (`border_tiles.tap_rows`): the union of the
-    # pixels' kernel rows is [the last pixel's first, the first pixel's last).
-    kernel_rows = (
-        border_tiles.tap_rows(b.g, bottom_row)[0],
-        border_tiles.tap_rows(b.g, top_row)[1],
-    )
-    tile = _Tile(n, grp, bg, first_row, pixels, kernel_rows, False, chunk)
-    _emit_tile_body(b, op, buffers, window, tile)
-
-
-def _block_groups(b: _Blocking) -> int:
-    return -(-b.out_blocks // b.s.oc_blocks)
-
-
-def _emit_row_by_row(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, block) -> None:
-    """Every output row of the block × output-channel group × width tile, the kernel rows of
-    each output row only; border tiles mask the FMAs of padded columns (some weight is not
-    finite, so 0 · weight must not be formed there)."""
-    g, s = b.g, b.s
-    n, first_row, rows, chunk = block
-    with (
-        loop(0, g.group) as grp,
-        loop(0, _block_groups(b)) as bg,
-        loop(0, rows) as r,
-    ):
-        kernel_rows = border_tiles.tap_rows(g, add(first_row, r.iv))
-
-        def emit(ow0: Index, width: int, guarded: bool) -> None:
-            pixels = [(r.iv, add(ow0, p)) for p in range(width)]
-            tile = _Tile(n, grp.iv, bg.iv, first_row, pixels, kernel_rows, guarded, chunk)
-            _emit_tile_body(b, op, buffers, window, tile)
-
-        border_tiles.guarded_width_tiles(g, s.ow_block, emit)
-
-
-def _output_blocks(b: _Blocking, bg: SSAValue) -> list[SSAValue]:
-    """The output blocks (within the group) of block group `bg`; past the last block they are
-    clamped to it (its tile is then computed and stored twice, identically)."""
-    oc_blocks = b.s.oc_blocks
-    blocks = [affine([(bg, oc_blocks)], j) for j in range(oc_blocks)]
-    if b.out_blocks % oc_blocks:
-        last = index(b.out_blocks - 1)
-        blocks = [arith.MinSIOp(block, last).result for block in blocks]
-    return blocks
-
-
-def _emit_tile_body(b: _Blocking, op, buffers: ConvBuffers, window: SSAValue, at: _Tile) -> None:
-    """Accumulate one pixels × oc_blocks tile over input blocks × kw × kh × lanes from the
-    window (FMAs of padded columns masked when `at.masked`), then the epilogue and the stores.
-    With chunks, the accumulators start from the partial sums in y but on the first chunk,
-    and only the last chunk's stores apply the epilogue."""
-    g = b.g
-    x = g.block
-    grp = at.grp
-    width = len(at.pixels)
-    weight, bias, residual, y = buffers.weight, buffers.bias, buffers.residual, buffers.y
-    blocks = _output_blocks(b, at.bg)
-    group_blocks = -(-g.cg // x)  # whole blocks when group > 1 (applicable)
-    full, partial = divmod(g.cg, x)
-    outputs = [
-        [at.n, affine([(grp, b.out_blocks), (ob, 1)]), add(at.first_row, r), index(ow)]
-        for ob in blocks
-        for r, ow in at.pixels
-    ]
-    accs = [
-        load_vector(bias, [grp, blocks[j], 0], x) if bias is not None else splat(0.0, x)
-        for j in range(len(blocks))
-        for _ in range(width)
-    ]
-    if at.chunk is not None:
-        first = arith.CmpiOp(at.chunk, index(0), "eq").result
-        accs = [
-            arith.SelectOp(first, acc, load_vector(y, [*out, 0], x)).result
-            for acc, out in zip(accs, outputs, strict=True)
-        ]
-        full, partial = _chunk_size(b, at.chunk), 0  # whole blocks (`chunk_blocks`)
-    (sw, dw), left = (g.strides[1], g.dilations[1]), g.pads[1]
-    rows = [index(r) for r, _ in at.pixels]
-
-    def accumulate(accs: list[SSAValue], block: Index, lanes: int) -> list[SSAValue]:
-        cb = affine([(grp, group_blocks), (block, 1)]) if g.group > 1 else index(block)
-        if at.chunk is not None:  # the window holds the chunk's blocks, the weights all
-            block = affine([(at.chunk, b.chunk_blocks), (block, 1)])
-        with loop(0, g.kw, carry=accs) as kw_loop:
-            columns = [affine([(ow, sw), (kw_loop.iv, dw)]) for _, ow in at.pixels]
-            masks = [None] * width
-            if at.masked:
-                masks = [
-                    lane_mask(arith.CmpiOp(add(c, -left), index(g.w), "ult").result, x)
-                    for c in columns
-                ]
-            with loop(*at.kernel_rows, carry=kw_loop.carried) as kh_loop:
-                tile_accs = list(kh_loop.carried)
-                row = affine([(block, g.kw * g.kh * x), (kw_loop.iv, g.kh * x), (kh_loop.iv, x)])
-                for lane in range(lanes):
-                    weights = [
-                        load_vector(weight, [grp, ob, add(row, lane), 0], x) for ob in blocks
-                    ]
-                    for p, column in enumerate(columns):
-                        value = load(window, [cb, rows[p], column, kh_loop.iv, lane])
-                        pixel = broadcast(value, x)
-                        for j, wv in enumerate(weights):
-                            k = j * width + p
-                            tile_accs[k] = fma_where(masks[p], pixel, wv, tile_accs[k])
-                kh_loop.yield_(*tile_accs)
-            kw_loop.yield_(*kh_loop.results)
-        return list(kw_loop.results)
-
-    if full:
-        with loop(0, full, carry=accs) as block_loop:
-            block_loop.yield_(*accumulate(list(block_loop.carried), block_loop.iv, x))
-        accs = list(block_loop.results)
-    if partial:
-        accs = accumulate(accs, full, partial)
-
-    def store_final() -> None:
-        for acc, out in zip(accs, outputs, strict=True):
-            store_blocked(op, acc, residual, y, out)
-
-    if at.chunk is None:
-        store_final()
-        return
-
-    def store_partial() -> None:
-        for acc, out in zip(accs, outputs, strict=True):
-            store_vector(acc, y, [*out, 0])
-
-    last = arith.CmpiOp(at.chunk, index(b.chunks - 1), "eq").result
-    if_else(last, store_final, store_partial)
