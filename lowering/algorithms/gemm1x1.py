@@ -133,6 +133,7 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Gemm1x1Schedule:
     gemm = ConvGemm(g, mr, nr)
     tiles, panels = gemm.rows.count, gemm.panels.count
     chunk = WHOLE_DEPTH
+    # The input pixels one image's GEMM reads, all C channels (module doc, Depth chunks).
     if 4 * g.oh * g.ow * g.c > target.l2_bytes:
         chunk = chunk_blocks(g.input_blocks, nr * gemm.block, gemm.block, target)
     tile_bytes = 4 * mr * min(chunk, g.input_blocks) * gemm.block
