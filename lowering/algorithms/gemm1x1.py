@@ -27,12 +27,33 @@ others), and 0.70–0.99× on 9 of the 10 shallower ones.
 (`ConvGemm.depth_chunks`: partial sums kept in the output), so that the chunk of a weight
 panel (chunk_blocks·X × NR·X floats) stays in L1 while the row tiles sweep it and the pixel
 range is sized by the chunk, not by all of C. The heuristic chunks when one weight panel is
-larger than `L1_FRACTION` of L1: the chunk is then the most input blocks whose panel chunk fits
-there. Measured on znver3 (AVX2, 32 KiB L1, NR·X = 32: chunks of 16 blocks = 128 channels),
-1 thread, median thread CPU time, load ~7 (`examples/benchmarks/conv_variants_cpu.py MODEL
-SUBSTR gemm1x1 gemm1x1:chunk_blocks=1048576`): FCN-ResNet50's 2048→512 at 28×28 19.9 vs 25.4
-ms, DeepLabV3's 1280→256 and 960→256 at 14×14 1.57 vs 1.89 and 1.18 vs 1.32 ms; on ResNet-50's
-1×1 convs with 256-2048 input channels 0-11 % faster, none slower beyond the noise (~5 %).
+larger than `L1_FRACTION` of L1 *and* the input one image's GEMM reads (output pixels × C
+floats) is larger than L2; the chunk is then the most input blocks whose panel chunk fits in
+`L1_FRACTION` of L1. When that input fits in L2 (ResNet-50's 14×14 and 7×7 layers) the
+whole-depth sweep streams the weight panel from L2 and saves the chunks' partial-sum traffic.
+
+Measured first on znver3 (AVX2, 32 KiB L1, 512 KiB L2, NR·X = 32: chunks of 16 blocks = 128
+channels), 1 thread, median thread CPU time, load ~7 (`examples/benchmarks/conv_variants_cpu.py
+MODEL SUBSTR gemm1x1 gemm1x1:chunk_blocks=1048576`): FCN-ResNet50's 2048→512 at 28×28 19.9 vs
+25.4 ms, DeepLabV3's 1280→256 and 960→256 at 14×14 1.57 vs 1.89 and 1.18 vs 1.32 ms (all three
+read more than L2, so the rule still chunks them). Then on Zen 4 (AVX-512, 32 KiB L1, 1 MiB L2,
+6 × 4 tile, NR·X = 64), ResNet-50, same script, load 7-10, ms CPU for chunks of 4 blocks (the
+former rule, L1_FRACTION 0.5) / 8 blocks (L1_FRACTION 1: 128 channels, onnxruntime MLAS's
+input-channel batch, whose filter chunk is the same 32 KiB) / whole depth:
+
+    layer                       4      8      whole
+    256×56×56→64               1.139  1.183  1.273
+    256×56×56→128              2.114  2.039  2.189
+    512×28×28→256              2.296  2.209  2.322
+    1024×14×14→256             1.203  1.113  1.092
+    1024×14×14→512             2.331  2.249  2.190
+    2048×7×7→512               1.160  1.084  1.031
+    1024×14×14→2048 s2 (2 runs) 3.200  2.904  2.585 / 2.938  2.478  2.149
+
+(Noise ±5-10 % at that load; 4 blocks lost on all but the first.) L1_FRACTION 1 doubles the
+chunk on AVX2 too (6 × 2 tile: 64 blocks = 512 channels); that was not re-measured, for lack
+of an AVX2 machine: the tuner's candidates keep half the chunk (and double, and the whole
+depth, and the L1 chunk where the L2 rule skips it).
 """
 
 from __future__ import annotations
@@ -75,7 +96,7 @@ DEEP_DEPTH = 128
 WHOLE_DEPTH = 1 << 20
 
 #: The share of L1 the chunk of one weight panel may take (module doc, Depth chunks).
-L1_FRACTION = 0.5
+L1_FRACTION = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +132,10 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Gemm1x1Schedule:
         mr, nr = deep_tile
     gemm = ConvGemm(g, mr, nr)
     tiles, panels = gemm.rows.count, gemm.panels.count
-    chunk = chunk_blocks(g.input_blocks, nr * gemm.block, gemm.block, target)
+    chunk = WHOLE_DEPTH
+    # The input pixels one image's GEMM reads, all C channels (module doc, Depth chunks).
+    if 4 * g.oh * g.ow * g.c > target.l2_bytes:
+        chunk = chunk_blocks(g.input_blocks, nr * gemm.block, gemm.block, target)
     tile_bytes = 4 * mr * min(chunk, g.input_blocks) * gemm.block
     most = target.l2_bytes // 2 // tile_bytes
     if g.n * -(-tiles // max(1, min(most, tiles))) >= 2 * target.cores:
@@ -125,9 +149,10 @@ def heuristic(op: conv.Conv2DOp, target: Target) -> Gemm1x1Schedule:
 
 
 def chunk_blocks(blocks: int, columns: int, block: int, target: Target) -> int:
-    """Input blocks per depth chunk: WHOLE_DEPTH when a weight panel of `blocks` input blocks
-    (of `block` lanes) × `columns` floats fits in L1_FRACTION of L1, else the most blocks
-    whose chunk of the panel does (at least 1), spread evenly over the chunks."""
+    """Input blocks per depth chunk of a weight panel of `blocks` input blocks (of `block`
+    lanes) × `columns` floats: WHOLE_DEPTH when the panel fits in L1_FRACTION of L1, else the
+    most blocks whose chunk of the panel does (at least 1), spread evenly over the chunks.
+    (The heuristic asks only when the input is larger than L2: module doc, Depth chunks.)"""
     fit = int(target.l1d_bytes * L1_FRACTION) // (4 * block * columns)
     if blocks <= fit:
         return WHOLE_DEPTH
@@ -145,9 +170,12 @@ def candidates(op: conv.Conv2DOp, target: Target) -> list[Gemm1x1Schedule]:
     schedules = [replace(base, mr=mr, nr=nr) for mr, nr in tiles]
     schedules += [replace(base, task_tiles=max(1, base.task_tiles // 2))]
     schedules += [replace(base, task_tiles=base.task_tiles * 2)]
-    if base.chunk_blocks != WHOLE_DEPTH:
-        schedules += [replace(base, chunk_blocks=base.chunk_blocks * 2)]
-        schedules += [replace(base, chunk_blocks=WHOLE_DEPTH)]
+    g = _geometry(op)
+    l1_chunk = chunk_blocks(g.input_blocks, base.nr * g.block, g.block, target)
+    if l1_chunk != WHOLE_DEPTH:
+        # Either side of the L2 rule, and half and double the L1 chunk (module doc).
+        chunks = [l1_chunk, max(1, l1_chunk // 2), l1_chunk * 2, WHOLE_DEPTH]
+        schedules += [replace(base, chunk_blocks=chunk) for chunk in chunks]
     return list(dict.fromkeys(schedules))
 
 

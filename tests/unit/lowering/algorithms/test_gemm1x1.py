@@ -113,16 +113,20 @@ def test_depth_chunks_sum_partial_sums_and_apply_the_epilogue_once(
     check_case(case, 8, "gemm1x1", schedule, tmp_path_factory.getbasetemp() / "cache", 0)
 
 
-def test_heuristic_chunks_the_depth_only_when_a_weight_panel_leaves_l1() -> None:
-    target = Target.host().with_(vector_registers=16, l1d_bytes=32 * 1024)
-    deep = gemm1x1.heuristic(
-        scheduled_conv(ConvCase(rand(1, 1280, 4, 4), rand(64, 1280, 1, 1))), target
-    )
-    shallow = gemm1x1.heuristic(
-        scheduled_conv(ConvCase(rand(1, 64, 4, 4), rand(64, 64, 1, 1))), target
-    )
-    # Block 16, NR = 2 (the 6 x 2 tile of a deep 1x1 on 16 registers): a panel row is 32 floats,
-    # so 16 KiB holds 128 depth rows = 8 blocks; the 80 blocks make 10 even chunks of 8.
-    assert shallow.chunk_blocks == WHOLE_DEPTH
+def test_heuristic_chunks_the_depth_only_when_a_weight_panel_and_the_input_leave_cache() -> None:
+    target = Target.host().with_(vector_registers=16, l1d_bytes=32 * 1024, l2_bytes=1 << 20)
+
+    def schedule(c: int, hw: int) -> Gemm1x1Schedule:
+        return gemm1x1.heuristic(
+            scheduled_conv(ConvCase(rand(1, c, hw, hw), rand(64, c, 1, 1))), target
+        )
+
+    # Block 16, NR = 2 (the 6 x 2 tile of a deep 1x1 on 16 registers): a panel row is 32
+    # floats, so 32 KiB holds 256 depth rows = 16 blocks; the 80 blocks make 5 chunks of 16.
+    # The input 1280 x 16 x 16 (1.25 MiB) is larger than L2.
+    deep = schedule(1280, 16)
     assert (deep.mr, deep.nr) == (6, 2)
-    assert deep.chunk_blocks == 8
+    assert deep.chunk_blocks == 16
+    # A panel of 64 channels fits in L1; 1280 channels of 14 x 14 pixels (0.96 MiB) fit in L2.
+    assert schedule(64, 16).chunk_blocks == WHOLE_DEPTH
+    assert schedule(1280, 14).chunk_blocks == WHOLE_DEPTH
