@@ -11,6 +11,7 @@
     conv-fuse-layers            conv chains into conv.fused (option `fusion`)
     conv-select-algorithm       every conv gets an algorithm (and a convir.name)  -> "selected"
     conv-tile                   every conv's schedule knobs filled for the target -> "scheduled"
+    conv-concat-in-place        concats whose inputs can be written into them
     conv-plan-memory            arena offsets of intermediates and workspaces    -> "planned"
     convert-conv-to-loops       @forward + one kernel per distinct op            -> "loops"
     convert-parallel-to-pool    scf.parallel -> outlined chunk bodies + pool call -> "threaded"
@@ -187,6 +188,7 @@ def lower(
     from lowering.conv_to_loops import convert_to_loops
     from lowering.parallel_to_pool import ConvertParallelToPoolPass
     from lowering.to_llvm import lower_to_llvm
+    from passes.concat_in_place import ConcatInPlacePass
     from passes.convert_layout import convert_layout
     from passes.drop_padding_taps import DropPaddingTapsPass
     from passes.fold_batchnorm import FoldBatchNormPass
@@ -207,6 +209,10 @@ def lower(
     def to_nchwc() -> None:
         convert_layout(ctx, module, block or target.vector_width)
         DeadCodeElimination().apply(ctx, module)
+
+    def plan() -> None:
+        ConcatInPlacePass().apply(ctx, module)
+        PlanMemoryPass().apply(ctx, module)
 
     def select() -> None:
         fuse_layers(module, target, fusion)
@@ -231,7 +237,7 @@ def lower(
                 module, target, tiles, winograd_tolerance=tolerance, records=records
             ),
         ),
-        ("planned", lambda: PlanMemoryPass().apply(ctx, module)),
+        ("planned", plan),
         ("loops", lambda: convert_to_loops(ctx, module, target.vector_width)),
         ("threaded", lambda: ConvertParallelToPoolPass().apply(ctx, module)),
         ("llvm", lambda: lower_to_llvm(module)),

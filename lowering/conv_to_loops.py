@@ -15,7 +15,8 @@ libgomp keeps that setting per calling thread, and every kernel's parallel loop 
 Constants are repacked for their kernels at compile time and concatenated into one weights blob,
 stored in the context's resource store as `dense_resource<__weights>` and named by the module
 attribute `convir.weights`. The module also records `convir.arena_bytes`, the input and output
-names and shapes, and each kernel's workspace bytes.
+names and shapes, and each kernel's workspace bytes. A concat marked `convir.in_place`
+(`conv-concat-in-place`) emits nothing: its inputs already sit in their slices of its result.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ class _Lowering:
     def prepare(self, op: Operation) -> None:
         """Emit `op`'s kernel unless an identical one exists; pack its constant operands."""
         self.prepared.add(op)
-        if isinstance(op, conv.ConstantOp | conv.ReshapeOp):
+        if isinstance(op, conv.ConstantOp | conv.ReshapeOp) or _in_place(op):
             return
         emitter = emitter_for(op)
         key, packers = kernel_symbol(emitter, op, self.vector_width), emitter.packers(op)
@@ -321,6 +322,9 @@ class _Lowering:
             if isinstance(op.input.owner, conv.ConstantOp):
                 raise ValueError("a reshape of a constant must be folded before lowering")
             self.storage[op.output] = self.storage[op.input]
+            return
+        if _in_place(op):  # its producers wrote every input into its slice already
+            self.storage[op.results[0]] = (self.arena, _offset(op, "convir.arena_offset"))
             return
         emitter = emitter_for(op)
         name = kernel_symbol(emitter, op, self.vector_width)
@@ -395,6 +399,11 @@ def _kind(op: Operation) -> str:
     if isinstance(op, conv.Conv2DOp) and op.algorithm is not None:
         return op.algorithm.data
     return op.name
+
+
+def _in_place(op: Operation) -> bool:
+    """A concat that `conv-concat-in-place` marked: planning placed its inputs inside it."""
+    return isinstance(op, conv.ConcatOp) and "convir.in_place" in op.attributes
 
 
 def _copy_name(value: SSAValue) -> str:

@@ -8,6 +8,12 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 
+def _concat_in_place() -> type[ModulePass]:
+    from passes.concat_in_place import ConcatInPlacePass
+
+    return ConcatInPlacePass
+
+
 def _convert_layout() -> type[ModulePass]:
     from passes.convert_layout import ConvertLayoutPass
 
@@ -69,6 +75,7 @@ def _tile() -> type[ModulePass]:
 
 
 CONV_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "conv-concat-in-place": _concat_in_place,
     "conv-convert-layout": _convert_layout,
     "conv-drop-padding-taps": _drop_padding_taps,
     "conv-fold-batchnorm": _fold_batchnorm,
