@@ -49,17 +49,19 @@ most half to spread the blocks evenly over the `slots` workers (`balanced_task_s
 (the search space). Measured (1 thread, AVX2 Zen 3, R = 16, MR × NR = 2 × 4): 256×14×14 -> 256
 at m = 4 runs 3.9 ms with blocks of 2 tiles (L2-sized) and 1.6-2.0 ms with one block per worker.
 
-**m.** The heuristic sizes the blocks and panel groups of each m ∈ HEURISTIC_MS first, then
-picks the m with the least estimated work per channel pair, α² · (rows + MACS_PER_WEIGHT_FLOAT ·
-blocks): the products of the rows the GEMMs compute (the tiles rounded up to MR), plus the
-transformed weights each block reads from memory, in multiply-adds of the same time. Sizing
-first matters: with panel groups a block of all tiles reads U once, whatever the workers. Large
-images take m = 4 (64 channels at 56×56: 36 · (198 + 24 · 9) vs 16 · (786 + 24 · 22)); small
-images with many channels, whose U is MBs, take m = 2 (512 at 7×7: 16 · (18 + 24) vs
-36 · (6 + 24), where m = 4 leaves 2 of its 6 rows empty and reads 37.7 MB of U for 4 tiles).
-MACS_PER_WEIGHT_FLOAT is fitted to the 512-channel layers at 1 thread (thread CPU time, Zen 4,
-load 8-9, each with two panel groups): 512×14×14 m = 2 5.97 ms vs m = 4 7.10 ms, 512×7×7 m = 2
-1.90 ms vs m = 4 2.83 ms; 8 (the DRAM bandwidth alone) picked m = 4 for both.
+**m.** The heuristic sizes the blocks of each m ∈ HEURISTIC_MS, picks the m with the least
+estimated work per channel pair, α² · (rows + MACS_PER_WEIGHT_FLOAT · blocks): the products of
+the rows the GEMMs compute (the tiles rounded up to MR: m = 4 at 7×7 has 4 tiles in a row tile
+of 6), plus the transformed weights each block reads from beyond L2, in multiply-adds of the
+same time; then splits panels. Large images take m = 4 (64 channels at 56×56, 2 workers:
+36 · (198 + 24 · 9) vs 16 · (786 + 24 · 22)); small images with many channels, whose U is MBs,
+take m = 2 (512 at 7×7, 2 workers: 16 · (18 + 24 · 2) vs 36 · (6 + 24 · 1)). The m is chosen
+before the panel split on purpose: on 256×14×14 the split makes m = 4 one block, but m = 4
+with two panel groups measured slower than m = 2 with tile blocks in 3 runs of 4 (1 thread,
+thread CPU time, Zen 4, load 8-10: 1.57 vs 1.27 ms, 1.60 vs 1.26, 1.47 vs 1.19; once 1.01 vs
+1.12). MACS_PER_WEIGHT_FLOAT is fitted to the 512-channel layers at 1 thread (same conditions,
+two panel groups each): 512×14×14 m = 2 5.97 ms vs m = 4 7.10 ms, 512×7×7 m = 2 1.90 ms vs
+m = 4 2.83 ms (ORT 2.82); with 8 (the DRAM bandwidth alone) the 2-worker 512×7×7 took m = 4.
 F(6,3) joins the choice only on images of at least LARGE_IMAGE_TILES tiles
 of 4 × 4: its transforms cost more per output (64 products of 8 × 8 tiles) and its blocks are
 smaller, which the estimate leaves out. Measured (`examples/benchmarks/winograd_selection.py`,
@@ -212,17 +214,15 @@ def estimated_work(g: ConvGeometry, schedule: WinogradSchedule) -> int:
 def heuristic(
     op: conv.Conv2DOp, target: Target, tolerance: float = DEFAULT_TOLERANCE
 ) -> WinogradSchedule:
-    """Register tile from the microkernel's rule; per m within `tolerance`, the block size from
-    the traffic rule and panel groups where the weights dwarf the tiles; then the m with the
-    least estimated work (module doc)."""
+    """Register tile from the microkernel's rule, block size from the traffic rule, m with the
+    least estimated work among those within `tolerance`, then panel groups where the weights
+    dwarf the tiles (module doc, m: why m is chosen before the panel split)."""
     g = _checked(op)
     mr, nr = register_tile(target.vector_registers, g.output_blocks)
     ms = heuristic_ms(op, tolerance) or (min(POINTS),)
-    schedules = [
-        _split_panels(g, _sized(g, WinogradSchedule(m, mr, nr, mr, target.cores), target), target)
-        for m in ms
-    ]
-    return min(schedules, key=lambda schedule: estimated_work(g, schedule))
+    sized = [_sized(g, WinogradSchedule(m, mr, nr, mr, target.cores), target) for m in ms]
+    best = min(sized, key=lambda schedule: estimated_work(g, schedule))
+    return _split_panels(g, best, target)
 
 
 def _sized(g: ConvGeometry, schedule: WinogradSchedule, target: Target) -> WinogradSchedule:

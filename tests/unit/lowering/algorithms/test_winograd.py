@@ -199,8 +199,8 @@ def test_heuristic_blocks(shape, l2_bytes) -> None:
 def test_heuristic_m_weighs_products_against_weight_reads() -> None:
     """m = 4 on a large image (fewer products), m = 2 on a 2×2 output (one tile either way)
     and on 512 channels at 7×7 and 14×14, where the 36 transformed 512×512 weights of m = 4
-    (37.7 MB) cost more than its fewer products save; also with two workers, whose panel
-    groups make either m read its weights once (module doc, m)."""
+    (37.7 MB) cost more than its fewer products save, with one worker and two (module doc,
+    m)."""
     pads = dict(pads=[1] * 4)
     big = scheduled_conv(ConvCase(rand(1, 8, 56, 56), rand(8, 8, 3, 3), attributes=pads))
     tiny = scheduled_conv(ConvCase(rand(1, 8, 4, 4), rand(8, 8, 3, 3)))
