@@ -49,12 +49,20 @@ most half to spread the blocks evenly over the `slots` workers (`balanced_task_s
 (the search space). Measured (1 thread, AVX2 Zen 3, R = 16, MR × NR = 2 × 4): 256×14×14 -> 256
 at m = 4 runs 3.9 ms with blocks of 2 tiles (L2-sized) and 1.6-2.0 ms with one block per worker.
 
-**m.** The heuristic picks the m ∈ HEURISTIC_MS with the least estimated work per channel
-pair, α² · (tiles + MACS_PER_WEIGHT_FLOAT · blocks): the products, plus the transformed weights
-each block reads from memory, in multiply-adds of the same time. Large images take m = 4
-(64 channels at 56×56: 36 · (196 + 8 · 14) vs 16 · (784 + 8 · 28)); small images with many
-channels, whose U is MBs read by every block, take m = 2 (512 at 7×7: 16 · (16 + 8 · 2) vs
-36 · (4 + 8 · 2)). F(6,3) joins the choice only on images of at least LARGE_IMAGE_TILES tiles
+**m.** The heuristic sizes the blocks of each m ∈ HEURISTIC_MS, picks the m with the least
+estimated work per channel pair, α² · (rows + MACS_PER_WEIGHT_FLOAT · blocks): the products of
+the rows the GEMMs compute (the tiles rounded up to MR: m = 4 at 7×7 has 4 tiles in a row tile
+of 6), plus the transformed weights each block reads from beyond L2, in multiply-adds of the
+same time; then splits panels. Large images take m = 4 (64 channels at 56×56, 2 workers:
+36 · (198 + 24 · 9) vs 16 · (786 + 24 · 22)); small images with many channels, whose U is MBs,
+take m = 2 (512 at 7×7, 2 workers: 16 · (18 + 24 · 2) vs 36 · (6 + 24 · 1)). The m is chosen
+before the panel split on purpose: on 256×14×14 the split makes m = 4 one block, but m = 4
+with two panel groups measured slower than m = 2 with tile blocks in 3 runs of 4 (1 thread,
+thread CPU time, Zen 4, load 8-10: 1.57 vs 1.27 ms, 1.60 vs 1.26, 1.47 vs 1.19; once 1.01 vs
+1.12). MACS_PER_WEIGHT_FLOAT is fitted to the 512-channel layers at 1 thread (same conditions,
+two panel groups each): 512×14×14 m = 2 5.97 ms vs m = 4 7.10 ms, 512×7×7 m = 2 1.90 ms vs
+m = 4 2.83 ms (ORT 2.82); with 8 (the DRAM bandwidth alone) the 2-worker 512×7×7 took m = 4.
+F(6,3) joins the choice only on images of at least LARGE_IMAGE_TILES tiles
 of 4 × 4: its transforms cost more per output (64 products of 8 × 8 tiles) and its blocks are
 smaller, which the estimate leaves out. Measured (`examples/benchmarks/winograd_selection.py`,
 1 thread, CPU ms, AVX2 Zen 3): at 224×224 (3136 tiles of 4) m = 6 31.5 ms vs m = 4 35.8, at
@@ -123,10 +131,10 @@ PANEL_SPLIT_RATIO = 4
 #: Block-size multipliers offered to the search.
 BLOCK_MENU = (0.5, 1.0, 2.0, 4.0)
 
-#: Multiply-adds one core does while it reads one float of transformed weights from memory
-#: (≈ 49 GMAC/s at the FMA peak over ≈ 6 Gfloat/s of DRAM bandwidth): what a block's read of
-#: U costs next to its products (module doc, m).
-MACS_PER_WEIGHT_FLOAT = 8
+#: Multiply-adds one core does in the time it reads one float of transformed weights from
+#: beyond L2 while it also computes: what a block's read of U costs next to its products,
+#: fitted to the 512-channel layers (module doc, m; DRAM bandwidth alone would give ≈ 8).
+MACS_PER_WEIGHT_FLOAT = 24
 
 #: Selection prefers winograd from this many input and output channels (`faster_than_gemm`).
 MIN_SELECTED_CHANNELS = 64
@@ -194,11 +202,13 @@ def multiplies(g: ConvGeometry, m: int) -> int:
 
 
 def estimated_work(g: ConvGeometry, schedule: WinogradSchedule) -> int:
-    """Multiply-add equivalents per (input, output) channel pair: the products, α² per tile,
-    and the transformed weights every block reads, α² floats each worth
-    MACS_PER_WEIGHT_FLOAT (module doc, m)."""
+    """Multiply-add equivalents per (input, output) channel pair: the products, α² per tile
+    the GEMMs compute (the tiles rounded up to MR: a partial row tile costs a whole one), and
+    the transformed weights every block reads, α² floats each worth MACS_PER_WEIGHT_FLOAT
+    (module doc, m)."""
     plan = Plan(g, schedule)
-    return plan.alpha**2 * (plan.total_tiles + MACS_PER_WEIGHT_FLOAT * plan.blocks)
+    computed_tiles = -(-plan.total_tiles // schedule.mr) * schedule.mr
+    return plan.alpha**2 * (computed_tiles + MACS_PER_WEIGHT_FLOAT * plan.blocks)
 
 
 def heuristic(
@@ -206,7 +216,7 @@ def heuristic(
 ) -> WinogradSchedule:
     """Register tile from the microkernel's rule, block size from the traffic rule, m with the
     least estimated work among those within `tolerance`, then panel groups where the weights
-    dwarf the tiles (module doc)."""
+    dwarf the tiles (module doc, m: why m is chosen before the panel split)."""
     g = _checked(op)
     mr, nr = register_tile(target.vector_registers, g.output_blocks)
     ms = heuristic_ms(op, tolerance) or (min(POINTS),)

@@ -198,14 +198,20 @@ def test_heuristic_blocks(shape, l2_bytes) -> None:
 
 def test_heuristic_m_weighs_products_against_weight_reads() -> None:
     """m = 4 on a large image (fewer products), m = 2 on a 2×2 output (one tile either way)
-    and on 512 channels at 7×7, where every block reads 16 or 36 transformed 512×512 weights."""
+    and on 512 channels at 7×7 and 14×14, where the 36 transformed 512×512 weights of m = 4
+    (37.7 MB) cost more than its fewer products save, with one worker and two (module doc,
+    m)."""
     pads = dict(pads=[1] * 4)
     big = scheduled_conv(ConvCase(rand(1, 8, 56, 56), rand(8, 8, 3, 3), attributes=pads))
     tiny = scheduled_conv(ConvCase(rand(1, 8, 4, 4), rand(8, 8, 3, 3)))
     deep = scheduled_conv(ConvCase(rand(1, 512, 7, 7), rand(512, 512, 3, 3), attributes=pads))
-    target = Target.host().with_(cores=2)
-    assert [winograd.heuristic(op, target).m for op in (big, tiny, deep)] == [4, 2, 2]
+    wide = scheduled_conv(ConvCase(rand(1, 512, 14, 14), rand(512, 512, 3, 3), attributes=pads))
+    for cores in (1, 2):
+        target = Target.host().with_(cores=cores)
+        ms = [winograd.heuristic(op, target).m for op in (big, tiny, deep, wide)]
+        assert ms == [4, 2, 2, 2], cores
     # ... and the 512-channel conv splits its 16.8 MB of U between the workers, not its tiles.
+    target = Target.host().with_(cores=2)
     assert winograd.heuristic(deep, target).panel_groups == 2
     assert winograd.heuristic(big, target).panel_groups == 1
 
