@@ -61,13 +61,15 @@ def add_tune_command(commands: argparse._SubParsersAction, positive: Callable[[s
         description="Measure, on this machine, every applicable algorithm and a few schedules "
         "of each for every distinct conv of the model, and record every result in the tuning "
         "database, keyed by this CPU's fingerprint (model, ISA features, caches), the thread "
-        "count, the conv's shape and epilogue, and convir's version. Candidates are compiled "
-        "first, then timed one at a time (warm-up, repeats, median; thread CPU time at 1 "
-        "thread; stopped early when clearly slower than the best; a crashing or hanging "
-        "candidate is recorded as failed) and "
-        "checked against a float64 reference. Workloads already in the database are skipped "
-        "(resume), unless --retune. Ctrl-C keeps every workload finished so far. "
-        "`convir compile/run/bench models --tuning-db` use the records.",
+        "count, the conv's shape and epilogue, and the kernel code's version (convir's release "
+        "and a digest of its kernel generators: records of other kernel code are kept, not "
+        "used). Candidates are compiled first, then timed one at a time (warm-up, repeats, "
+        "median; thread CPU time at 1 thread; stopped early when clearly slower than the "
+        "best; a crashing or hanging candidate is recorded as failed) and checked against a "
+        "float64 reference. A candidate other than the heuristic's choice wins only when, "
+        "timed again alternately with it, it is at least 3 percent faster. Workloads already "
+        "in the database are skipped (resume), unless --retune. Ctrl-C keeps every workload "
+        "finished so far. `convir compile/run/bench models --tuning-db` use the records.",
     )
     tune.add_argument(
         "model", help=f"an .onnx file or a built-in model ({', '.join(MODELS)}, 224x224)"

@@ -9,8 +9,8 @@ Needs torch and torchvision (a test-time tool, not a dependency of convir). ince
 exported at 299x299, the others at 224x224. A model already in OUT_DIR is not exported again.
 """
 
+import argparse
 import os
-import sys
 
 import torch
 import torchvision
@@ -73,14 +73,26 @@ def export(name: str, out_dir: str) -> str:
     return path
 
 
-if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    out_dir = sys.argv[1]
-    os.makedirs(out_dir, exist_ok=True)
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for the .onnx files")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"models to export (default: {' '.join(MODELS)})"
+    )
+    args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; expected some of: {' '.join(MODELS)}")
+    os.makedirs(args.out_dir, exist_ok=True)
     torch.set_num_threads(1)
-    for name in sys.argv[2:] or MODELS:
+    for name in args.names or MODELS:
         try:
-            print(name, export(name, out_dir), flush=True)
+            print(name, export(name, args.out_dir), flush=True)
         except Exception as error:  # report and go on
             print(name, "FAILED", type(error).__name__, str(error)[:300], flush=True)
+
+
+if __name__ == "__main__":
+    main()
