@@ -27,7 +27,10 @@ its job is current, and the slot it read the job from cannot have been rewritten
 two generations later, after this job completed, which needs this claim's chunk). Every thread
 adds the iterations it ran to the slot's `done`; the caller returns when `done == total`. Workers
 wait for a new generation spinning briefly (SPIN_PAUSES pause instructions, ~2 µs: loops that
-follow each other without a gap find them awake) and then sleep on a futex on `generation`;
+follow each other without a gap find them awake), then yielding their CPU SPIN_YIELDS times
+(~120 µs on an otherwise idle CPU: loops separated by a few serial kernels still find them awake,
+while on a busy CPU each yield hands the CPU to whoever else wants it), and then sleep on a futex
+on `generation`;
 the caller wakes them with one futex syscall only when one sleeps (the store to `generation`
 and the load of `sleepers`, and the worker's increment of `sleepers` and its reload of
 `generation`, are sequentially consistent, so a wake-up is never lost). The caller, waiting for
@@ -57,6 +60,21 @@ SPIN_PAUSES = 100
 slower than 1 every time, 100 or 0 did not; a spinning worker takes CPU from the caller and
 from the thread it shares a core with. The caller never waits for a sleeping worker, so
 waking it (one futex syscall) costs the caller ~1 µs, not the wake-up latency."""
+
+SPIN_YIELDS = 200
+"""`sched_yield` calls a worker makes after SPIN_PAUSES, checking for a new job after each, before
+it sleeps on the futex (~0.6 µs each on an idle CPU of the 2-core Zen 4 VM: ~120 µs in all).
+
+Why: a sleeping worker takes tens of µs to wake (a futex wake of an idle vCPU), so a loop
+forked after a gap longer than the pause spin ran on the caller alone in practice and paid for
+the fork anyway: EfficientNet-B0 runs 67 forked loops per inference with serial kernels
+(squeeze-and-excitation blocks, small 1x1 convs) of 5-80 µs between them, and its depthwise
+convs of 13-65 µs were 4-21 µs *slower* at 2 threads than at 1 (per-kernel times from
+readcyclecounter stamps around each kernel call). With the yield phase the same kernels gain,
+and whole models at 2 threads against 1 went from 0.86-1.08 to 0.68-0.79 (EfficientNet-B0) and
+from 0.90-0.92 to 0.69-0.71 (MobileNetV2), quiet machine, `convir bench models`. Unlike a pause
+spin, a yield does not hold a CPU another thread wants: with one CPU kept busy (`--busy-core`)
+2 threads against 1 stayed within 0.99-1.09 (EfficientNet-B0, MobileNetV2, MobileNetV3-Large)."""
 
 CALLER_SPIN_PAUSES = 200
 """Pause instructions the caller spins, waiting for a claimed chunk, between CPU yields."""
@@ -177,16 +195,22 @@ job:
   call void @work(i32 %g, i32 %id)
   br label %spin
 spin:
-  %spun = phi i32 [ 0, %job ], [ %spun_next, %pause ]
+  %spun = phi i32 [ 0, %job ], [ %spun_next, %pause ], [ %spun_next, %yield ]
   %now = load atomic i32, ptr @generation seq_cst, align 4
   %changed = icmp ne i32 %now, %seen
   br i1 %changed, label %job, label %keep_spinning
 keep_spinning:
   %spun_next = add i32 %spun, 1
   %more = icmp ult i32 %spun_next, {spin_pauses}
-  br i1 %more, label %pause, label %sleep
+  br i1 %more, label %pause, label %yield_or_sleep
 pause:
   {pause}
+  br label %spin
+yield_or_sleep:
+  %polite = icmp ult i32 %spun_next, {spin_and_yields}
+  br i1 %polite, label %yield, label %sleep
+yield:
+  %yielded = call i32 @sched_yield()
   br label %spin
 sleep:
   %s0 = atomicrmw add ptr @sleepers, i32 1 seq_cst
@@ -319,6 +343,7 @@ def pool_ir(machine: str | None = None) -> str:
         pause=_PAUSE[machine],
         pause_declaration=_PAUSE_DECLARATION[machine],
         spin_pauses=SPIN_PAUSES,
+        spin_and_yields=SPIN_PAUSES + SPIN_YIELDS,
         caller_spin_pauses=CALLER_SPIN_PAUSES,
         max_workers=MAX_WORKERS,
     )

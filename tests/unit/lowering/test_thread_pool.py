@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -109,6 +110,27 @@ def test_concurrent_callers_each_get_every_iteration_once(run) -> None:
     for thread in callers:
         thread.join()
     assert failures == []
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 1e-4, 0.02])
+def test_jobs_after_a_pause_find_workers_spinning_yielding_or_asleep(run, pause_s) -> None:
+    """Jobs spaced so that workers wait for the next one in each phase (pause spin, CPU yields,
+    futex sleep) still run every iteration once."""
+    for _ in range(10):
+        counts, owners = run(1000, 7, 2)
+        assert np.array_equal(counts, np.ones(1000, np.int32))
+        assert len(np.unique(owners)) <= 2
+        time.sleep(pause_s)
+
+
+def test_idle_workers_end_up_asleep(run) -> None:
+    """Once jobs stop, workers stop spinning and yielding: the process uses (almost) no CPU."""
+    run(1000, 7, 8)
+    time.sleep(0.05)  # longer than any worker's spin and yield phases
+    start = time.process_time()
+    time.sleep(0.2)
+    # 7 workers spinning through the 0.2 s would have used ~1.4 s of CPU (up to 0.4 s on 2 CPUs)
+    assert time.process_time() - start < 0.05
 
 
 def test_unsupported_machines_are_named() -> None:
