@@ -74,7 +74,12 @@ readcyclecounter stamps around each kernel call). With the yield phase the same 
 and whole models at 2 threads against 1 went from 0.86-1.08 to 0.68-0.79 (EfficientNet-B0) and
 from 0.90-0.92 to 0.69-0.71 (MobileNetV2), quiet machine, `convir bench models`. Unlike a pause
 spin, a yield does not hold a CPU another thread wants: with one CPU kept busy (`--busy-core`)
-2 threads against 1 stayed within 0.99-1.09 (EfficientNet-B0, MobileNetV2, MobileNetV3-Large)."""
+2 threads against 1 stayed within 0.94-1.09 (EfficientNet-B0, MobileNetV2, MobileNetV3-Large,
+GoogLeNet, RegNetY-400MF; before: up to 1.37). The price, under that load: a worker that yielded
+its time slice to the busy process comes back later than a futex-woken one, so big-conv models
+gain less from the second thread (GoogLeNet at 2 threads ~10 % slower than with the pause-only
+wait, still no slower than 1 thread). Sleeping as soon as one yield takes > 20 µs measured
+worse under load (MobileNetV2/V3 at 1.2x), and 1,000 yields no better than 200."""
 
 CALLER_SPIN_PAUSES = 200
 """Pause instructions the caller spins, waiting for a claimed chunk, between CPU yields."""
